@@ -1,0 +1,183 @@
+# SPDX-License-Identifier: MIT
+#
+# weft's build.  Plain GNU make, liburing style:
+#   make            library, weft.pc and programs into build/
+#   make test       build and run every unit test (each also as <name>.run)
+#   make asan       the whole suite under AddressSanitizer+UBSan (build/asan)
+#   make tsan       the whole suite under ThreadSanitizer (build/tsan)
+#   make bench      weft-bench --quick
+#   make install / uninstall / clean
+# V=1 prints full commands.  Missing Debian packages are installed by the
+# `deps` step (apt-get as root; otherwise it prints the command to run).
+
+NAME		:= weft
+VERSION_MAJOR	:= 0
+VERSION		:= 0.1.0
+
+prefix		?= /usr/local
+exec_prefix	?= $(prefix)
+libdir		?= $(exec_prefix)/lib
+includedir	?= $(prefix)/include
+bindir		?= $(exec_prefix)/bin
+pkgconfigdir	?= $(libdir)/pkgconfig
+
+# SAN is empty, "address" or "thread"; each gets its own object folder.
+SAN		?=
+ifeq ($(SAN),)
+BUILD		?= build
+SANFLAGS	:=
+else ifeq ($(SAN),address)
+BUILD		?= build/asan
+SANFLAGS	:= -fsanitize=address,undefined -fno-omit-frame-pointer \
+		   -fno-sanitize-recover=undefined -DWEFT_ASAN=1
+else ifeq ($(SAN),thread)
+BUILD		?= build/tsan
+# ck_pr's inline assembly is invisible to TSan: make ck use __atomic builtins.
+SANFLAGS	:= -fsanitize=thread -fno-omit-frame-pointer \
+		   -DCK_USE_CC_BUILTINS=1 -DWEFT_TSAN=1
+else
+$(error SAN must be empty, address or thread)
+endif
+
+CC		?= gcc
+OPT		?= -O2 -g
+WARN		:= -Wall -Wextra -Wshadow -Wstrict-prototypes \
+		   -Wmissing-prototypes -Wno-unused-parameter -Werror=implicit
+CPPFLAGS	+= -D_GNU_SOURCE -Iinclude -I.
+CFLAGS		+= -std=gnu11 $(OPT) $(WARN) -fPIC -fvisibility=hidden \
+		   -pthread $(SANFLAGS)
+ASFLAGS		+= $(SANFLAGS)
+LDFLAGS		+= -pthread $(SANFLAGS)
+DEP_LIBS	:= -luring -lck -lpthread
+CHECK_LIBS	:= $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
+
+ifeq ($(V),1)
+Q		:=
+msg		= @true
+else
+Q		:= @
+msg		= @printf '  %-6s %s\n' "$(1)" "$(2)"
+endif
+
+# Please keep these lists sorted alphabetically.
+LIB_SRCS	:= \
+	io/epoll.c \
+	io/io.c \
+	io/uring.c \
+	runtime/ctx_aarch64.S \
+	runtime/ctx_x86_64.S \
+	runtime/stack.c \
+	runtime/task.c \
+	sched/park.c \
+	sched/runq.c \
+	sched/timer.c \
+	sched/worker.c
+
+BENCH_SRCS	:= $(sort $(wildcard cmd/weft-bench/*.c))
+TEST_SRCS	:= $(sort $(wildcard tests/unit/*.c))
+STRESS_SRCS	:= $(sort $(wildcard tests/stress/*.c))
+
+LIB_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRCS))
+BENCH_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(BENCH_SRCS))
+TESTS		:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+STRESS		:= $(patsubst tests/stress/%.c,$(BUILD)/tests/stress_%,$(STRESS_SRCS))
+
+STATIC_LIB	:= $(BUILD)/lib$(NAME).a
+SHARED_LIB	:= $(BUILD)/lib$(NAME).so.$(VERSION_MAJOR)
+PROGRAMS	:= $(BUILD)/weft-bench
+
+.PHONY: all deps test asan tsan bench install uninstall clean check-format
+.DEFAULT_GOAL	:= all
+
+all: $(STATIC_LIB) $(SHARED_LIB) $(BUILD)/$(NAME).pc $(PROGRAMS)
+
+# Installs what a fresh Debian 12 machine lacks (see README).
+deps:
+	$(Q)sh .ci/deps.sh
+
+$(BUILD)/obj/%.c.o: %.c
+	$(call msg,CC,$<)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/obj/%.S.o: %.S
+	$(call msg,AS,$<)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(ASFLAGS) -MMD -MP -c -o $@ $<
+
+$(STATIC_LIB): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@
+	$(Q)$(AR) rcs $@ $^
+
+$(SHARED_LIB): $(LIB_OBJS) weft.map
+	$(call msg,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname=lib$(NAME).so.$(VERSION_MAJOR) \
+		-Wl,--version-script=weft.map $(LDFLAGS) -o $@ $(LIB_OBJS) \
+		$(DEP_LIBS)
+	$(Q)ln -sf lib$(NAME).so.$(VERSION_MAJOR) $(BUILD)/lib$(NAME).so
+
+$(BUILD)/%.pc: %.pc.in Makefile
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
+		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
+		$< > $@
+
+$(BUILD)/weft-bench: $(BENCH_OBJS) $(STATIC_LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(STATIC_LIB) $(DEP_LIBS) -lm
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.c.o $(STATIC_LIB)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS) $(CHECK_LIBS)
+
+$(BUILD)/tests/stress_%: $(BUILD)/obj/tests/stress/%.c.o $(STATIC_LIB)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS)
+
+# `make test` runs every unit test binary and the e2e scripts, then prints
+# one "N passed, N failed" line; `make NAME.run` runs one test.
+test: deps
+	$(Q)$(MAKE) --no-print-directory all-tests
+	$(Q)BUILD=$(BUILD) SAN=$(SAN) sh tests/run.sh $(TESTS)
+
+all-tests: all $(TESTS) $(STRESS)
+
+%.run: all-tests
+	$(Q)BUILD=$(BUILD) SAN=$(SAN) sh tests/run.sh $(BUILD)/tests/$*
+
+asan:
+	$(Q)$(MAKE) --no-print-directory SAN=address test
+
+tsan:
+	$(Q)$(MAKE) --no-print-directory SAN=thread test
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(BUILD)/weft-bench --quick --json $(BUILD)/bench.json \
+		--csv $(BUILD)/bench.csv --svg $(BUILD)/bench.svg
+
+install: all
+	install -D -m 644 include/weft.h $(DESTDIR)$(includedir)/weft.h
+	install -D -m 644 $(STATIC_LIB) $(DESTDIR)$(libdir)/lib$(NAME).a
+	install -D -m 755 $(SHARED_LIB) \
+		$(DESTDIR)$(libdir)/lib$(NAME).so.$(VERSION_MAJOR)
+	ln -sf lib$(NAME).so.$(VERSION_MAJOR) $(DESTDIR)$(libdir)/lib$(NAME).so
+	install -D -m 644 $(BUILD)/$(NAME).pc $(DESTDIR)$(pkgconfigdir)/$(NAME).pc
+	install -D -m 755 $(BUILD)/weft-bench $(DESTDIR)$(bindir)/weft-bench
+
+uninstall:
+	rm -f $(DESTDIR)$(includedir)/weft.h \
+	      $(DESTDIR)$(libdir)/lib$(NAME).a \
+	      $(DESTDIR)$(libdir)/lib$(NAME).so.$(VERSION_MAJOR) \
+	      $(DESTDIR)$(libdir)/lib$(NAME).so \
+	      $(DESTDIR)$(pkgconfigdir)/$(NAME).pc \
+	      $(DESTDIR)$(bindir)/weft-bench
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

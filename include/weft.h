@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * weft: an M:N work-stealing green-thread runtime for C on Linux.
+ *
+ * Many coroutines ("tasks") run on a few worker threads, one per CPU by
+ * default.  Each worker runs a scheduler with a local run queue; idle
+ * workers steal half of a busy worker's queue.  A task blocks only by
+ * parking itself (on a timer, a join, later on I/O, channels and locks);
+ * its worker goes on running other tasks meanwhile.
+ *
+ * Conventions used by every function below:
+ *  - A return value >= 0 means success; failure is a negative errno
+ *    (-EINVAL, -ENOMEM, ...).  There is no global error state.
+ *  - Every call that can block takes a deadline as its last argument:
+ *    absolute CLOCK_MONOTONIC nanoseconds (see weft_now()), or
+ *    WEFT_DEADLINE_NONE.  A deadline that passes yields -ETIMEDOUT.
+ *  - Every blocking call is a cancellation point: once weft_cancel() has
+ *    been called on a task, its current and every later blocking call
+ *    returns -ECANCELED.
+ *  - "Coroutine context only" means the call must be made by a task
+ *    running under weft_run(); elsewhere it returns -EPERM.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+
+#define WEFT_EXPORT __attribute__((visibility("default")))
+
+/* The library's version as "MAJOR.MINOR.PATCH".  Any thread. */
+WEFT_EXPORT const char *weft_version(void);
+
+/*
+ * Runtime lifecycle
+ *
+ * weft_run() turns the calling thread into worker 0, starts the other
+ * workers, runs the main function as the first task and returns when that
+ * task and every task it (transitively) spawned have finished.  All
+ * workers, stacks and rings are torn down before it returns, so it may be
+ * called again.
+ */
+
+typedef void *(*weft_fn)(void *arg);
+
+/*
+ * Runtime configuration.  Zero every field (`struct weft_config cfg = { 0 };`)
+ * and set the ones you need: a zero field means its default.
+ */
+struct weft_config {
+	/*
+	 * Worker threads.  0: the WEFT_WORKERS environment variable if set,
+	 * else the number of CPUs in the process's affinity mask.
+	 */
+	int workers;
+	/* Default stack size of a task in bytes.  0: 64 KiB. */
+	size_t stack_size;
+	/*
+	 * How many stacks may carry a guard page (each guarded stack costs two
+	 * of the vm.max_map_count memory mappings).  0: a quarter of
+	 * vm.max_map_count.  -1: none; every stack is then checked by a canary
+	 * on each switch instead.
+	 */
+	long guarded_stacks;
+	/*
+	 * I/O backend: NULL means the WEFT_IO environment variable if set
+	 * ("uring" or "epoll"), else io_uring with epoll as the fallback when
+	 * the kernel refuses io_uring.
+	 */
+	const char *io_backend;
+	/* Reserved: must be zero. */
+	long reserved_[8];
+};
+
+/*
+ * Run `fn(arg)` as the first task on a fresh set of workers; block the
+ * calling thread until every task has finished.  `*result` (if non-NULL)
+ * receives the return value of `fn`.  `cfg` may be NULL for defaults.
+ *
+ * Returns 0, or -EINVAL (bad configuration), -EBUSY (a runtime is already
+ * running in this process), -ENOMEM, or the negative errno of a failed
+ * thread or ring creation.
+ * Any thread that is not itself a weft worker.
+ */
+WEFT_EXPORT int weft_run(weft_fn fn, void *arg, const struct weft_config *cfg,
+			 void **result);
+
+/* Number of worker threads of the running runtime, or -ESRCH.  Any thread. */
+WEFT_EXPORT int weft_workers(void);
+
+/*
+ * Index (0 .. weft_workers()-1) of the worker the calling task runs on right
+ * now, or -EPERM outside coroutine context.  The task may move to another
+ * worker at any blocking call or yield.
+ */
+WEFT_EXPORT int weft_worker_id(void);
+
+/* Name of the I/O backend in use ("uring", "epoll"), or NULL. Any thread. */
+WEFT_EXPORT const char *weft_io_backend(void);
+
+/*
+ * Time and deadlines
+ *
+ * Time is CLOCK_MONOTONIC in nanoseconds.  Deadlines are absolute times on
+ * that clock; build them as `weft_now() + 50 * WEFT_MSEC`.
+ */
+
+#define WEFT_DEADLINE_NONE ((int64_t)-1)
+#define WEFT_NSEC ((int64_t)1)
+#define WEFT_USEC ((int64_t)1000)
+#define WEFT_MSEC ((int64_t)1000000)
+#define WEFT_SEC ((int64_t)1000000000)
+
+/* Monotonic time in nanoseconds.  Any thread. */
+WEFT_EXPORT int64_t weft_now(void);
+
+/*
+ * Park the calling task for `ns` nanoseconds (at least; never less).
+ * Returns 0, -ECANCELED, or -EPERM outside coroutine context.
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT int weft_sleep(int64_t ns);
+
+/*
+ * Park the calling task until `deadline` (weft_now() >= deadline when it
+ * returns 0).  A deadline in the past returns 0 after a yield.
+ * Returns 0, -ECANCELED or -EPERM.
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT int weft_sleep_until(int64_t deadline);
+
+/*
+ * Tasks
+ *
+ * A task is a coroutine with its own small stack.  weft_spawn() hands back a
+ * handle that must be given up exactly once, by weft_join() succeeding or by
+ * weft_detach(); a task whose handle is never requested (out == NULL) is
+ * detached from the start.
+ */
+
+struct weft_task;
+
+/* Spawn options; zero every field for the defaults. */
+struct weft_spawn_opts {
+	/* Stack size in bytes; 0: the runtime's default (weft_config). */
+	size_t stack_size;
+	/* Name shown in diagnostics; copied (up to 23 bytes).  NULL: none. */
+	const char *name;
+	/* Reserved: must be zero. */
+	long reserved_[4];
+};
+
+/* What a task is doing, as weft_task_state() reports it. */
+enum weft_task_state {
+	WEFT_PENDING = 0,	/* spawned, has not run yet */
+	WEFT_RUNNING = 1,	/* on a worker right now, or runnable again */
+	WEFT_SUSPENDED = 2,	/* parked: sleeping, joining, waiting */
+	WEFT_DONE = 3,		/* returned; its result is available */
+	WEFT_CANCELLED = 4,	/* cancelled before it ever ran */
+};
+
+/*
+ * Create a task running `fn(arg)` and make it runnable.  `*out` (if `out`
+ * is non-NULL) receives its handle.  `opts` may be NULL.
+ *
+ * Returns 0, -EINVAL (stack size too small or too large), -ENOMEM, or
+ * -ESRCH when no runtime is running (or it is shutting down).
+ * Any thread: from a plain thread the task goes to the global queue and an
+ * idle worker is woken.
+ */
+WEFT_EXPORT int weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
+			   const struct weft_spawn_opts *opts);
+
+/*
+ * Wait until task `t` has finished.  On success (0) `*result` (if non-NULL)
+ * receives its return value and the handle is released: `t` must not be
+ * used again.  On -ETIMEDOUT or -ECANCELED the handle stays valid and the
+ * task keeps running.  A task cancelled before it ever ran has no result:
+ * joining it returns -ECHILD and releases the handle.
+ *
+ * Returns 0, -ETIMEDOUT, -ECANCELED (the caller was cancelled), -ECHILD (t
+ * was cancelled before it started; handle released), -EDEADLK (t is the
+ * caller), -EPERM.
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT int weft_join(struct weft_task *t, void **result,
+			  int64_t deadline);
+
+/*
+ * Give up the handle: the task runs on and frees itself when it returns.
+ * Returns 0.  Any thread.
+ */
+WEFT_EXPORT int weft_detach(struct weft_task *t);
+
+/*
+ * Ask `t` to stop: its current blocking call (if it is parked in one) and
+ * every later one return -ECANCELED.  A task that has not started yet never
+ * runs; its state becomes WEFT_CANCELLED.  Cancelling a finished task does
+ * nothing.  The caller still owns the handle.
+ * Returns 0.  Any thread.
+ */
+WEFT_EXPORT int weft_cancel(struct weft_task *t);
+
+/*
+ * Let the other runnable tasks of this worker run; the caller goes to the
+ * back of the local queue.  Returns 0, -ECANCELED if the caller has been
+ * cancelled (it still yields), or -EPERM.
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT int weft_yield(void);
+
+/* The calling task, or NULL outside coroutine context.  Any thread. */
+WEFT_EXPORT struct weft_task *weft_self(void);
+
+/* The task's id: unique in the process, > 0.  Any thread holding a handle. */
+WEFT_EXPORT uint64_t weft_task_id(const struct weft_task *t);
+
+/* The task's name ("" if it has none).  Any thread holding a handle. */
+WEFT_EXPORT const char *weft_task_name(const struct weft_task *t);
+
+/* The task's current state.  Any thread holding a handle. */
+WEFT_EXPORT enum weft_task_state weft_task_state(const struct weft_task *t);
+
+/* True once weft_cancel() has been called on the task.  Any thread. */
+WEFT_EXPORT bool weft_task_is_cancelled(const struct weft_task *t);
+
+/*
+ * Introspection
+ *
+ * Counters for tests, benchmarks and monitoring.  While a runtime runs they
+ * are live (read without locks, so a snapshot may be a few events stale);
+ * after weft_run() returns they describe the run that just ended.
+ */
+
+struct weft_worker_stats {
+	uint64_t tasks_run;	/* tasks switched to by this worker */
+	uint64_t spawns;	/* tasks spawned by tasks on this worker */
+	uint64_t steals;	/* successful steals by this worker */
+	uint64_t stolen;	/* tasks taken by those steals */
+	uint64_t parks;		/* times the worker slept in the kernel */
+	uint64_t wakeups;	/* wake messages this worker sent */
+	uint64_t timers_fired;	/* timers this worker expired */
+	uint64_t global_gets;	/* tasks taken from the global queue */
+	uint64_t reserved_[8];
+};
+
+struct weft_stats {
+	int workers;		/* worker threads of the run */
+	int running;		/* 1 while a runtime runs */
+	uint64_t tasks_live;	/* spawned and not yet finished */
+	uint64_t tasks_spawned;	/* since the run started */
+	uint64_t stacks_in_use;	/* stacks owned by live tasks */
+	uint64_t stacks_cached;	/* free stacks kept in pools */
+	uint64_t stacks_guarded; /* mapped stacks with a guard page */
+	uint64_t stack_bytes_mapped; /* address space reserved for stacks */
+	uint64_t reserved_[8];
+};
+
+/* Fill `*s`.  Returns 0 or -EINVAL.  Any thread. */
+WEFT_EXPORT int weft_stats(struct weft_stats *s);
+
+/*
+ * Fill `*s` with the counters of worker `worker`.  Returns 0, or -EINVAL
+ * for an index outside 0 .. workers-1 of the current (or last) run.
+ * Any thread.
+ */
+WEFT_EXPORT int weft_worker_stats(int worker, struct weft_worker_stats *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_H */

@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is private to weft.  It declares the task descriptor, stacks,
+ * the park/wake primitive and the switch helpers that runtime/, sched/ and
+ * io/ share.  cmd/ and tests/ never include it.
+ */
+#ifndef WEFT_RUNTIME_H
+#define WEFT_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <ck_pr.h>
+#include <ck_spinlock.h>
+
+#include "include/weft.h"
+#include "runtime/ctx.h"
+
+#if defined(WEFT_ASAN)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if defined(WEFT_TSAN)
+#include <sanitizer/tsan_interface.h>
+#endif
+
+#define WEFT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define WEFT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define WEFT_CACHELINE 64
+
+/*
+ * Internal invariant checks.  They stay compiled in (the cheap ones guard
+ * ownership rules whose violation would otherwise corrupt memory quietly);
+ * -DWEFT_NDEBUG removes them.
+ */
+#if defined(WEFT_NDEBUG)
+#define WEFT_ASSERT(cond) ((void)0)
+#else
+#define WEFT_ASSERT(cond)						\
+	(WEFT_LIKELY(cond) ? (void)0 :					\
+	 weft__panic("assertion failed: %s (%s:%d)", #cond, __FILE__,	\
+		     __LINE__))
+#endif
+
+/* Print "weft: <message>" to stderr and abort().  Any thread. */
+__attribute__((noreturn, format(printf, 1, 2), cold))
+void weft__panic(const char *fmt, ...);
+
+struct weft__worker;
+
+/*
+ * Stacks (runtime/stack.c)
+ *
+ * A stack is one of three kinds.  GUARDED: its own mapping with a PROT_NONE
+ * page below it (two memory mappings); an overflow faults and the SIGSEGV
+ * handler names the task.  SLAB: one of many default-size stacks carved from
+ * a large mapping once the guard budget is spent.  PLAIN: its own mapping
+ * without a guard (odd sizes past the budget).  SLAB and PLAIN stacks keep
+ * their lowest WEFT_CANARY_BYTES untouched (zero); the switch-out path
+ * checks that they are still zero and that the saved stack pointer is above
+ * them.  Zero costs nothing: an untouched page reads as the shared zero page
+ * and never becomes resident.
+ */
+enum {
+	STACK_GUARDED = 1,
+	STACK_SLAB = 2,
+	STACK_PLAIN = 3,
+};
+
+#define WEFT_CANARY_BYTES 64
+#define WEFT_STACK_RESERVE 256	/* below lo + this, the saved sp is an overflow */
+
+struct weft__stack {
+	/* Immutable while the stack exists. */
+	char *lo;		/* lowest usable byte */
+	size_t size;		/* usable bytes: the top is lo + size */
+	uint8_t kind;		/* STACK_* */
+	/* Protected by whoever holds the stack (its task, or its pool). */
+	uint8_t cold;		/* pages were handed back with MADV_DONTNEED */
+	struct weft__stack *next;
+};
+
+/*
+ * Take a stack of `size` bytes (0: the default) for a task about to run on
+ * worker `w`.  Returns NULL with *err set to a negative errno.
+ * Executed only by the owning worker.
+ */
+struct weft__stack *weft__stack_get(struct weft__worker *w, size_t size,
+				    int *err);
+
+/* Give a stack back (the task on it has exited).  Executed only by `w`. */
+void weft__stack_put(struct weft__worker *w, struct weft__stack *st);
+
+/* Move every stack of w's cache to the global pool.  Executed only by w. */
+void weft__stack_flush(struct weft__worker *w);
+
+/* Unmap every pooled stack and every slab.  Caller: weft_run teardown. */
+void weft__stack_teardown(void);
+
+/* Set up the stack module for a run (guard budget, default size). */
+int weft__stack_setup(size_t default_size, long guarded_stacks);
+
+/* Install / remove the SIGSEGV handler that names overflowing tasks. */
+int weft__stack_signals_install(void);
+void weft__stack_signals_remove(void);
+
+/* Per-thread alternate signal stack for that handler.  Worker threads. */
+void *weft__stack_altstack_make(void);
+void weft__stack_altstack_free(void *alt);
+
+size_t weft__stack_default_size(void);
+
+/* Stack counters for weft_stats().  Any thread. */
+void weft__stack_counters(uint64_t *in_use, uint64_t *cached,
+			  uint64_t *guarded, uint64_t *mapped);
+
+/*
+ * Switch-out overflow check of an unguarded stack (see above): aborts with
+ * the task's name if the canary area is dirty or `sp` lies inside it.
+ * Must not park.
+ */
+void weft__stack_overflowed(struct weft_task *t, void *sp);
+
+static inline void
+weft__stack_check(struct weft_task *t, struct weft__stack *st, void *sp)
+{
+	const uint64_t *c;
+
+	if (WEFT_LIKELY(st->kind == STACK_GUARDED))
+		return;
+	c = (const uint64_t *)(void *)st->lo;
+	if (WEFT_UNLIKELY((char *)sp < st->lo + WEFT_STACK_RESERVE ||
+			  (c[0] | c[1] | c[2] | c[3] | c[4] | c[5] | c[6] |
+			   c[7]) != 0))
+		weft__stack_overflowed(t, sp);
+}
+
+/*
+ * Sanitizer fiber state of a context (a task or a worker's scheduler
+ * context).  Empty in normal builds.
+ */
+struct weft__fiber {
+#if defined(WEFT_ASAN)
+	const void *stack_lo;
+	size_t stack_size;
+#endif
+#if defined(WEFT_TSAN)
+	void *tsan;
+#endif
+#if !defined(WEFT_ASAN) && !defined(WEFT_TSAN)
+	char empty_[0];
+#endif
+};
+
+/*
+ * The park word (struct weft_task.park), one 64-bit atomic:
+ *
+ *	bits 63..32  seq: number of the current park, bumped by each prepare
+ *	bit  0       ARMED: the task is between prepare and wake-up
+ *	bit  1       CLAIMED: a waker won the right to wake this park
+ *	bit  2       SAVED: the task's context is saved (it is off-CPU)
+ *	bit  3       COMMITTED: the winning waker stored park_result
+ *
+ * A parked task becomes runnable when both SAVED and COMMITTED are set; the
+ * party that sets the second one (the worker that switched away from the
+ * task, or the waker) puts it on a run queue.  Exactly one waker can CLAIM a
+ * given seq, so timeouts, cancellation and ordinary wake-ups race safely.
+ */
+#define PARK_ARMED	0x1u
+#define PARK_CLAIMED	0x2u
+#define PARK_SAVED	0x4u
+#define PARK_COMMITTED	0x8u
+#define PARK_SEQ(word)	((uint32_t)((word) >> 32))
+
+/* Task flag bits (struct weft_task.flags, atomic). */
+#define TASK_CANCELLED	0x1u	/* weft_cancel() was called */
+#define TASK_HANDLE	0x2u	/* a handle was handed out and not given up */
+#define TASK_JOINING	0x4u	/* a joiner is registered */
+
+/*
+ * Timers (sched/timer.c).  A task owns one timer, used by its current park.
+ * The heap it sits in is its worker's at the time it was armed.
+ */
+struct weft__timers;
+struct weft__timer {
+	int64_t when;			/* Written by the owner task before add. */
+	uint32_t seq;			/* park seq to wake: idem */
+	int32_t idx;			/* heap index or -1: under heap->lock */
+	struct weft__timers *heap;	/* heap holding it: under heap->lock */
+};
+
+/*
+ * The task descriptor.  The states (enum weft_task_state in weft.h):
+ *
+ *  WEFT_PENDING	In a run queue (local ring, run-next slot or global
+ *			queue), never run, no stack.  Whoever dequeues it
+ *			may run it or, if it is cancelled, finish it as
+ *			WEFT_CANCELLED without running it.
+ *  WEFT_RUNNING	Running on the worker in w->cur, or runnable again
+ *			(yielded or woken) in some run queue; owns a stack.
+ *  WEFT_SUSPENDED	Parked: off-CPU, its context saved on its own stack;
+ *			only the waker that claims its park (see the park
+ *			word) may make it runnable again.
+ *  WEFT_DONE		fn returned; result is set; the stack went back to a
+ *			pool; the descriptor lives until refs drops to zero.
+ *  WEFT_CANCELLED	Cancelled before it ran; as DONE without a result.
+ */
+struct weft_task {
+	/*
+	 * Switch state.  Touched only by the worker running the task, or by
+	 * the worker switching to it (which got it from a run queue, whose
+	 * hand-off orders these accesses).
+	 */
+	void *sp;			/* saved stack pointer while off-CPU */
+	struct weft__stack *stack;	/* NULL until first run */
+	weft_fn fn;
+	void *arg;
+	void *result;			/* written before state DONE (release) */
+	size_t stack_size;		/* requested size, 0: default */
+	struct weft__fiber fib;
+
+	/* Global run queue and free-list link: under sched.lock / owner. */
+	struct weft_task *next;
+
+	/* Immutable after spawn. */
+	uint64_t id;
+	char name[24];
+
+	/* Atomics (ck_pr): any thread. */
+	uint32_t refs;		/* 1 for the runtime until exit, 1 per handle */
+	uint32_t state;		/* enum weft_task_state; owner stores */
+	uint32_t flags;		/* TASK_* */
+	int park_result;	/* written by the claiming waker, then COMMITTED */
+	uint64_t park;		/* the park word, see above */
+
+	/* Joining: protected by lock. */
+	ck_spinlock_t lock;
+	uint32_t joiner_seq;
+	struct weft_task *joiner;
+
+	struct weft__timer timer;
+};
+
+/*
+ * Park/wake (sched/park.c): the one blocking primitive every other waits
+ * through.  Protocol for a waiter:
+ *
+ *	lock(obj);
+ *	seq = weft__park_prepare(self);
+ *	record (self, seq) where wakers of obj will find it;
+ *	ret = weft__park(unlock_obj, obj, deadline);   // unlocks after switch
+ *	lock(obj); remove the record if still there; unlock(obj);
+ *
+ * and for a waker, holding obj's lock (which keeps the record, hence the
+ * task, alive):  weft__wake(task, seq, result).
+ */
+uint32_t weft__park_prepare(struct weft_task *self);
+int weft__park(void (*unlock)(void *), void *arg, int64_t deadline);
+bool weft__wake(struct weft_task *t, uint32_t seq, int result);
+bool weft__wake_current(struct weft_task *t, int result);
+
+/* Make a woken task runnable.  Any thread. */
+void weft__ready(struct weft_task *t);
+
+/* The task running on this thread, or NULL.  Any thread. */
+struct weft_task *weft__task_self(void);
+
+/*
+ * Switch from the running context to `to_sp` (a task or a scheduler
+ * context), with the sanitizer fiber annotations.  `exiting` means the
+ * current context will never run again.  Extremely fragile: see ctx.h.
+ */
+static inline void
+weft__switch(void **from_sp, void *to_sp, struct weft__fiber *to,
+	     bool exiting)
+{
+#if defined(WEFT_ASAN)
+	void *fake = NULL;
+
+	__sanitizer_start_switch_fiber(exiting ? NULL : &fake, to->stack_lo,
+				       to->stack_size);
+#endif
+#if defined(WEFT_TSAN)
+	__tsan_switch_to_fiber(to->tsan, 0);
+#endif
+	(void)to;
+	(void)exiting;
+	weft__ctx_switch(from_sp, to_sp);
+#if defined(WEFT_ASAN)
+	__sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+}
+
+/* Task internals shared with sched/ (runtime/task.c). */
+void weft__task_entry(void *arg);
+void weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t);
+void weft__task_unref(struct weft__worker *w, struct weft_task *t);
+void weft__task_cache_free(struct weft__worker *w);
+int weft__task_start(struct weft__worker *w, struct weft_task *t);
+void weft__task_release_stack(struct weft__worker *w, struct weft_task *t);
+/* The main task of weft_run, with a handle.  Before the workers start. */
+struct weft_task *weft__task_make_main(weft_fn fn, void *arg);
+
+#endif /* WEFT_RUNTIME_H */

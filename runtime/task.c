@@ -1,0 +1,451 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tasks: spawn, join, detach, cancel, yield, sleep, and the life of a task
+ * from its first switch-in (weft__task_start) to its exit.
+ *
+ * Reference counting: a task holds one reference for the runtime from spawn
+ * until its exit has been finished on the next context (AS_EXIT), and one
+ * for the handle while the user holds it (dropped by a successful join or by
+ * detach).  The descriptor goes back to a per-worker cache when both are
+ * gone.  The stack is separate: a task gets one when it first runs and gives
+ * it back the moment it exits, so a million spawned-but-finished tasks that
+ * nobody joined yet cost a descriptor each, not a stack.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+#include "sched/sched.h"
+
+#define ID_BLOCK 1024
+
+void
+weft__panic(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "weft: ");
+	va_start(ap, fmt);
+	n += vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	if (write(STDERR_FILENO, buf, (size_t)n) < 0)
+		abort();
+	abort();
+}
+
+int64_t
+weft_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * WEFT_SEC + ts.tv_nsec;
+}
+
+struct weft_task *
+weft__task_self(void)
+{
+	struct weft__worker *w = weft__worker_self();
+
+	return w ? w->cur : NULL;
+}
+
+struct weft_task *
+weft_self(void)
+{
+	return weft__task_self();
+}
+
+/* Executed only by worker w (or w == NULL on a foreign thread). */
+static struct weft_task *
+task_alloc(struct weft__worker *w)
+{
+	struct weft_task *t = w ? w->task_cache : NULL;
+
+	if (t) {
+		w->task_cache = t->next;
+		w->ntask_cache--;
+		return t;
+	}
+	return malloc(sizeof(*t));
+}
+
+static void
+task_free(struct weft__worker *w, struct weft_task *t)
+{
+	if (w && w->ntask_cache < TASK_CACHE_MAX) {
+		t->next = w->task_cache;
+		w->task_cache = t;
+		w->ntask_cache++;
+		return;
+	}
+	free(t);
+}
+
+/* Executed only by w at the end of its life. */
+void
+weft__task_cache_free(struct weft__worker *w)
+{
+	struct weft_task *t;
+
+	while ((t = w->task_cache)) {
+		w->task_cache = t->next;
+		free(t);
+	}
+	w->ntask_cache = 0;
+}
+
+static uint64_t
+task_id(struct weft__worker *w)
+{
+	if (!w)
+		return ck_pr_faa_64(&weft__sched.next_id_block, 1) + 1;
+	if (w->next_id == w->id_limit) {
+		w->next_id = ck_pr_faa_64(&weft__sched.next_id_block,
+					  ID_BLOCK) + 1;
+		w->id_limit = w->next_id + ID_BLOCK;
+	}
+	return w->next_id++;
+}
+
+static void
+task_init(struct weft_task *t, weft_fn fn, void *arg, size_t stack_size,
+	  const char *name, bool handle, uint64_t id)
+{
+	t->sp = NULL;
+	t->stack = NULL;
+	t->fn = fn;
+	t->arg = arg;
+	t->result = NULL;
+	t->stack_size = stack_size;
+	memset(&t->fib, 0, sizeof(t->fib));
+	t->next = NULL;
+	t->id = id;
+	if (name) {
+		strncpy(t->name, name, sizeof(t->name) - 1);
+		t->name[sizeof(t->name) - 1] = '\0';
+	} else {
+		t->name[0] = '\0';
+	}
+	t->refs = handle ? 2 : 1;
+	t->state = WEFT_PENDING;
+	t->flags = handle ? TASK_HANDLE : 0;
+	t->park_result = 0;
+	t->park = 0;
+	ck_spinlock_init(&t->lock);
+	t->joiner = NULL;
+	t->joiner_seq = 0;
+	t->timer.idx = -1;
+	t->timer.heap = NULL;
+}
+
+/* Drop one reference.  Can be executed by any thread (w NULL off-worker). */
+void
+weft__task_unref(struct weft__worker *w, struct weft_task *t)
+{
+	/* The last dropper frees: ck_pr_faa is a full barrier on both sides. */
+	if (ck_pr_faa_32(&t->refs, (uint32_t)-1) == 1)
+		task_free(w, t);
+}
+
+struct weft_task *
+weft__task_make_main(weft_fn fn, void *arg)
+{
+	struct weft_task *t = malloc(sizeof(*t));
+
+	if (!t)
+		return NULL;
+	task_init(t, fn, arg, 0, "main", true, task_id(NULL));
+	return t;
+}
+
+int
+weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
+	   const struct weft_spawn_opts *opts)
+{
+	struct weft__worker *w = weft__worker_self();
+	size_t size = opts ? opts->stack_size : 0;
+	const char *name = opts ? opts->name : NULL;
+	struct weft_task *t;
+
+	if (!fn)
+		return -EINVAL;
+	if (opts) {
+		for (size_t i = 0; i < 4; i++)
+			if (opts->reserved_[i])
+				return -EINVAL;
+		if (size && (size < 16 * 1024 || size > ((size_t)1 << 30)))
+			return -EINVAL;
+	}
+	if (WEFT_UNLIKELY(!w)) {
+		/* A thread that is not a worker: the global queue. */
+		t = malloc(sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		task_init(t, fn, arg, size, name, out != NULL, task_id(NULL));
+		pthread_mutex_lock(&weft__sched.lock);
+		if (!ck_pr_load_32(&weft__sched.running) ||
+		    weft__sched.stopping) {
+			pthread_mutex_unlock(&weft__sched.lock);
+			free(t);
+			return -ESRCH;
+		}
+		weft__sched.foreign_spawned++;
+		weft__globrunq_put_locked(t);
+		pthread_mutex_unlock(&weft__sched.lock);
+		weft__wakep();
+		if (out)
+			*out = t;
+		return 0;
+	}
+	t = task_alloc(w);
+	if (!t)
+		return -ENOMEM;
+	task_init(t, fn, arg, size, name, out != NULL, task_id(w));
+	/* Counted before it is visible: see weft__tasks_live(). */
+	ck_pr_store_64(&w->spawned, w->spawned + 1);
+	WEFT_STAT_INC(w, spawns);
+	weft__runq_put(w, t, true);
+	weft__wakep();
+	if (out)
+		*out = t;
+	return 0;
+}
+
+/*
+ * Give `t` a stack and its first frame.  Returns 0 or a negative errno (the
+ * caller then finishes the task as cancelled).  Executed only by worker w.
+ */
+int
+weft__task_start(struct weft__worker *w, struct weft_task *t)
+{
+	struct weft__stack *st;
+	int err = 0;
+
+	st = weft__stack_get(w, t->stack_size, &err);
+	if (WEFT_UNLIKELY(!st)) {
+		char msg[96];
+		int n = snprintf(msg, sizeof(msg),
+				 "weft: no stack for task %llu: %s\n",
+				 (unsigned long long)t->id, strerror(-err));
+
+		if (n > 0 && write(STDERR_FILENO, msg, (size_t)n) < 0)
+			return err;
+		return err;
+	}
+	t->stack = st;
+	t->sp = weft__ctx_make(st->lo + st->size, weft__task_entry, t);
+#if defined(WEFT_ASAN)
+	t->fib.stack_lo = st->lo;
+	t->fib.stack_size = st->size;
+#endif
+#if defined(WEFT_TSAN)
+	t->fib.tsan = __tsan_create_fiber(0);
+#endif
+	ck_pr_store_32(&t->state, WEFT_RUNNING);
+	return 0;
+}
+
+/* The exited task's stack goes back to a pool.  Executed only by w. */
+void
+weft__task_release_stack(struct weft__worker *w, struct weft_task *t)
+{
+#if defined(WEFT_TSAN)
+	__tsan_destroy_fiber(t->fib.tsan);
+	t->fib.tsan = NULL;
+#endif
+	weft__stack_put(w, t->stack);
+	t->stack = NULL;
+}
+
+/* Wake whoever joins t.  Caller holds t->lock. */
+static void
+wake_joiner_locked(struct weft_task *t)
+{
+	struct weft_task *j = t->joiner;
+
+	if (j) {
+		t->joiner = NULL;
+		weft__wake(j, t->joiner_seq, 0);
+	}
+}
+
+/*
+ * A cancelled task that never ran: finish it without a stack.
+ * Executed only by worker w, which dequeued t.
+ */
+void
+weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t)
+{
+	ck_spinlock_lock(&t->lock);
+	ck_pr_store_32(&t->state, WEFT_CANCELLED);
+	wake_joiner_locked(t);
+	ck_spinlock_unlock(&t->lock);
+	ck_pr_store_64(&w->exited, w->exited + 1);
+	weft__task_unref(w, t);
+}
+
+/* First code on a task's stack.  Must be called from a coroutine. */
+void
+weft__task_entry(void *arg)
+{
+	struct weft_task *t = arg;
+	void *result;
+
+#if defined(WEFT_ASAN)
+	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+	weft__after_switch(weft__worker_self());
+	result = t->fn(t->arg);
+
+	t->result = result;
+	ck_spinlock_lock(&t->lock);
+	/* The lock's release orders result before the state for joiners. */
+	ck_pr_store_32(&t->state, WEFT_DONE);
+	wake_joiner_locked(t);
+	ck_spinlock_unlock(&t->lock);
+	weft__switch_out(weft__worker_self(), t, AS_EXIT);
+	weft__panic("exited task %llu resumed", (unsigned long long)t->id);
+}
+
+static void
+unlock_spin(void *lock)
+{
+	ck_spinlock_unlock(lock);
+}
+
+int
+weft_join(struct weft_task *t, void **result, int64_t deadline)
+{
+	struct weft_task *self = weft__task_self();
+	uint32_t state;
+	int ret = 0;
+
+	if (!self)
+		return -EPERM;
+	if (!t)
+		return -EINVAL;
+	if (t == self)
+		return -EDEADLK;
+	ck_spinlock_lock(&t->lock);
+	state = ck_pr_load_32(&t->state);
+	if (state != WEFT_DONE && state != WEFT_CANCELLED) {
+		if (t->joiner) {
+			ck_spinlock_unlock(&t->lock);
+			return -EBUSY;
+		}
+		t->joiner_seq = weft__park_prepare(self);
+		t->joiner = self;
+		ret = weft__park(unlock_spin, &t->lock, deadline);
+		ck_spinlock_lock(&t->lock);
+		if (t->joiner == self)
+			t->joiner = NULL;
+		state = ck_pr_load_32(&t->state);
+		if (state != WEFT_DONE && state != WEFT_CANCELLED) {
+			ck_spinlock_unlock(&t->lock);
+			return ret < 0 ? ret : -EAGAIN;
+		}
+	}
+	ck_spinlock_unlock(&t->lock);
+	ret = 0;
+	if (state == WEFT_CANCELLED)
+		ret = -ECHILD;
+	else if (result)
+		*result = t->result;
+	ck_pr_and_32(&t->flags, ~TASK_HANDLE);
+	weft__task_unref(weft__worker_self(), t);
+	return ret;
+}
+
+int
+weft_detach(struct weft_task *t)
+{
+	if (!t)
+		return -EINVAL;
+	ck_pr_and_32(&t->flags, ~TASK_HANDLE);
+	weft__task_unref(weft__worker_self(), t);
+	return 0;
+}
+
+int
+weft_cancel(struct weft_task *t)
+{
+	if (!t)
+		return -EINVAL;
+	/*
+	 * Full barrier, pairs with the exchange in weft__park_prepare()
+	 * between arming and reading the flag: either the park sees the
+	 * flag, or this wake sees the park armed.
+	 */
+	ck_pr_or_32(&t->flags, TASK_CANCELLED);
+	ck_pr_fence_memory();
+	weft__wake_current(t, -ECANCELED);
+	return 0;
+}
+
+bool
+weft_task_is_cancelled(const struct weft_task *t)
+{
+	return ck_pr_load_32(&t->flags) & TASK_CANCELLED;
+}
+
+uint64_t
+weft_task_id(const struct weft_task *t)
+{
+	return t->id;
+}
+
+const char *
+weft_task_name(const struct weft_task *t)
+{
+	return t->name;
+}
+
+enum weft_task_state
+weft_task_state(const struct weft_task *t)
+{
+	return (enum weft_task_state)ck_pr_load_32(&t->state);
+}
+
+int
+weft_yield(void)
+{
+	struct weft__worker *w = weft__worker_self();
+	struct weft_task *t = w ? w->cur : NULL;
+
+	if (!t)
+		return -EPERM;
+	weft__switch_out(w, t, AS_YIELD);
+	return (ck_pr_load_32(&t->flags) & TASK_CANCELLED) ? -ECANCELED : 0;
+}
+
+int
+weft_sleep_until(int64_t deadline)
+{
+	struct weft_task *t = weft__task_self();
+	int ret;
+
+	if (!t)
+		return -EPERM;
+	if (deadline != WEFT_DEADLINE_NONE && deadline <= weft_now())
+		return weft_yield();
+	weft__park_prepare(t);
+	ret = weft__park(NULL, NULL, deadline);
+	return ret == -ETIMEDOUT ? 0 : ret;
+}
+
+int
+weft_sleep(int64_t ns)
+{
+	if (ns <= 0)
+		return weft_yield();
+	return weft_sleep_until(weft_now() + ns);
+}

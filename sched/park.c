@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Park and wake: the one way a task blocks.  Sleep and join use it now;
+ * channels, locks, futures and I/O are built on the same calls.  The park
+ * word protocol is described in runtime/runtime.h.
+ *
+ * Why a two-sided hand-off (SAVED and COMMITTED) and not "wake = enqueue":
+ * a waker on another worker may claim a task in the window between the task
+ * deciding to park and its registers being saved by the switch.  Enqueueing
+ * it then would let a third worker resume a context that is still running.
+ * Go closes the window by running the unlock on g0 after the switch; weft
+ * does the same (the `unlock` callback runs on the next context) and also
+ * lets timeouts and cancellation, which take no lock, race through the
+ * CLAIMED bit.
+ */
+#include <errno.h>
+
+#include "runtime/runtime.h"
+#include "sched/sched.h"
+
+/*
+ * Start a new park for `self`: returns its seq, to be stored with the
+ * waiter record.  Executed by the task itself.
+ */
+uint32_t
+weft__park_prepare(struct weft_task *self)
+{
+	uint32_t seq = PARK_SEQ(self->park) + 1;
+
+	/*
+	 * Published to ordinary wakers by the lock that guards the waiter
+	 * record.  The exchange is also a full barrier: it pairs with the
+	 * one in weft_cancel() (flag set, then park word read) against our
+	 * arming here followed by the flag read in weft__park(), so either
+	 * the park sees the flag or the cancel sees the park armed.
+	 */
+	ck_pr_fas_64(&self->park, ((uint64_t)seq << 32) | PARK_ARMED);
+	return seq;
+}
+
+/* Try to claim park `seq` of t (any seq if !match).  Any thread. */
+static bool
+claim(struct weft_task *t, uint32_t seq, bool match)
+{
+	uint64_t old = ck_pr_load_64(&t->park);
+
+	for (;;) {
+		if ((old & (PARK_ARMED | PARK_CLAIMED)) != PARK_ARMED)
+			return false;
+		if (match && PARK_SEQ(old) != seq)
+			return false;
+		if (ck_pr_cas_64_value(&t->park, old, old | PARK_CLAIMED, &old))
+			return true;
+	}
+}
+
+/* The claimer stores the result and makes t runnable if it is off-CPU. */
+static void
+commit(struct weft_task *t, int result)
+{
+	uint64_t old;
+
+	ck_pr_store_int(&t->park_result, result);
+	/*
+	 * Full barrier: orders park_result before COMMITTED for whoever sees
+	 * both bits.  Pairs with the add of SAVED in weft__after_switch().
+	 * COMMITTED is set once per park (by the claimer), so add == or.
+	 */
+	old = ck_pr_faa_64(&t->park, PARK_COMMITTED);
+	if (old & PARK_SAVED)
+		weft__ready(t);
+}
+
+/*
+ * Wake park `seq` of t with `result` (0 or a negative errno).  Returns false
+ * if that park is over or someone else won it.  The caller must keep t
+ * alive for the call (hold the lock guarding its waiter record).
+ * Can be executed by any thread.
+ */
+bool
+weft__wake(struct weft_task *t, uint32_t seq, int result)
+{
+	if (!claim(t, seq, true))
+		return false;
+	commit(t, result);
+	return true;
+}
+
+/* Wake whatever park t is in (cancellation).  Any thread holding a ref. */
+bool
+weft__wake_current(struct weft_task *t, int result)
+{
+	if (!claim(t, 0, false))
+		return false;
+	commit(t, result);
+	return true;
+}
+
+/*
+ * Make t runnable: on the calling worker's run-next slot, or on the global
+ * queue from a thread that is not a worker.  Any thread.
+ */
+void
+weft__ready(struct weft_task *t)
+{
+	struct weft__worker *w = weft__worker_self();
+
+	ck_pr_store_32(&t->state, WEFT_RUNNING);
+	if (w) {
+		weft__runq_put(w, t, true);
+	} else {
+		pthread_mutex_lock(&weft__sched.lock);
+		weft__globrunq_put_locked(t);
+		pthread_mutex_unlock(&weft__sched.lock);
+	}
+	weft__wakep();
+}
+
+/*
+ * Park the calling task (prepared with weft__park_prepare) until a waker
+ * claims it, `deadline` passes (-ETIMEDOUT) or it is cancelled
+ * (-ECANCELED).  `unlock(arg)`, if given, runs once the task is off-CPU.
+ * Returns the waker's result.  Must be called from a coroutine; a
+ * cancellation point.
+ */
+int
+weft__park(void (*unlock)(void *), void *arg, int64_t deadline)
+{
+	struct weft__worker *w = weft__worker_self();
+	struct weft_task *t = w->cur;
+	uint32_t seq = PARK_SEQ(t->park);
+	bool timed = false;
+	int ret;
+
+	WEFT_ASSERT(t && (t->park & (PARK_ARMED | PARK_CLAIMED)) ==
+		    PARK_ARMED);
+	if (deadline != WEFT_DEADLINE_NONE) {
+		if (deadline <= weft_now()) {
+			weft__wake(t, seq, -ETIMEDOUT);
+		} else {
+			t->timer.when = deadline;
+			t->timer.seq = seq;
+			ret = weft__timer_add(w, &t->timer);
+			if (ret < 0)
+				weft__wake(t, seq, ret);
+			else
+				timed = true;
+		}
+	}
+	/* Ordered after the arming by the exchange in weft__park_prepare(). */
+	if (ck_pr_load_32(&t->flags) & TASK_CANCELLED)
+		weft__wake(t, seq, -ECANCELED);
+
+	if (ck_pr_load_64(&t->park) & PARK_COMMITTED) {
+		/* Won before leaving the CPU: no switch needed. */
+		if (unlock)
+			unlock(arg);
+	} else {
+		ck_pr_store_32(&t->state, WEFT_SUSPENDED);
+		w->as_unlock = unlock;
+		w->as_unlock_arg = arg;
+		weft__switch_out(w, t, AS_PARK);
+	}
+	if (timed)
+		weft__timer_del(&t->timer);
+	/* The run-queue hand-off (or the faa above) ordered this load. */
+	return ck_pr_load_int(&t->park_result);
+}

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Run queues: per worker a run-next slot and a bounded ck_ring (SPMC: the
+ * owner enqueues, the owner and thieves dequeue), plus one global FIFO under
+ * sched.lock for overflow and for spawns from threads that are not workers.
+ *
+ * Go's runq design: a task readied or spawned by the running task goes to
+ * run-next, so a producer/consumer pair keeps running back to back on one
+ * worker with hot caches; the previous run-next occupant moves to the ring.
+ * When the ring is full, half of it moves to the global queue in one batch
+ * (runq_put_slow), so the owner never blocks and thieves always find work
+ * somewhere.
+ *
+ * When the run has a single worker (w->solo) nobody can steal, and the owner
+ * uses ck's single-consumer dequeue and plain run-next accesses: same
+ * layout, no atomic read-modify-write on the hot path.
+ */
+#include "sched/sched.h"
+
+#if defined(WEFT_TSAN)
+/*
+ * Under the race detector, randomise whether run-next is used so that tests
+ * cannot pass by accident of order (Go ties randomizeScheduler to -race).
+ */
+static bool
+coin(struct weft__worker *w)
+{
+	w->rand ^= w->rand << 13;
+	w->rand ^= w->rand >> 7;
+	w->rand ^= w->rand << 17;
+	return w->rand & 1;
+}
+#endif
+
+/* Caller holds sched.lock. */
+void
+weft__globrunq_put_locked(struct weft_task *t)
+{
+	t->next = NULL;
+	if (weft__sched.gq_tail)
+		weft__sched.gq_tail->next = t;
+	else
+		weft__sched.gq_head = t;
+	weft__sched.gq_tail = t;
+	ck_pr_store_32(&weft__sched.gq_len, weft__sched.gq_len + 1);
+}
+
+/*
+ * Take up to `max` tasks (0: a fair share) from the global queue: return
+ * the first, put the rest on w's ring.  Caller holds sched.lock.
+ * Executed only by the owning worker.
+ */
+/* Caller holds sched.lock. */
+static struct weft_task *
+globrunq_pop_locked(void)
+{
+	struct weft_task *t = weft__sched.gq_head;
+
+	weft__sched.gq_head = t->next;
+	if (!t->next)
+		weft__sched.gq_tail = NULL;
+	ck_pr_store_32(&weft__sched.gq_len, weft__sched.gq_len - 1);
+	return t;
+}
+
+struct weft_task *
+weft__globrunq_get_locked(struct weft__worker *w, int max)
+{
+	uint32_t len = weft__sched.gq_len, n;
+	struct weft_task *first;
+
+	if (len == 0)
+		return NULL;
+	n = len / (uint32_t)weft__sched.nworkers + 1;
+	if (n > len)
+		n = len;
+	if (max > 0 && n > (uint32_t)max)
+		n = (uint32_t)max;
+	if (n > RUNQ_SIZE / 2)
+		n = RUNQ_SIZE / 2;
+	first = globrunq_pop_locked();
+	WEFT_STAT_ADD(w, global_gets, n);
+	while (--n > 0) {
+		/* Room is certain unless thieves refilled... they cannot:
+		 * only the owner enqueues.  A full ring stops the batch. */
+		struct weft_task *t = weft__sched.gq_head;
+
+		if (!ck_ring_enqueue_spmc(&w->runq, w->runq_buf, t))
+			break;
+		globrunq_pop_locked();
+	}
+	return first;
+}
+
+/*
+ * The ring is full: move half of it and `t` to the global queue in one
+ * batch.  Executed only by the owning worker.
+ */
+static void
+runq_put_slow(struct weft__worker *w, struct weft_task *t)
+{
+	struct weft_task *batch[RUNQ_SIZE / 2 + 1];
+	int n = 0;
+
+	while (n < RUNQ_SIZE / 2 &&
+	       ck_ring_dequeue_spmc(&w->runq, w->runq_buf, &batch[n]))
+		n++;
+	batch[n++] = t;
+	pthread_mutex_lock(&weft__sched.lock);
+	for (int i = 0; i < n; i++)
+		weft__globrunq_put_locked(batch[i]);
+	pthread_mutex_unlock(&weft__sched.lock);
+}
+
+/*
+ * Make `t` runnable on w: into run-next if `next`, else at the ring's tail.
+ * Executed only by the owning worker.
+ */
+void
+weft__runq_put(struct weft__worker *w, struct weft_task *t, bool next)
+{
+#if defined(WEFT_TSAN)
+	if (next && coin(w))
+		next = false;
+#endif
+	if (next) {
+		struct weft_task *old;
+
+		if (w->solo) {
+			old = w->runnext;
+			w->runnext = t;
+		} else {
+			/* Thieves may CAS run-next to NULL concurrently. */
+			old = ck_pr_fas_ptr(&w->runnext, t);
+		}
+		if (!old)
+			return;
+		t = old;
+	}
+	if (WEFT_UNLIKELY(!ck_ring_enqueue_spmc(&w->runq, w->runq_buf, t)))
+		runq_put_slow(w, t);
+}
+
+/*
+ * Next task of w's own queues: run-next first, then the ring.
+ * Executed only by the owning worker.
+ */
+struct weft_task *
+weft__runq_get(struct weft__worker *w)
+{
+	struct weft_task *t;
+
+	if (w->solo) {
+		if ((t = w->runnext)) {
+			w->runnext = NULL;
+			return t;
+		}
+		/* No other consumer exists: the single-consumer path is safe. */
+		if (ck_ring_dequeue_spsc(&w->runq, w->runq_buf, &t))
+			return t;
+		return NULL;
+	}
+	t = ck_pr_load_ptr(&w->runnext);
+	if (t && ck_pr_cas_ptr(&w->runnext, t, NULL))
+		return t;
+	if (ck_ring_dequeue_spmc(&w->runq, w->runq_buf, &t))
+		return t;
+	return NULL;
+}
+
+/* True if w has nothing queued locally.  Any worker (racy snapshot). */
+bool
+weft__runq_empty(struct weft__worker *w)
+{
+	return ck_ring_size(&w->runq) == 0 && !ck_pr_load_ptr(&w->runnext);
+}
+
+/*
+ * Steal half of victim's ring into thief's (empty) ring and return one task
+ * to run.  With `take_runnext`, take the victim's run-next slot when its
+ * ring is empty.  Executed only by the thief; the victim runs concurrently.
+ */
+struct weft_task *
+weft__runq_steal(struct weft__worker *thief, struct weft__worker *victim,
+		 bool take_runnext)
+{
+	struct weft_task *t = NULL, *got;
+	unsigned int n = ck_ring_size(&victim->runq);
+
+	if (n > 0) {
+		n = n - n / 2;		/* half, rounded up */
+		while (n-- > 0) {
+			if (!ck_ring_trydequeue_spmc(&victim->runq,
+						     victim->runq_buf, &got))
+				break;
+			if (t && !ck_ring_enqueue_spmc(&thief->runq,
+						       thief->runq_buf, t)) {
+				/* Cannot happen: thief's ring was empty. */
+				weft__runq_put(thief, t, false);
+			}
+			t = got;
+		}
+		if (t)
+			return t;
+	}
+	if (take_runnext) {
+		got = ck_pr_load_ptr(&victim->runnext);
+		if (got && ck_pr_cas_ptr(&victim->runnext, got, NULL))
+			return got;
+	}
+	return NULL;
+}

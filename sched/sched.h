@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is private to weft.  It declares the scheduler's types (workers,
+ * run queues, timers, the idle list) and the functions runtime/ and io/ may
+ * call.
+ *
+ * Vocabulary (Go's, with weft names): a task is a G, a worker is an M that
+ * permanently owns a P (its run queue, timers, stack pool and I/O ring).
+ *
+ * Lock order ("a < b": a is taken first; locks not listed are leaves):
+ *
+ *	task->lock < timers->lock < sched.lock
+ *	stack_pool.lock: leaf
+ *
+ * - A waker that holds a task's or an object's lock may call weft__wake(),
+ *   which may take sched.lock (global queue overflow); never the reverse.
+ * - timers->lock of two workers are never held together (a thief trylocks
+ *   a victim's heap only when it holds no heap lock).
+ * - No lock may be held across a context switch, except the one handed to
+ *   weft__park() as `unlock`, which the next context releases.
+ */
+#ifndef WEFT_SCHED_H
+#define WEFT_SCHED_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ck_pr.h>
+#include <ck_ring.h>
+#include <ck_spinlock.h>
+
+#include "include/weft.h"
+#include "io/io.h"
+#include "runtime/runtime.h"
+
+#define RUNQ_SIZE 256		/* local ring slots (power of two) */
+#define STACK_CACHE_MAX 64	/* per-worker free stacks */
+#define TASK_CACHE_MAX 256	/* per-worker free descriptors */
+#define SPIN_ROUNDS 4		/* steal rounds before parking */
+
+/* What the context resumed after a switch must finish for the previous one. */
+enum after_switch {
+	AS_NONE = 0,
+	AS_YIELD,		/* put prev at the tail of the local queue */
+	AS_PARK,		/* run unlock, mark prev SAVED, maybe ready it */
+	AS_EXIT,		/* release prev's stack and runtime reference */
+};
+
+struct weft__timers {
+	ck_spinlock_t lock;
+	/* Protected by lock. */
+	struct weft__timer **heap;	/* binary min-heap on when */
+	uint32_t n;
+	uint32_t cap;
+	/*
+	 * Earliest `when` or INT64_MAX.  Stored under lock (release), read
+	 * without it by any worker computing how long it may sleep; a stale
+	 * value only makes a sleeper wake early or poll.
+	 */
+	int64_t next_when;
+};
+
+struct weft__worker {
+	/* Immutable while the run lasts. */
+	int id;
+	pthread_t thread;
+	bool solo;			/* the only worker: no thieves exist */
+
+	/* Owner-only: only this worker's thread touches these. */
+	void *sched_sp;			/* the scheduler context (thread stack) */
+	struct weft__fiber sched_fib;
+	struct weft_task *cur;		/* running task; NULL in the scheduler */
+	enum after_switch as_kind;	/* pending finish for as_task */
+	struct weft_task *as_task;
+	void (*as_unlock)(void *);
+	void *as_unlock_arg;
+	bool spinning;			/* counted in sched.nspinning */
+	uint64_t rand;			/* xorshift state for victim choice */
+	uint64_t next_id;		/* task ids: [next_id, id_limit) */
+	uint64_t id_limit;
+	struct weft__stack *stack_cache;
+	int nstack_cache;
+	struct weft_task *task_cache;
+	int ntask_cache;
+	void *altstack;
+
+	/*
+	 * Scheduling tick: bumped by the owner at each task switch (relaxed
+	 * store), read by thieves to tell a worker stuck in one task.
+	 */
+	uint32_t tick;
+
+	/*
+	 * Counters: the owner writes (relaxed store), anyone reads (relaxed
+	 * load) through weft_worker_stats().
+	 */
+	struct weft_worker_stats st;
+	uint64_t spawned;		/* tasks spawned from this worker */
+	uint64_t exited;		/* tasks that finished on this worker */
+
+	char pad0_[WEFT_CACHELINE];
+
+	/*
+	 * Local run queue: ck_ring SPMC.  The owner enqueues; the owner and
+	 * thieves dequeue (owner with dequeue, thieves with trydequeue).
+	 */
+	struct ck_ring runq;
+	struct ck_ring_buffer runq_buf[RUNQ_SIZE];
+
+	/*
+	 * Run-next slot.  Only the owner sets it non-NULL (CAS, or a plain
+	 * store when solo); thieves may CAS it to NULL once the owner has
+	 * not switched tasks for a whole steal sequence.
+	 */
+	struct weft_task *runnext;
+
+	char pad1_[WEFT_CACHELINE];
+
+	/* Timers: the owner adds; anyone removes or expires, under lock. */
+	struct weft__timers timers;
+
+	/* Protected by sched.lock. */
+	bool idle;			/* on the idle list */
+	bool wake_spinning;		/* woken by wakep: start spinning */
+	struct weft__worker *idle_next;
+
+	/*
+	 * I/O backend instance.  Owner-only, except that any thread may call
+	 * io.ops->wake() on it (eventfd write, or a MSG_RING sent from the
+	 * waker's own ring).
+	 */
+	struct weft__io io;
+} __attribute__((aligned(WEFT_CACHELINE)));
+
+struct weft__sched {
+	/* Immutable while a run lasts. */
+	int nworkers;
+	struct weft__worker *workers;
+	const struct weft__io_ops *io_ops;
+	pthread_barrier_t start_barrier;
+
+	/*
+	 * Atomics.  nspinning counts workers looking for work without being
+	 * on the idle list; npidle counts workers on it (also written under
+	 * lock).  See the spinning protocol in sched/worker.c.
+	 */
+	uint32_t nspinning;
+	uint32_t npidle;
+	uint32_t running;		/* 1 while a run lasts */
+	uint32_t stopping;		/* set once, under lock: all tasks done */
+	uint64_t next_id_block;		/* task id allocator (fetch-add) */
+
+	char pad0_[WEFT_CACHELINE];
+
+	/* Protected by lock. */
+	pthread_mutex_t lock;
+	struct weft_task *gq_head;	/* global run queue (FIFO) */
+	struct weft_task *gq_tail;
+	uint32_t gq_len;		/* also read without lock (atomic) */
+	struct weft__worker *idle_head;	/* idle list (LIFO) */
+	uint64_t foreign_spawned;	/* spawns from non-worker threads */
+};
+
+extern struct weft__sched weft__sched;
+
+/* This thread's worker, or NULL.  Never inlined: see sched/worker.c. */
+struct weft__worker *weft__worker_self(void);
+
+/* Run queues (sched/runq.c). */
+void weft__runq_put(struct weft__worker *w, struct weft_task *t, bool next);
+struct weft_task *weft__runq_get(struct weft__worker *w);
+struct weft_task *weft__runq_steal(struct weft__worker *thief,
+				   struct weft__worker *victim,
+				   bool take_runnext);
+bool weft__runq_empty(struct weft__worker *w);
+void weft__globrunq_put_locked(struct weft_task *t);
+struct weft_task *weft__globrunq_get_locked(struct weft__worker *w, int max);
+
+/* Worker (sched/worker.c). */
+void weft__wakep(void);
+uint64_t weft__tasks_live(void);
+void weft__after_switch(struct weft__worker *w);
+void weft__switch_out(struct weft__worker *w, struct weft_task *t,
+		      enum after_switch kind);
+
+/* Timers (sched/timer.c). */
+void weft__timers_init(struct weft__timers *tm);
+void weft__timers_free(struct weft__timers *tm);
+int weft__timer_add(struct weft__worker *w, struct weft__timer *tmr);
+void weft__timer_del(struct weft__timer *tmr);
+int weft__timers_run(struct weft__worker *w, struct weft__timers *tm,
+		     int64_t now, bool trylock);
+int64_t weft__timers_next(struct weft__timers *tm);
+
+/* Relaxed counter bump by the owner: readers use ck_pr_load_64. */
+#define WEFT_STAT_INC(w, field)						\
+	ck_pr_store_64(&(w)->st.field, (w)->st.field + 1)
+#define WEFT_STAT_ADD(w, field, n)					\
+	ck_pr_store_64(&(w)->st.field, (w)->st.field + (n))
+
+#endif /* WEFT_SCHED_H */

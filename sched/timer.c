@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Timers: one binary min-heap per worker, keyed on the absolute deadline.
+ *
+ * Every task owns one embedded timer (struct weft__timer) which its current
+ * park arms.  Only the owner worker adds to its heap (the task arming it runs
+ * there), so a new earliest deadline never needs to wake a sleeping worker:
+ * the owner recomputes its timeout before it sleeps.  Removal and expiry can
+ * come from any worker (the task resumed elsewhere; an idle thief runs a busy
+ * worker's expired timers), hence the lock.  Insert and delete are
+ * O(log n); a million pending timers are 8 MB of heap.
+ *
+ * Expiry wakes the task while the heap lock is held: the lock is what keeps
+ * the task alive, because a task leaving a park removes its timer under the
+ * same lock before it can go on and exit (see weft__park()).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "sched/sched.h"
+
+void
+weft__timers_init(struct weft__timers *tm)
+{
+	ck_spinlock_init(&tm->lock);
+	tm->heap = NULL;
+	tm->n = tm->cap = 0;
+	ck_pr_store_64((uint64_t *)&tm->next_when, INT64_MAX);
+}
+
+void
+weft__timers_free(struct weft__timers *tm)
+{
+	free(tm->heap);
+	tm->heap = NULL;
+	tm->n = tm->cap = 0;
+}
+
+static inline void
+set_at(struct weft__timers *tm, uint32_t i, struct weft__timer *t)
+{
+	tm->heap[i] = t;
+	t->idx = (int32_t)i;
+}
+
+static void
+sift_up(struct weft__timers *tm, uint32_t i)
+{
+	struct weft__timer *t = tm->heap[i];
+
+	while (i > 0) {
+		uint32_t p = (i - 1) / 2;
+
+		if (tm->heap[p]->when <= t->when)
+			break;
+		set_at(tm, i, tm->heap[p]);
+		i = p;
+	}
+	set_at(tm, i, t);
+}
+
+static void
+sift_down(struct weft__timers *tm, uint32_t i)
+{
+	struct weft__timer *t = tm->heap[i];
+
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+
+		if (c >= tm->n)
+			break;
+		if (c + 1 < tm->n && tm->heap[c + 1]->when < tm->heap[c]->when)
+			c++;
+		if (t->when <= tm->heap[c]->when)
+			break;
+		set_at(tm, i, tm->heap[c]);
+		i = c;
+	}
+	set_at(tm, i, t);
+}
+
+/* Caller holds tm->lock. */
+static void
+publish_next_locked(struct weft__timers *tm)
+{
+	int64_t next = tm->n ? tm->heap[0]->when : INT64_MAX;
+
+	/* Pairs with the load in weft__timers_next(); a stale read only
+	 * makes a sleeper poll early. */
+	ck_pr_store_64((uint64_t *)&tm->next_when, (uint64_t)next);
+}
+
+/* Caller holds tm->lock. */
+static void
+remove_at_locked(struct weft__timers *tm, uint32_t i)
+{
+	struct weft__timer *t = tm->heap[i];
+
+	struct weft__timer *moved;
+
+	t->idx = -1;
+	tm->n--;
+	if (i != tm->n) {
+		moved = tm->heap[tm->n];
+		set_at(tm, i, moved);
+		sift_down(tm, i);
+		if ((uint32_t)moved->idx == i)
+			sift_up(tm, i);
+	}
+}
+
+/*
+ * Arm `tmr` (when and seq already set) on w's heap.
+ * Returns 0 or -ENOMEM.  Executed only by the owning worker.
+ */
+int
+weft__timer_add(struct weft__worker *w, struct weft__timer *tmr)
+{
+	struct weft__timers *tm = &w->timers;
+
+	ck_spinlock_lock(&tm->lock);
+	if (tm->n == tm->cap) {
+		uint32_t cap = tm->cap ? tm->cap * 2 : 64;
+		struct weft__timer **h = realloc(tm->heap, cap * sizeof(*h));
+
+		if (!h) {
+			ck_spinlock_unlock(&tm->lock);
+			return -ENOMEM;
+		}
+		tm->heap = h;
+		tm->cap = cap;
+	}
+	tmr->heap = tm;
+	tm->heap[tm->n] = tmr;
+	tmr->idx = (int32_t)tm->n;
+	tm->n++;
+	sift_up(tm, tm->n - 1);
+	if (tmr->idx == 0)
+		publish_next_locked(tm);
+	ck_spinlock_unlock(&tm->lock);
+	return 0;
+}
+
+/*
+ * Disarm `tmr` if it is still pending.  The task that owns it calls this
+ * when it leaves a park.  Can be executed by any worker.
+ */
+void
+weft__timer_del(struct weft__timer *tmr)
+{
+	struct weft__timers *tm = tmr->heap;
+
+	if (!tm)
+		return;
+	ck_spinlock_lock(&tm->lock);
+	if (tmr->idx >= 0) {
+		bool first = tmr->idx == 0;
+
+		remove_at_locked(tm, (uint32_t)tmr->idx);
+		if (first)
+			publish_next_locked(tm);
+	}
+	ck_spinlock_unlock(&tm->lock);
+	tmr->heap = NULL;
+}
+
+/*
+ * Expire every timer of `tm` due at `now`, waking its task with -ETIMEDOUT
+ * onto worker w's queues.  With `trylock`, gives up if the heap is busy
+ * (thieves).  Returns the number of timers fired.
+ * Executed only by worker w (tm may be another worker's heap).
+ */
+int
+weft__timers_run(struct weft__worker *w, struct weft__timers *tm, int64_t now,
+		 bool trylock)
+{
+	int fired = 0;
+
+	if ((int64_t)ck_pr_load_64((uint64_t *)&tm->next_when) > now)
+		return 0;
+	if (trylock) {
+		if (!ck_spinlock_trylock(&tm->lock))
+			return 0;
+	} else {
+		ck_spinlock_lock(&tm->lock);
+	}
+	while (tm->n && tm->heap[0]->when <= now) {
+		struct weft__timer *t = tm->heap[0];
+		struct weft_task *task = (struct weft_task *)(void *)
+			((char *)t - offsetof(struct weft_task, timer));
+
+		remove_at_locked(tm, 0);
+		weft__wake(task, t->seq, -ETIMEDOUT);
+		fired++;
+	}
+	publish_next_locked(tm);
+	ck_spinlock_unlock(&tm->lock);
+	if (fired)
+		WEFT_STAT_ADD(w, timers_fired, (uint64_t)fired);
+	return fired;
+}
+
+/* Earliest pending deadline of `tm`, INT64_MAX if none.  Any thread. */
+int64_t
+weft__timers_next(struct weft__timers *tm)
+{
+	return (int64_t)ck_pr_load_64((uint64_t *)&tm->next_when);
+}

@@ -1,0 +1,879 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The scheduler: worker threads, finding work, parking and waking workers,
+ * and weft_run().
+ *
+ * What it must do.  Run many tasks on a few threads (one per CPU by
+ * default), keep every thread busy while there is runnable work anywhere,
+ * let no worker sleep while work waits that it could take, and never burn a
+ * CPU or make a system call when there is nothing to do or the work is
+ * local.  A wake-up of a sleeping thread costs ~25 us across vCPUs here
+ * (DESIGN.md), so the design avoids them: a worker that runs out of work
+ * first spins briefly stealing, and at most one idle worker is woken per
+ * burst of new work.
+ *
+ * Worker loop (find_runnable), in order:
+ *  1. expired timers of its own heap (they ready tasks onto its queue);
+ *  2. every 61st tick, one task from the global queue first (fairness: a
+ *     pair of tasks readying each other must not starve the global queue);
+ *  3. run-next, then the local ring;
+ *  4. a batch from the global queue;
+ *  5. if allowed to spin: SPIN_ROUNDS rounds over the other workers in
+ *     random order, stealing half of a victim's ring; in the last round also
+ *     a victim's run-next (only if the victim has not switched tasks during
+ *     the whole sequence, i.e. it is stuck in one task) and its expired
+ *     timers (trylock);
+ *  6. park: join the idle list and sleep in the I/O backend (io_uring wait)
+ *     with a timeout equal to the earliest timer of any worker.
+ *
+ * Spinning protocol (Go's, proc.go "Worker thread parking/unparking"):
+ * nspinning counts workers looking for work off the idle list; npidle the
+ * workers on it.  A worker may start spinning only while 2*nspinning <
+ * nworkers - npidle.  Whoever makes work runnable calls weft__wakep(): if a
+ * worker is idle and none spins, it CASes nspinning 0->1 on the sleeper's
+ * behalf and wakes it.  A spinner that finds work stops spinning and, if it
+ * was the last one, calls wakep() so the next burst of work has a spinner.
+ * A spinner that gives up first puts itself on the idle list, then
+ * decrements nspinning, then (after a full barrier) looks at every queue
+ * once more: work submitted after that look sees nspinning == 0 and
+ * npidle > 0 and wakes someone; work submitted before it is found by the
+ * look.  The submitter's side of that Dekker pair is the full barrier at the
+ * top of wakep().  No lost wake-ups, no thundering herd.
+ *
+ * Direct switching.  A task that yields, parks or exits does not go back to
+ * the scheduler context when its worker has local work: it switches straight
+ * to the next task (one switch, not two), and the resumed context finishes
+ * the previous task's transition (weft__after_switch: enqueue the yielder,
+ * mark the parked one SAVED, free the exited one's stack).  Finishing on the
+ * far side is what makes it safe for another worker to resume the task as
+ * soon as it is visible.  Every 61st switch goes through the scheduler
+ * anyway so that timers, the global queue and I/O are never starved.
+ *
+ * Three rejected approaches that would work badly:
+ *  1. A thread blocked on a condition variable per idle worker.  The I/O
+ *     issue needs workers to sleep in io_uring_enter; two sleeping
+ *     mechanisms means one of them cannot wake the other without a system
+ *     call of its own.  weft parks only on the ring.
+ *  2. Waking every idle worker when work arrives: each wake costs a
+ *     cross-CPU IPI and most of them find nothing.
+ *  3. One global run queue: every switch would take a shared lock.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/runtime.h"
+#include "sched/sched.h"
+
+struct weft__sched weft__sched = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+/*
+ * The worker of this thread.  Initial-exec TLS, read through a function
+ * the compiler cannot inline or hoist: a task may resume on another thread
+ * after any switch, and a TLS address cached across a switch would name the
+ * old thread's worker.
+ */
+static __thread struct weft__worker *tls_worker
+	__attribute__((tls_model("initial-exec")));
+
+__attribute__((noinline)) struct weft__worker *
+weft__worker_self(void)
+{
+	struct weft__worker *w = tls_worker;
+
+	/* An empty asm keeps the compiler from treating this as pure. */
+	__asm__ volatile("" : : : "memory");
+	return w;
+}
+
+/* Run / start-up state, protected by start_lock. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int ready;		/* workers that finished setup */
+	int go;			/* 1: run; -1: a worker failed, exit */
+	int error;		/* first setup error */
+} start = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+};
+
+/* Serialises weft_run() callers. */
+static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Stats of the last run, readable after it ended.  Under stats_lock. */
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct weft_worker_stats *last_wstats;
+static struct weft_stats last_stats;
+static const char *last_backend;
+
+static inline uint32_t
+fastrand(struct weft__worker *w)
+{
+	w->rand ^= w->rand << 13;
+	w->rand ^= w->rand >> 7;
+	w->rand ^= w->rand << 17;
+	return (uint32_t)(w->rand >> 16);
+}
+
+/*
+ * Tasks spawned and not finished.  Reads every `exited` counter before
+ * every `spawned` counter: a task is counted as exited only after its
+ * spawn was counted, so the sum never undercounts, and it is zero only
+ * when no task is alive (each live task's spawner was alive after the
+ * exited reads, and counted).  Caller holds sched.lock (foreign spawns).
+ */
+uint64_t
+weft__tasks_live(void)
+{
+	struct weft__sched *s = &weft__sched;
+	uint64_t exited = 0, spawned = s->foreign_spawned;
+	int i;
+
+	for (i = 0; i < s->nworkers; i++)
+		exited += ck_pr_load_64(&s->workers[i].exited);
+	/* Pairs with the release of the counters' stores: see above. */
+	ck_pr_fence_load();
+	for (i = 0; i < s->nworkers; i++)
+		spawned += ck_pr_load_64(&s->workers[i].spawned);
+	return spawned - exited;
+}
+
+/* Caller holds sched.lock. */
+static void
+idle_put_locked(struct weft__worker *w)
+{
+	w->idle = true;
+	w->wake_spinning = false;
+	w->idle_next = weft__sched.idle_head;
+	weft__sched.idle_head = w;
+	ck_pr_inc_32(&weft__sched.npidle);
+}
+
+/* Caller holds sched.lock. */
+static void
+idle_remove_locked(struct weft__worker *w)
+{
+	struct weft__worker **pp = &weft__sched.idle_head;
+
+	while (*pp != w)
+		pp = &(*pp)->idle_next;
+	*pp = w->idle_next;
+	w->idle = false;
+	ck_pr_dec_32(&weft__sched.npidle);
+}
+
+/* Caller holds sched.lock. */
+static struct weft__worker *
+idle_get_locked(void)
+{
+	struct weft__worker *w = weft__sched.idle_head;
+
+	if (w)
+		idle_remove_locked(w);
+	return w;
+}
+
+static void
+wake_worker(struct weft__worker *v)
+{
+	struct weft__worker *self = weft__worker_self();
+
+	weft__sched.io_ops->wake(self ? &self->io : NULL, &v->io);
+	if (self)
+		WEFT_STAT_INC(self, wakeups);
+}
+
+/*
+ * New work is runnable: wake one idle worker if none is spinning.
+ * Can be executed by any thread.
+ */
+void
+weft__wakep(void)
+{
+	struct weft__sched *s = &weft__sched;
+	struct weft__worker *v;
+
+	/* A lone worker that readies work runs it itself. */
+	if (s->nworkers == 1 && weft__worker_self())
+		return;
+	/* StoreLoad: the work we published before the counters we read. */
+	ck_pr_fence_memory();
+	if (ck_pr_load_32(&s->npidle) == 0 || ck_pr_load_32(&s->nspinning))
+		return;
+	if (!ck_pr_cas_32(&s->nspinning, 0, 1))
+		return;
+	pthread_mutex_lock(&s->lock);
+	v = idle_get_locked();
+	if (v)
+		v->wake_spinning = true;
+	pthread_mutex_unlock(&s->lock);
+	if (!v) {
+		ck_pr_dec_32(&s->nspinning);
+		return;
+	}
+	wake_worker(v);
+}
+
+/* Executed only by w: it found work and stops spinning. */
+static void
+reset_spinning(struct weft__worker *w)
+{
+	if (!w->spinning)
+		return;
+	w->spinning = false;
+	/* The last spinner to find work hands spinning to another worker. */
+	if (ck_pr_faa_32(&weft__sched.nspinning, (uint32_t)-1) == 1)
+		weft__wakep();
+}
+
+/*
+ * Turn a dequeued task into one that can be switched to: give a fresh one
+ * its stack, finish a cancelled one that never ran.  Returns false if t was
+ * finished instead.  Executed only by w.
+ */
+static bool
+startable(struct weft__worker *w, struct weft_task *t)
+{
+	if (WEFT_LIKELY(t->stack != NULL))
+		return true;
+	if ((ck_pr_load_32(&t->flags) & TASK_CANCELLED) ||
+	    weft__task_start(w, t) < 0) {
+		weft__task_finish_cancelled(w, t);
+		return false;
+	}
+	return true;
+}
+
+/* Next task of w's own queues that can run now.  Executed only by w. */
+static struct weft_task *
+local_next(struct weft__worker *w)
+{
+	struct weft_task *t;
+
+	while ((t = weft__runq_get(w)))
+		if (startable(w, t))
+			return t;
+	return NULL;
+}
+
+/*
+ * Finish the transition of the context we just switched away from.
+ * Executed only by w, first thing after every switch.
+ */
+void
+weft__after_switch(struct weft__worker *w)
+{
+	struct weft_task *t = w->as_task;
+	uint64_t old;
+
+	switch (w->as_kind) {
+	case AS_NONE:
+		return;
+	case AS_YIELD:
+		weft__runq_put(w, t, false);
+		break;
+	case AS_PARK:
+		if (w->as_unlock)
+			w->as_unlock(w->as_unlock_arg);
+		/*
+		 * Full barrier.  Pairs with the add of COMMITTED in commit():
+		 * the later of the two makes the task runnable.  Its context
+		 * is saved: the switch stored its sp before we got here.
+		 */
+		old = ck_pr_faa_64(&t->park, PARK_SAVED);
+		if (old & PARK_COMMITTED) {
+			weft__runq_put(w, t, false);
+			weft__wakep();
+		}
+		break;
+	case AS_EXIT:
+		weft__task_release_stack(w, t);
+		ck_pr_store_64(&w->exited, w->exited + 1);
+		weft__task_unref(w, t);
+		break;
+	}
+	w->as_kind = AS_NONE;
+	w->as_task = NULL;
+}
+
+/*
+ * Leave the running task t (kind says why) for the next local task, or for
+ * the scheduler context.  Returns when t runs again, possibly on another
+ * worker (never for AS_EXIT).  Must be called from a coroutine.
+ */
+void
+weft__switch_out(struct weft__worker *w, struct weft_task *t,
+		 enum after_switch kind)
+{
+	struct weft_task *next = NULL;
+	uint32_t tick = w->tick + 1;
+
+	weft__stack_check(t, t->stack, __builtin_frame_address(0));
+	ck_pr_store_32(&w->tick, tick);
+	if (WEFT_LIKELY(tick % 61 != 0)) {
+		next = local_next(w);
+		if (!next && kind == AS_YIELD)
+			return;		/* nothing else to run here */
+	}
+	w->as_kind = kind;
+	w->as_task = t;
+	if (next) {
+		w->cur = next;
+		WEFT_STAT_INC(w, tasks_run);
+		weft__switch(&t->sp, next->sp, &next->fib, kind == AS_EXIT);
+	} else {
+		w->cur = NULL;
+		weft__switch(&t->sp, w->sched_sp, &w->sched_fib,
+			     kind == AS_EXIT);
+	}
+	/* Resumed: possibly on another thread, so ask again. */
+	weft__after_switch(weft__worker_self());
+}
+
+/* Steal from the other workers.  Executed only by w, while spinning. */
+static struct weft_task *
+steal_work(struct weft__worker *w)
+{
+	struct weft__sched *s = &weft__sched;
+	uint32_t ticks[s->nworkers];
+	struct weft_task *t;
+	int n = s->nworkers;
+
+	for (int round = 0; round < SPIN_ROUNDS; round++) {
+		bool last = round == SPIN_ROUNDS - 1;
+		int start_at = (int)(fastrand(w) % (uint32_t)n);
+
+		for (int i = 0; i < n; i++) {
+			struct weft__worker *v = &s->workers[(start_at + i) % n];
+			unsigned int before;
+
+			if (v == w)
+				continue;
+			if (ck_pr_load_32(&s->stopping))
+				return NULL;
+			if (round == 0)
+				ticks[v->id] = ck_pr_load_32(&v->tick);
+			if (last && weft__timers_run(w, &v->timers, weft_now(),
+						     true) > 0) {
+				if ((t = local_next(w)))
+					return t;
+			}
+			t = weft__runq_steal(w, v, last &&
+					     ck_pr_load_32(&v->tick) ==
+					     ticks[v->id]);
+			if (t) {
+				before = ck_ring_size(&w->runq);
+				WEFT_STAT_INC(w, steals);
+				WEFT_STAT_ADD(w, stolen, before + 1);
+				return t;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* Earliest timer of any worker, as a relative timeout (-1: none). */
+static int64_t
+sleep_timeout(struct weft__worker *w, int64_t now)
+{
+	struct weft__sched *s = &weft__sched;
+	int64_t next = INT64_MAX, t;
+	bool stuck = false;
+
+	for (int i = 0; i < s->nworkers; i++) {
+		t = weft__timers_next(&s->workers[i].timers);
+		if (t < next)
+			next = t;
+		if (&s->workers[i] != w && !weft__runq_empty(&s->workers[i]))
+			stuck = true;
+	}
+	/*
+	 * Work is queued behind a worker that did not let us steal it (its
+	 * run-next, held by a worker stuck in one task): look again soon.
+	 */
+	if (stuck && next > now + WEFT_MSEC)
+		next = now + WEFT_MSEC;
+	if (next == INT64_MAX)
+		return -1;
+	return next > now ? next - now : 0;
+}
+
+/* Any queue anywhere non-empty?  Executed by a worker about to sleep. */
+static bool
+work_anywhere(void)
+{
+	struct weft__sched *s = &weft__sched;
+
+	if (ck_pr_load_32(&s->gq_len))
+		return true;
+	for (int i = 0; i < s->nworkers; i++)
+		if (!weft__runq_empty(&s->workers[i]))
+			return true;
+	return false;
+}
+
+/* Executed only by w: every task is done, stop all workers. */
+static void
+stop_all_locked(void)
+{
+	struct weft__worker *v;
+
+	ck_pr_store_32(&weft__sched.stopping, 1);
+	while ((v = idle_get_locked()))
+		weft__sched.io_ops->wake(NULL, &v->io);
+}
+
+/*
+ * Find a task to run, sleeping when there is none.  Returns NULL when the
+ * run is over.  Executed only by w, on its scheduler context.
+ */
+static struct weft_task *
+find_runnable(struct weft__worker *w)
+{
+	struct weft__sched *s = &weft__sched;
+	struct weft_task *t;
+	int64_t now, timeout;
+
+top:
+	if (ck_pr_load_32(&s->stopping))
+		return NULL;
+	now = weft_now();
+	weft__timers_run(w, &w->timers, now, false);
+
+	if (w->tick % 61 == 0 && ck_pr_load_32(&s->gq_len)) {
+		pthread_mutex_lock(&s->lock);
+		t = weft__globrunq_get_locked(w, 1);
+		pthread_mutex_unlock(&s->lock);
+		if (t)
+			goto found;
+	}
+	if ((t = weft__runq_get(w)))
+		goto found;
+	if (ck_pr_load_32(&s->gq_len)) {
+		pthread_mutex_lock(&s->lock);
+		t = weft__globrunq_get_locked(w, 0);
+		pthread_mutex_unlock(&s->lock);
+		if (t)
+			goto found;
+	}
+	if (s->nworkers > 1) {
+		if (!w->spinning &&
+		    2 * ck_pr_load_32(&s->nspinning) <
+		    (uint32_t)s->nworkers - ck_pr_load_32(&s->npidle)) {
+			w->spinning = true;
+			ck_pr_inc_32(&s->nspinning);
+		}
+		if (w->spinning && (t = steal_work(w)))
+			goto found;
+	}
+
+	/* Nothing: park. */
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->lock);
+		return NULL;
+	}
+	if ((t = weft__globrunq_get_locked(w, 0))) {
+		pthread_mutex_unlock(&s->lock);
+		goto found;
+	}
+	if (weft__tasks_live() == 0) {
+		stop_all_locked();
+		pthread_mutex_unlock(&s->lock);
+		return NULL;
+	}
+	idle_put_locked(w);
+	pthread_mutex_unlock(&s->lock);
+
+	if (w->spinning) {
+		w->spinning = false;
+		/* Full barrier, then the last look (see the essay above). */
+		ck_pr_dec_32(&s->nspinning);
+		ck_pr_fence_memory();
+		if (work_anywhere()) {
+			pthread_mutex_lock(&s->lock);
+			if (w->idle) {
+				idle_remove_locked(w);
+				w->spinning = true;
+				ck_pr_inc_32(&s->nspinning);
+			} else {
+				/* wakep() took us off the list meanwhile. */
+				w->spinning = w->wake_spinning;
+				w->wake_spinning = false;
+			}
+			pthread_mutex_unlock(&s->lock);
+			goto top;
+		}
+	}
+
+	timeout = sleep_timeout(w, weft_now());
+	WEFT_STAT_INC(w, parks);
+	w->io.ops->wait(&w->io, timeout);
+
+	pthread_mutex_lock(&s->lock);
+	if (w->idle) {
+		idle_remove_locked(w);
+	} else {
+		w->spinning = w->wake_spinning;
+		w->wake_spinning = false;
+	}
+	pthread_mutex_unlock(&s->lock);
+	goto top;
+
+found:
+	reset_spinning(w);
+	if (!startable(w, t))
+		goto top;
+	return t;
+}
+
+static void
+worker_loop(struct weft__worker *w)
+{
+	struct weft_task *t;
+
+	while ((t = find_runnable(w))) {
+		w->cur = t;
+		WEFT_STAT_INC(w, tasks_run);
+		weft__switch(&w->sched_sp, t->sp, &t->fib, false);
+		weft__after_switch(w);
+	}
+}
+
+/* Per-thread setup of worker w, on its own thread.  Returns 0 or -errno. */
+static int
+worker_setup(struct weft__worker *w)
+{
+	int ret;
+
+	tls_worker = w;
+	w->io.ops = weft__sched.io_ops;
+	ret = w->io.ops->create(&w->io);
+	if (ret < 0) {
+		w->io.ops = NULL;
+		return ret;
+	}
+	w->altstack = weft__stack_altstack_make();
+#if defined(WEFT_ASAN)
+	{
+		pthread_attr_t attr;
+		void *addr;
+		size_t size;
+
+		pthread_getattr_np(pthread_self(), &attr);
+		pthread_attr_getstack(&attr, &addr, &size);
+		pthread_attr_destroy(&attr);
+		w->sched_fib.stack_lo = addr;
+		w->sched_fib.stack_size = size;
+	}
+#endif
+#if defined(WEFT_TSAN)
+	w->sched_fib.tsan = __tsan_get_current_fiber();
+#endif
+	return 0;
+}
+
+static void
+worker_cleanup(struct weft__worker *w)
+{
+	weft__stack_flush(w);
+	weft__task_cache_free(w);
+	weft__timers_free(&w->timers);
+	if (w->io.ops)
+		w->io.ops->free(&w->io);
+	weft__stack_altstack_free(w->altstack);
+	w->altstack = NULL;
+	tls_worker = NULL;
+}
+
+/* Set up, wait for every worker, run.  Returns the setup error or 0. */
+static int
+worker_start(struct weft__worker *w)
+{
+	int ret = worker_setup(w);
+
+	pthread_mutex_lock(&start.lock);
+	if (ret < 0 && !start.error)
+		start.error = ret;
+	start.ready++;
+	pthread_cond_broadcast(&start.cond);
+	while (start.go == 0)
+		pthread_cond_wait(&start.cond, &start.lock);
+	ret = start.go > 0 ? 0 : -1;
+	pthread_mutex_unlock(&start.lock);
+	if (ret == 0)
+		worker_loop(w);
+	return ret;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct weft__worker *w = arg;
+
+	worker_start(w);
+	worker_cleanup(w);
+	return NULL;
+}
+
+static int
+count_workers(const struct weft_config *cfg)
+{
+	const char *env;
+	cpu_set_t set;
+	char *end;
+	long n;
+
+	if (cfg && cfg->workers)
+		return cfg->workers;
+	env = getenv("WEFT_WORKERS");
+	if (env && *env) {
+		n = strtol(env, &end, 10);
+		if (*end || n < 1 || n > 1024)
+			return -EINVAL;
+		return (int)n;
+	}
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set))
+		return CPU_COUNT(&set);
+	return 1;
+}
+
+static void
+snapshot_stats(void)
+{
+	struct weft__sched *s = &weft__sched;
+	struct weft_worker_stats *ws;
+
+	ws = calloc((size_t)s->nworkers, sizeof(*ws));
+	pthread_mutex_lock(&stats_lock);
+	free(last_wstats);
+	last_wstats = ws;
+	if (ws)
+		for (int i = 0; i < s->nworkers; i++)
+			ws[i] = s->workers[i].st;
+	memset(&last_stats, 0, sizeof(last_stats));
+	last_stats.workers = ws ? s->nworkers : 0;
+	last_stats.tasks_spawned = s->foreign_spawned;
+	for (int i = 0; i < s->nworkers; i++)
+		last_stats.tasks_spawned += s->workers[i].spawned;
+	last_backend = s->io_ops->name;
+	pthread_mutex_unlock(&stats_lock);
+}
+
+static void
+workers_init(int n)
+{
+	struct weft__sched *s = &weft__sched;
+
+	for (int i = 0; i < n; i++) {
+		struct weft__worker *w = &s->workers[i];
+
+		memset(w, 0, sizeof(*w));
+		w->id = i;
+		w->solo = n == 1;
+		w->rand = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1) ^
+			  (uint64_t)weft_now();
+		ck_ring_init(&w->runq, RUNQ_SIZE);
+		weft__timers_init(&w->timers);
+	}
+}
+
+int
+weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
+{
+	struct weft__sched *s = &weft__sched;
+	const struct weft__io_ops *ops;
+	struct weft_task *main_task;
+	int n, ret, created = 0;
+
+	if (weft__worker_self())
+		return -EBUSY;
+	if (!fn)
+		return -EINVAL;
+	if (cfg) {
+		for (size_t i = 0; i < 8; i++)
+			if (cfg->reserved_[i])
+				return -EINVAL;
+		if (cfg->workers < 0 || cfg->workers > 1024 ||
+		    cfg->guarded_stacks < -1)
+			return -EINVAL;
+	}
+	n = count_workers(cfg);
+	if (n < 0)
+		return n;
+	ops = weft__io_select(cfg ? cfg->io_backend : NULL);
+	if (!ops)
+		return -EINVAL;
+	if (pthread_mutex_trylock(&run_lock))
+		return -EBUSY;
+	ret = weft__stack_setup(cfg ? cfg->stack_size : 0,
+				cfg ? cfg->guarded_stacks : 0);
+	if (ret < 0)
+		goto out_unlock;
+
+	s->workers = aligned_alloc(WEFT_CACHELINE,
+				   sizeof(*s->workers) * (size_t)n);
+	if (!s->workers) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	s->nworkers = n;
+	s->io_ops = ops;
+	s->nspinning = s->npidle = 0;
+	s->stopping = 0;
+	s->gq_head = s->gq_tail = NULL;
+	s->gq_len = 0;
+	s->idle_head = NULL;
+	s->foreign_spawned = 0;
+	workers_init(n);
+
+	main_task = weft__task_make_main(fn, arg);
+	if (!main_task) {
+		ret = -ENOMEM;
+		goto out_free_workers;
+	}
+	s->foreign_spawned = 1;
+	weft__globrunq_put_locked(main_task);
+
+	ret = weft__stack_signals_install();
+	if (ret < 0)
+		goto out_free_main;
+	start.ready = 0;
+	start.go = 0;
+	start.error = 0;
+	ck_pr_store_32(&s->running, 1);
+	for (int i = 1; i < n; i++) {
+		ret = -pthread_create(&s->workers[i].thread, NULL, worker_main,
+				      &s->workers[i]);
+		if (ret < 0)
+			break;
+		created++;
+	}
+	/* Worker 0 is this thread. */
+	ret = ret < 0 ? ret : worker_setup(&s->workers[0]);
+	pthread_mutex_lock(&start.lock);
+	while (start.ready < created)
+		pthread_cond_wait(&start.cond, &start.lock);
+	if (ret == 0)
+		ret = start.error;
+	start.go = ret == 0 ? 1 : -1;
+	pthread_cond_broadcast(&start.cond);
+	pthread_mutex_unlock(&start.lock);
+	if (ret == 0)
+		worker_loop(&s->workers[0]);
+	for (int i = 1; i <= created; i++)
+		pthread_join(s->workers[i].thread, NULL);
+	worker_cleanup(&s->workers[0]);
+
+	if (ret == 0 && result)
+		*result = main_task->result;
+	snapshot_stats();
+	ck_pr_store_32(&s->running, 0);
+	weft__stack_signals_remove();
+	weft__stack_teardown();
+out_free_main:
+	/* Never ran if setup failed: still queued, so free it directly. */
+	free(main_task);
+out_free_workers:
+	pthread_mutex_lock(&stats_lock);
+	free(s->workers);
+	s->workers = NULL;
+	s->nworkers = 0;
+	pthread_mutex_unlock(&stats_lock);
+out_unlock:
+	pthread_mutex_unlock(&run_lock);
+	return ret;
+}
+
+int
+weft_workers(void)
+{
+	if (!ck_pr_load_32(&weft__sched.running))
+		return -ESRCH;
+	return weft__sched.nworkers;
+}
+
+int
+weft_worker_id(void)
+{
+	struct weft__worker *w = weft__worker_self();
+
+	return w ? w->id : -EPERM;
+}
+
+const char *
+weft_io_backend(void)
+{
+	if (ck_pr_load_32(&weft__sched.running))
+		return weft__sched.io_ops->name;
+	return last_backend;
+}
+
+int
+weft_stats(struct weft_stats *out)
+{
+	struct weft__sched *s = &weft__sched;
+
+	if (!out)
+		return -EINVAL;
+	pthread_mutex_lock(&stats_lock);
+	if (s->workers && ck_pr_load_32(&s->running)) {
+		memset(out, 0, sizeof(*out));
+		out->workers = s->nworkers;
+		out->running = 1;
+		pthread_mutex_lock(&s->lock);
+		out->tasks_live = weft__tasks_live();
+		out->tasks_spawned = s->foreign_spawned;
+		for (int i = 0; i < s->nworkers; i++)
+			out->tasks_spawned +=
+				ck_pr_load_64(&s->workers[i].spawned);
+		pthread_mutex_unlock(&s->lock);
+	} else {
+		*out = last_stats;
+	}
+	pthread_mutex_unlock(&stats_lock);
+	weft__stack_counters(&out->stacks_in_use, &out->stacks_cached,
+			     &out->stacks_guarded, &out->stack_bytes_mapped);
+	return 0;
+}
+
+int
+weft_worker_stats(int worker, struct weft_worker_stats *out)
+{
+	struct weft__sched *s = &weft__sched;
+	int ret = 0;
+
+	if (!out)
+		return -EINVAL;
+	pthread_mutex_lock(&stats_lock);
+	if (s->workers && ck_pr_load_32(&s->running)) {
+		if (worker < 0 || worker >= s->nworkers) {
+			ret = -EINVAL;
+		} else {
+			const struct weft_worker_stats *src =
+				&s->workers[worker].st;
+			const uint64_t *a = (const uint64_t *)(const void *)src;
+			uint64_t *b = (uint64_t *)(void *)out;
+
+			for (size_t i = 0; i < sizeof(*out) / 8; i++)
+				b[i] = ck_pr_load_64(&a[i]);
+		}
+	} else if (last_wstats && worker >= 0 &&
+		   worker < last_stats.workers) {
+		*out = last_wstats[worker];
+	} else {
+		ret = -EINVAL;
+	}
+	pthread_mutex_unlock(&stats_lock);
+	return ret;
+}
+
+const char *
+weft_version(void)
+{
+	return "0.1.0";
+}
