@@ -261,9 +261,16 @@ uint32_t weft__park_prepare(struct weft_task *self);
 int weft__park(void (*unlock)(void *), void *arg, int64_t deadline);
 bool weft__wake(struct weft_task *t, uint32_t seq, int result);
 bool weft__wake_current(struct weft_task *t, int result);
+/*
+ * As weft__wake(), but the woken task goes to the tail of the local queue
+ * instead of run-next: for wakers that are about to exit, so that a task
+ * joining a batch of short children runs once after the batch, not once
+ * per child.
+ */
+bool weft__wake_tail(struct weft_task *t, uint32_t seq, int result);
 
-/* Make a woken task runnable.  Any thread. */
-void weft__ready(struct weft_task *t);
+/* Make a woken task runnable (`next`: into run-next).  Any thread. */
+void weft__ready(struct weft_task *t, bool next);
 
 /* The task running on this thread, or NULL.  Any thread. */
 struct weft_task *weft__task_self(void);

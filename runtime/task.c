@@ -266,7 +266,7 @@ weft__task_release_stack(struct weft__worker *w, struct weft_task *t)
 	t->stack = NULL;
 }
 
-/* Wake whoever joins t.  Caller holds t->lock. */
+/* Wake whoever joins t, which is finishing.  Caller holds t->lock. */
 static void
 wake_joiner_locked(struct weft_task *t)
 {
@@ -274,7 +274,7 @@ wake_joiner_locked(struct weft_task *t)
 
 	if (j) {
 		t->joiner = NULL;
-		weft__wake(j, t->joiner_seq, 0);
+		weft__wake_tail(j, t->joiner_seq, 0);
 	}
 }
 
@@ -335,6 +335,16 @@ weft_join(struct weft_task *t, void **result, int64_t deadline)
 		return -EINVAL;
 	if (t == self)
 		return -EDEADLK;
+	/*
+	 * Finished already: no joiner can be registered but ours, so the lock
+	 * is not needed.  Pairs with the state store under t->lock at exit,
+	 * whose unlock (release) happened before we can read DONE.
+	 */
+	state = ck_pr_load_32(&t->state);
+	if (state == WEFT_DONE || state == WEFT_CANCELLED) {
+		ck_pr_fence_load();
+		goto collect;
+	}
 	ck_spinlock_lock(&t->lock);
 	state = ck_pr_load_32(&t->state);
 	if (state != WEFT_DONE && state != WEFT_CANCELLED) {
@@ -355,6 +365,7 @@ weft_join(struct weft_task *t, void **result, int64_t deadline)
 		}
 	}
 	ck_spinlock_unlock(&t->lock);
+collect:
 	ret = 0;
 	if (state == WEFT_CANCELLED)
 		ret = -ECHILD;

@@ -56,7 +56,7 @@ claim(struct weft_task *t, uint32_t seq, bool match)
 
 /* The claimer stores the result and makes t runnable if it is off-CPU. */
 static void
-commit(struct weft_task *t, int result)
+commit(struct weft_task *t, int result, bool next)
 {
 	uint64_t old;
 
@@ -68,7 +68,7 @@ commit(struct weft_task *t, int result)
 	 */
 	old = ck_pr_faa_64(&t->park, PARK_COMMITTED);
 	if (old & PARK_SAVED)
-		weft__ready(t);
+		weft__ready(t, next);
 }
 
 /*
@@ -82,7 +82,16 @@ weft__wake(struct weft_task *t, uint32_t seq, int result)
 {
 	if (!claim(t, seq, true))
 		return false;
-	commit(t, result);
+	commit(t, result, true);
+	return true;
+}
+
+bool
+weft__wake_tail(struct weft_task *t, uint32_t seq, int result)
+{
+	if (!claim(t, seq, true))
+		return false;
+	commit(t, result, false);
 	return true;
 }
 
@@ -92,22 +101,22 @@ weft__wake_current(struct weft_task *t, int result)
 {
 	if (!claim(t, 0, false))
 		return false;
-	commit(t, result);
+	commit(t, result, true);
 	return true;
 }
 
 /*
- * Make t runnable: on the calling worker's run-next slot, or on the global
- * queue from a thread that is not a worker.  Any thread.
+ * Make t runnable: on the calling worker's run-next slot (or ring tail),
+ * or on the global queue from a thread that is not a worker.  Any thread.
  */
 void
-weft__ready(struct weft_task *t)
+weft__ready(struct weft_task *t, bool next)
 {
 	struct weft__worker *w = weft__worker_self();
 
 	ck_pr_store_32(&t->state, WEFT_RUNNING);
 	if (w) {
-		weft__runq_put(w, t, true);
+		weft__runq_put(w, t, next);
 	} else {
 		pthread_mutex_lock(&weft__sched.lock);
 		weft__globrunq_put_locked(t);

@@ -36,7 +36,7 @@
 
 #define RUNQ_SIZE 256		/* local ring slots (power of two) */
 #define STACK_CACHE_MAX 64	/* per-worker free stacks */
-#define TASK_CACHE_MAX 256	/* per-worker free descriptors */
+#define TASK_CACHE_MAX 4096	/* per-worker free descriptors */
 #define SPIN_ROUNDS 4		/* steal rounds before parking */
 
 /* What the context resumed after a switch must finish for the previous one. */
