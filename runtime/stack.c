@@ -15,8 +15,13 @@
  *
  * Pools: each worker keeps up to STACK_CACHE_MAX free default-size stacks
  * (owner-only, no lock).  Overflow goes to the global pool (lock), which
- * keeps POOL_WARM_MAX stacks with their pages; past that a stack's pages go
- * back to the OS (MADV_DONTNEED) and guarded stacks are unmapped.
+ * keeps POOL_WARM_MAX stacks with their pages.  Past that, TRIM_BATCH of
+ * them at a time are sorted by address, adjacent ones coalesced, and their
+ * pages handed back to the OS with one MADV_DONTNEED per run of neighbours
+ * (a burst of a million exits costs a few thousand system calls, not a
+ * million TLB shootdowns).  Default-size stacks stay mapped until the run
+ * ends; guarded ones are made in batches of GUARD_BATCH (one mmap, then one
+ * mprotect per guard page) because a mapping per stack costs ~10 us.
  */
 #include <errno.h>
 #include <signal.h>
@@ -29,7 +34,9 @@
 #include "sched/sched.h"
 
 #define SLAB_STACKS 64
-#define POOL_WARM_MAX 256
+#define POOL_WARM_MAX 4096
+#define TRIM_BATCH 256
+#define GUARD_BATCH 16
 #define ALTSTACK_SIZE (64 * 1024)
 #define STACK_MIN (16 * 1024)
 #define STACK_MAX ((size_t)1 << 30)
@@ -175,6 +182,59 @@ unmap_single(struct weft__stack *st)
 	free(st);
 }
 
+/*
+ * Map up to GUARD_BATCH default-size guarded stacks with one mmap: returns
+ * the first, the rest go to w's cache.  NULL when the budget is spent or
+ * the kernel refuses (*err).  Executed only by worker w.
+ */
+static struct weft__stack *
+map_guarded_batch(struct weft__worker *w, int *err)
+{
+	size_t span = pool.default_size + pool.page;
+	struct weft__stack *first = NULL, *st;
+	int n = 0, i;
+	char *p;
+
+	while (n < GUARD_BATCH && guard_take())
+		n++;
+	if (n == 0)
+		return NULL;
+	p = mmap(NULL, span * (size_t)n, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		*err = -errno;
+		ck_pr_sub_64(&pool.nguarded, (uint64_t)n);
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		char *base = p + (size_t)i * span;
+
+		st = malloc(sizeof(*st));
+		if (!st || mprotect(base, pool.page, PROT_NONE) < 0) {
+			/* Give back this one and every one after it. */
+			*err = st ? -errno : -ENOMEM;
+			free(st);
+			munmap(base, span * (size_t)(n - i));
+			ck_pr_sub_64(&pool.nguarded, (uint64_t)(n - i));
+			break;
+		}
+		st->lo = base + pool.page;
+		st->size = pool.default_size;
+		st->kind = STACK_GUARDED;
+		st->cold = 0;
+		ck_pr_add_64(&pool.bytes_mapped, span);
+		if (!first) {
+			first = st;
+			continue;
+		}
+		st->next = w->stack_cache;
+		w->stack_cache = st;
+		w->nstack_cache++;
+		ck_pr_inc_64(&pool.cached);
+	}
+	return first;
+}
+
 /* Carve the next default-size stack from a slab.  Caller holds pool.lock. */
 static struct weft__stack *
 slab_carve_locked(int *err)
@@ -243,7 +303,7 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 			goto out;
 		/* New: guarded while the budget lasts, then from slabs. */
 		if (ck_pr_load_64(&pool.nguarded) < (uint64_t)pool.guard_budget) {
-			st = map_single(pool.default_size, err);
+			st = map_guarded_batch(w, err);
 			if (st)
 				goto out;
 		}
@@ -265,34 +325,58 @@ out:
 	return st;
 }
 
-/* Hand pages back; keeps the zero canary intact (it is zero after this). */
-static void
-make_cold(struct weft__stack *st)
+static int
+by_address(const void *a, const void *b)
 {
-	(void)madvise(st->lo, st->size, MADV_DONTNEED);
-	st->cold = 1;
+	const struct weft__stack *x = *(const struct weft__stack *const *)a;
+	const struct weft__stack *y = *(const struct weft__stack *const *)b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/*
+ * Hand the pages of TRIM_BATCH warm stacks back to the OS and move them to
+ * the cold list.  Neighbours in memory (slab stacks, guarded batches minus
+ * their guard pages) are coalesced into one madvise.  The zero canary stays
+ * valid: DONTNEED pages read as zero.  Caller holds pool.lock.
+ */
+static void
+trim_locked(void)
+{
+	struct weft__stack *batch[TRIM_BATCH];
+	int n = 0, i, j;
+
+	while (n < TRIM_BATCH && pool.warm) {
+		batch[n] = pool.warm;
+		pool.warm = pool.warm->next;
+		pool.nwarm--;
+		n++;
+	}
+	qsort(batch, (size_t)n, sizeof(batch[0]), by_address);
+	for (i = 0; i < n; i = j) {
+		char *lo = batch[i]->lo, *hi = lo + batch[i]->size;
+
+		for (j = i + 1; j < n && batch[j]->lo == hi; j++)
+			hi += batch[j]->size;
+		(void)madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
+	}
+	for (i = 0; i < n; i++) {
+		batch[i]->cold = 1;
+		batch[i]->next = pool.cold;
+		pool.cold = batch[i];
+		pool.ncold++;
+	}
 }
 
 /* Return to the global pool.  Caller holds pool.lock. */
 static void
 pool_put_locked(struct weft__stack *st)
 {
-	if (pool.nwarm < POOL_WARM_MAX) {
-		st->next = pool.warm;
-		pool.warm = st;
-		pool.nwarm++;
-		return;
-	}
-	if (st->kind == STACK_GUARDED) {
-		/* Gives a mapping pair back to the guard budget too. */
-		ck_pr_dec_64(&pool.cached);
-		unmap_single(st);
-		return;
-	}
-	make_cold(st);
-	st->next = pool.cold;
-	pool.cold = st;
-	pool.ncold++;
+	st->next = pool.warm;
+	pool.warm = st;
+	pool.nwarm++;
+	if (pool.nwarm > POOL_WARM_MAX + TRIM_BATCH)
+		trim_locked();
 }
 
 void
