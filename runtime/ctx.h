@@ -24,23 +24,28 @@
 #endif
 
 /*
- * Save the current context into *from and resume `to`.  Returns when some
- * other context switches back to *from.  Must not be inlined or reordered:
- * it is an opaque call for the compiler, which is what makes every
- * caller-saved register dead across it.
+ * Save the current context into *from and resume `to`, handing it `pass`.
+ * Returns when some other context switches back to *from, with the `pass`
+ * value of that switch (Boost.Context's transfer: the resumed side learns
+ * which worker thread it now runs on without a TLS lookup).  Must not be
+ * inlined or reordered: it is an opaque call for the compiler, which is
+ * what makes every caller-saved register dead across it.
  */
-void weft__ctx_switch(void **from, void *to);
+void *weft__ctx_switch(void **from, void *to, void *pass);
 
-/* First code run on a fresh stack: calls entry(arg); entry never returns. */
+/*
+ * First code run on a fresh stack: calls entry(arg, pass); entry never
+ * returns.
+ */
 void weft__ctx_start(void);
 
 /*
  * Build the first frame of a context on the stack whose highest address is
  * `top` (16-byte aligned), so that switching to the returned stack pointer
- * calls entry(arg).  Executed by the thread that owns the stack.
+ * calls entry(arg, pass).  Executed by the thread that owns the stack.
  */
 static inline void *
-weft__ctx_make(void *top, void (*entry)(void *), void *arg)
+weft__ctx_make(void *top, void (*entry)(void *, void *), void *arg)
 {
 	uint64_t *sp = (uint64_t *)((uintptr_t)top & ~(uintptr_t)15);
 

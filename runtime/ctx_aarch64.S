@@ -13,7 +13,10 @@
 	.hidden	weft__ctx_switch
 	.type	weft__ctx_switch, %function
 	.p2align 4
-/* void weft__ctx_switch(void **from (x0), void *to (x1)) */
+/*
+ * void *weft__ctx_switch(void **from (x0), void *to (x1), void *pass (x2))
+ * Returns, in the resumed context, the `pass` of whoever switched to it.
+ */
 weft__ctx_switch:
 	sub	sp, sp, #160
 	stp	d8, d9, [sp, #0]
@@ -40,6 +43,7 @@ weft__ctx_switch:
 	ldp	x27, x28, [sp, #128]
 	ldp	x29, x30, [sp, #144]
 	add	sp, sp, #160
+	mov	x0, x2
 	ret
 	.size	weft__ctx_switch, .-weft__ctx_switch
 
@@ -47,10 +51,14 @@ weft__ctx_switch:
 	.hidden	weft__ctx_start
 	.type	weft__ctx_start, %function
 	.p2align 4
-/* Entered by `ret` from weft__ctx_switch on a fresh frame: x19 = entry, x20 = arg. */
+/*
+ * Entered by `ret` from weft__ctx_switch on a fresh frame: x19 = entry,
+ * x20 = arg, x0 = the switcher's pass value.  Calls entry(arg, pass).
+ */
 weft__ctx_start:
 	mov	x29, #0
 	mov	x30, #0
+	mov	x1, x0
 	mov	x0, x20
 	blr	x19
 	brk	#0

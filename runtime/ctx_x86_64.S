@@ -13,7 +13,10 @@
 	.hidden	weft__ctx_switch
 	.type	weft__ctx_switch, @function
 	.p2align 4
-/* void weft__ctx_switch(void **from (rdi), void *to (rsi)) */
+/*
+ * void *weft__ctx_switch(void **from (rdi), void *to (rsi), void *pass (rdx))
+ * Returns, in the resumed context, the `pass` of whoever switched to it.
+ */
 weft__ctx_switch:
 	.cfi_startproc
 	pushq	%rbp
@@ -26,6 +29,7 @@ weft__ctx_switch:
 	stmxcsr	(%rsp)
 	fnstcw	4(%rsp)
 	movq	%rsp, (%rdi)
+	movq	%rdx, %rax
 	movq	%rsi, %rsp
 	ldmxcsr	(%rsp)
 	fldcw	4(%rsp)
@@ -44,11 +48,15 @@ weft__ctx_switch:
 	.hidden	weft__ctx_start
 	.type	weft__ctx_start, @function
 	.p2align 4
-/* Entered by `ret` from weft__ctx_switch on a fresh frame: r12 = entry, r13 = arg. */
+/*
+ * Entered by `ret` from weft__ctx_switch on a fresh frame: r12 = entry,
+ * r13 = arg, rax = the switcher's pass value.  Calls entry(arg, pass).
+ */
 weft__ctx_start:
 	.cfi_startproc
 	.cfi_undefined rip
 	xorl	%ebp, %ebp
+	movq	%rax, %rsi
 	movq	%r13, %rdi
 	call	*%r12
 	ud2

@@ -277,13 +277,16 @@ struct weft_task *weft__task_self(void);
 
 /*
  * Switch from the running context to `to_sp` (a task or a scheduler
- * context), with the sanitizer fiber annotations.  `exiting` means the
- * current context will never run again.  Extremely fragile: see ctx.h.
+ * context) of worker `w`, with the sanitizer fiber annotations.  `exiting`
+ * means the current context will never run again.  Returns the worker the
+ * calling context has been resumed on.  Extremely fragile: see ctx.h.
  */
-static inline void
+static inline struct weft__worker *
 weft__switch(void **from_sp, void *to_sp, struct weft__fiber *to,
-	     bool exiting)
+	     bool exiting, struct weft__worker *w)
 {
+	void *ret;
+
 #if defined(WEFT_ASAN)
 	void *fake = NULL;
 
@@ -295,14 +298,15 @@ weft__switch(void **from_sp, void *to_sp, struct weft__fiber *to,
 #endif
 	(void)to;
 	(void)exiting;
-	weft__ctx_switch(from_sp, to_sp);
+	ret = weft__ctx_switch(from_sp, to_sp, w);
 #if defined(WEFT_ASAN)
 	__sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
+	return ret;
 }
 
 /* Task internals shared with sched/ (runtime/task.c). */
-void weft__task_entry(void *arg);
+void weft__task_entry(void *arg, void *pass);
 void weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t);
 void weft__task_unref(struct weft__worker *w, struct weft_task *t);
 void weft__task_cache_free(struct weft__worker *w);

@@ -293,9 +293,12 @@ weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t)
 	weft__task_unref(w, t);
 }
 
-/* First code on a task's stack.  Must be called from a coroutine. */
+/*
+ * First code on a task's stack; `pass` is the worker that switched to it.
+ * Must be called from a coroutine.
+ */
 void
-weft__task_entry(void *arg)
+weft__task_entry(void *arg, void *pass)
 {
 	struct weft_task *t = arg;
 	void *result;
@@ -303,7 +306,7 @@ weft__task_entry(void *arg)
 #if defined(WEFT_ASAN)
 	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
-	weft__after_switch(weft__worker_self());
+	weft__after_switch(pass);
 	result = t->fn(t->arg);
 
 	t->result = result;
@@ -424,18 +427,6 @@ enum weft_task_state
 weft_task_state(const struct weft_task *t)
 {
 	return (enum weft_task_state)ck_pr_load_32(&t->state);
-}
-
-int
-weft_yield(void)
-{
-	struct weft__worker *w = weft__worker_self();
-	struct weft_task *t = w ? w->cur : NULL;
-
-	if (!t)
-		return -EPERM;
-	weft__switch_out(w, t, AS_YIELD);
-	return (ck_pr_load_32(&t->flags) & TASK_CANCELLED) ? -ECANCELED : 0;
 }
 
 int

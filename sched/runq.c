@@ -14,23 +14,12 @@
  * When the run has a single worker (w->solo) nobody can steal, and the owner
  * uses ck's single-consumer dequeue and plain run-next accesses: same
  * layout, no atomic read-modify-write on the hot path.
+ *
+ * The owner's fast paths (weft__runq_put, weft__runq_get) are inline in
+ * sched/sched.h; this file holds the global queue, the slow paths and
+ * stealing.
  */
 #include "sched/sched.h"
-
-#if defined(WEFT_TSAN)
-/*
- * Under the race detector, randomise whether run-next is used so that tests
- * cannot pass by accident of order (Go ties randomizeScheduler to -race).
- */
-static bool
-coin(struct weft__worker *w)
-{
-	w->rand ^= w->rand << 13;
-	w->rand ^= w->rand >> 7;
-	w->rand ^= w->rand << 17;
-	return w->rand & 1;
-}
-#endif
 
 /* Caller holds sched.lock. */
 void
@@ -96,8 +85,8 @@ weft__globrunq_get_locked(struct weft__worker *w, int max)
  * The ring is full: move half of it and `t` to the global queue in one
  * batch.  Executed only by the owning worker.
  */
-static void
-runq_put_slow(struct weft__worker *w, struct weft_task *t)
+void
+weft__runq_put_slow(struct weft__worker *w, struct weft_task *t)
 {
 	struct weft_task *batch[RUNQ_SIZE / 2 + 1];
 	int n = 0;
@@ -110,62 +99,6 @@ runq_put_slow(struct weft__worker *w, struct weft_task *t)
 	for (int i = 0; i < n; i++)
 		weft__globrunq_put_locked(batch[i]);
 	pthread_mutex_unlock(&weft__sched.lock);
-}
-
-/*
- * Make `t` runnable on w: into run-next if `next`, else at the ring's tail.
- * Executed only by the owning worker.
- */
-void
-weft__runq_put(struct weft__worker *w, struct weft_task *t, bool next)
-{
-#if defined(WEFT_TSAN)
-	if (next && coin(w))
-		next = false;
-#endif
-	if (next) {
-		struct weft_task *old;
-
-		if (w->solo) {
-			old = w->runnext;
-			w->runnext = t;
-		} else {
-			/* Thieves may CAS run-next to NULL concurrently. */
-			old = ck_pr_fas_ptr(&w->runnext, t);
-		}
-		if (!old)
-			return;
-		t = old;
-	}
-	if (WEFT_UNLIKELY(!ck_ring_enqueue_spmc(&w->runq, w->runq_buf, t)))
-		runq_put_slow(w, t);
-}
-
-/*
- * Next task of w's own queues: run-next first, then the ring.
- * Executed only by the owning worker.
- */
-struct weft_task *
-weft__runq_get(struct weft__worker *w)
-{
-	struct weft_task *t;
-
-	if (w->solo) {
-		if ((t = w->runnext)) {
-			w->runnext = NULL;
-			return t;
-		}
-		/* No other consumer exists: the single-consumer path is safe. */
-		if (ck_ring_dequeue_spsc(&w->runq, w->runq_buf, &t))
-			return t;
-		return NULL;
-	}
-	t = ck_pr_load_ptr(&w->runnext);
-	if (t && ck_pr_cas_ptr(&w->runnext, t, NULL))
-		return t;
-	if (ck_ring_dequeue_spmc(&w->runq, w->runq_buf, &t))
-		return t;
-	return NULL;
 }
 
 /* True if w has nothing queued locally.  Any worker (racy snapshot). */

@@ -167,9 +167,8 @@ extern struct weft__sched weft__sched;
 /* This thread's worker, or NULL.  Never inlined: see sched/worker.c. */
 struct weft__worker *weft__worker_self(void);
 
-/* Run queues (sched/runq.c). */
-void weft__runq_put(struct weft__worker *w, struct weft_task *t, bool next);
-struct weft_task *weft__runq_get(struct weft__worker *w);
+/* Run queues (sched/runq.c, fast paths below). */
+void weft__runq_put_slow(struct weft__worker *w, struct weft_task *t);
 struct weft_task *weft__runq_steal(struct weft__worker *thief,
 				   struct weft__worker *victim,
 				   bool take_runnext);
@@ -198,5 +197,77 @@ int64_t weft__timers_next(struct weft__timers *tm);
 	ck_pr_store_64(&(w)->st.field, (w)->st.field + 1)
 #define WEFT_STAT_ADD(w, field, n)					\
 	ck_pr_store_64(&(w)->st.field, (w)->st.field + (n))
+
+#if defined(WEFT_TSAN)
+/*
+ * Under the race detector, randomise whether run-next is used so that tests
+ * cannot pass by accident of order (Go ties randomizeScheduler to -race).
+ */
+static inline bool
+weft__sched_coin(struct weft__worker *w)
+{
+	w->rand ^= w->rand << 13;
+	w->rand ^= w->rand >> 7;
+	w->rand ^= w->rand << 17;
+	return w->rand & 1;
+}
+#endif
+
+/*
+ * Make `t` runnable on w: into run-next if `next` (the previous occupant
+ * moves to the ring), else at the ring's tail.
+ * Executed only by the owning worker.
+ */
+static inline void
+weft__runq_put(struct weft__worker *w, struct weft_task *t, bool next)
+{
+#if defined(WEFT_TSAN)
+	if (next && weft__sched_coin(w))
+		next = false;
+#endif
+	if (next) {
+		struct weft_task *old;
+
+		if (w->solo) {
+			old = w->runnext;
+			w->runnext = t;
+		} else {
+			/* Thieves may CAS run-next to NULL concurrently. */
+			old = ck_pr_fas_ptr(&w->runnext, t);
+		}
+		if (!old)
+			return;
+		t = old;
+	}
+	if (WEFT_UNLIKELY(!ck_ring_enqueue_spmc(&w->runq, w->runq_buf, t)))
+		weft__runq_put_slow(w, t);
+}
+
+/*
+ * Next task of w's own queues: run-next first, then the ring.
+ * Executed only by the owning worker.
+ */
+static inline struct weft_task *
+weft__runq_get(struct weft__worker *w)
+{
+	struct weft_task *t;
+
+	if (w->solo) {
+		if ((t = w->runnext)) {
+			w->runnext = NULL;
+			return t;
+		}
+		/* No other consumer exists: the single-consumer path is safe. */
+		if (ck_ring_dequeue_spsc(&w->runq, w->runq_buf, &t))
+			return t;
+		return NULL;
+	}
+	t = ck_pr_load_ptr(&w->runnext);
+	if (t && ck_pr_cas_ptr(&w->runnext, t, NULL))
+		return t;
+	if (ck_ring_dequeue_spmc(&w->runq, w->runq_buf, &t))
+		return t;
+	return NULL;
+}
 
 #endif /* WEFT_SCHED_H */

@@ -249,7 +249,7 @@ startable(struct weft__worker *w, struct weft_task *t)
 }
 
 /* Next task of w's own queues that can run now.  Executed only by w. */
-static struct weft_task *
+static inline struct weft_task *
 local_next(struct weft__worker *w)
 {
 	struct weft_task *t;
@@ -264,12 +264,16 @@ local_next(struct weft__worker *w)
  * Finish the transition of the context we just switched away from.
  * Executed only by w, first thing after every switch.
  */
-void
-weft__after_switch(struct weft__worker *w)
+static inline __attribute__((always_inline)) void
+after_switch(struct weft__worker *w)
 {
 	struct weft_task *t = w->as_task;
 	uint64_t old;
 
+	if (w->as_kind == AS_NONE)
+		return;
+	/* Overflow check of an unguarded stack, at its exact saved sp. */
+	weft__stack_check(t, t->stack, t->sp);
 	switch (w->as_kind) {
 	case AS_NONE:
 		return;
@@ -300,19 +304,24 @@ weft__after_switch(struct weft__worker *w)
 	w->as_task = NULL;
 }
 
+void
+weft__after_switch(struct weft__worker *w)
+{
+	after_switch(w);
+}
+
 /*
  * Leave the running task t (kind says why) for the next local task, or for
  * the scheduler context.  Returns when t runs again, possibly on another
  * worker (never for AS_EXIT).  Must be called from a coroutine.
  */
-void
-weft__switch_out(struct weft__worker *w, struct weft_task *t,
-		 enum after_switch kind)
+static inline __attribute__((always_inline)) void
+switch_out(struct weft__worker *w, struct weft_task *t,
+	   enum after_switch kind)
 {
 	struct weft_task *next = NULL;
 	uint32_t tick = w->tick + 1;
 
-	weft__stack_check(t, t->stack, __builtin_frame_address(0));
 	ck_pr_store_32(&w->tick, tick);
 	if (WEFT_LIKELY(tick % 61 != 0)) {
 		next = local_next(w);
@@ -324,14 +333,34 @@ weft__switch_out(struct weft__worker *w, struct weft_task *t,
 	if (next) {
 		w->cur = next;
 		WEFT_STAT_INC(w, tasks_run);
-		weft__switch(&t->sp, next->sp, &next->fib, kind == AS_EXIT);
+		w = weft__switch(&t->sp, next->sp, &next->fib,
+				 kind == AS_EXIT, w);
 	} else {
 		w->cur = NULL;
-		weft__switch(&t->sp, w->sched_sp, &w->sched_fib,
-			     kind == AS_EXIT);
+		w = weft__switch(&t->sp, w->sched_sp, &w->sched_fib,
+				 kind == AS_EXIT, w);
 	}
-	/* Resumed: possibly on another thread, so ask again. */
-	weft__after_switch(weft__worker_self());
+	/* Resumed, possibly on another thread: w is that thread's worker. */
+	after_switch(w);
+}
+
+void
+weft__switch_out(struct weft__worker *w, struct weft_task *t,
+		 enum after_switch kind)
+{
+	switch_out(w, t, kind);
+}
+
+int
+weft_yield(void)
+{
+	struct weft__worker *w = weft__worker_self();
+	struct weft_task *t = w ? w->cur : NULL;
+
+	if (WEFT_UNLIKELY(!t))
+		return -EPERM;
+	switch_out(w, t, AS_YIELD);
+	return (ck_pr_load_32(&t->flags) & TASK_CANCELLED) ? -ECANCELED : 0;
 }
 
 /* Steal from the other workers.  Executed only by w, while spinning. */
@@ -539,8 +568,8 @@ worker_loop(struct weft__worker *w)
 	while ((t = find_runnable(w))) {
 		w->cur = t;
 		WEFT_STAT_INC(w, tasks_run);
-		weft__switch(&w->sched_sp, t->sp, &t->fib, false);
-		weft__after_switch(w);
+		weft__switch(&w->sched_sp, t->sp, &t->fib, false, w);
+		after_switch(w);
 	}
 }
 
