@@ -8,16 +8,26 @@
 
 #include "io/io.h"
 
-/* Can this process set up a ring at all?  (seccomp, io_uring_disabled) */
+/*
+ * Can this process set up a ring at all?  (seccomp, io_uring_disabled)
+ * Asked once per process: 0 unknown, 1 yes, 2 no.  Racing first callers
+ * both probe and store the same answer.
+ */
+static int uring_ok;
+
 static bool
 uring_usable(void)
 {
 	struct io_uring ring;
+	int ok = __atomic_load_n(&uring_ok, __ATOMIC_RELAXED);
 
-	if (io_uring_queue_init(2, &ring, 0) < 0)
-		return false;
-	io_uring_queue_exit(&ring);
-	return true;
+	if (ok == 0) {
+		ok = io_uring_queue_init(2, &ring, 0) < 0 ? 2 : 1;
+		if (ok == 1)
+			io_uring_queue_exit(&ring);
+		__atomic_store_n(&uring_ok, ok, __ATOMIC_RELAXED);
+	}
+	return ok == 1;
 }
 
 const struct weft__io_ops *
