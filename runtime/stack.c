@@ -537,8 +537,14 @@ segv_handler(int sig, siginfo_t *si, void *uc)
 		signal(SIGABRT, SIG_DFL);
 		abort();
 	}
-	/* Not ours: restore what was there and let the fault happen again. */
+	/*
+	 * Not ours: restore what was there.  A real fault happens again on
+	 * return and reaches that handler; a signal sent with kill() or
+	 * raise() (si_code <= 0) would not, so send it again.
+	 */
 	sigaction(sig, old, NULL);
+	if (si->si_code <= 0)
+		raise(sig);
 	(void)uc;
 }
 

@@ -325,8 +325,15 @@ switch_out(struct weft__worker *w, struct weft_task *t,
 	ck_pr_store_32(&w->tick, tick);
 	if (WEFT_LIKELY(tick % 61 != 0)) {
 		next = local_next(w);
-		if (!next && kind == AS_YIELD)
-			return;		/* nothing else to run here */
+		/*
+		 * A yield with nothing else local returns at once, unless the
+		 * global queue holds work (overflowed spawns, foreign spawns):
+		 * then the scheduler context must run, or a task polling with
+		 * yield would see one global task per 61 yields.
+		 */
+		if (!next && kind == AS_YIELD &&
+		    !ck_pr_load_32(&weft__sched.gq_len))
+			return;
 	}
 	w->as_kind = kind;
 	w->as_task = t;
