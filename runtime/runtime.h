@@ -97,6 +97,9 @@ void weft__stack_put(struct weft__worker *w, struct weft__stack *st);
 /* Move every stack of w's cache to the global pool.  Executed only by w. */
 void weft__stack_flush(struct weft__worker *w);
 
+/* Give back the warm pool's excess.  A worker about to sleep. */
+int weft__stack_trim_idle(int batches);
+
 /* Unmap every pooled stack and every slab.  Caller: weft_run teardown. */
 void weft__stack_teardown(void);
 

@@ -15,11 +15,15 @@
  *
  * Pools: each worker keeps up to STACK_CACHE_MAX free default-size stacks
  * (owner-only, no lock).  Overflow goes to the global pool (lock), which
- * keeps POOL_WARM_MAX stacks with their pages.  Past that, TRIM_BATCH of
- * them at a time are sorted by address, adjacent ones coalesced, and their
- * pages handed back to the OS with one MADV_DONTNEED per run of neighbours
- * (a burst of a million exits costs a few thousand system calls, not a
- * million TLB shootdowns).  Default-size stacks stay mapped until the run
+ * keeps POOL_WARM_MAX stacks with their pages once the workers have had
+ * time to trim it.  Trimming is done by a worker about to sleep with
+ * nothing to run (Go's scavenger idea: give memory back when it costs no
+ * latency), so a burst of exits followed by a burst of spawns reuses warm
+ * stacks instead of refaulting them; only past POOL_HARD_MAX does a put trim
+ * inline.  A trim takes TRIM_BATCH stacks, sorts them by address, coalesces
+ * neighbours and hands their pages back with one MADV_DONTNEED per run (a
+ * burst of a million exits costs a few thousand system calls, not a million
+ * TLB shootdowns).  Default-size stacks stay mapped until the run
  * ends; guarded ones are made in batches of GUARD_BATCH (one mmap, then one
  * mprotect per guard page) because a mapping per stack costs ~10 us.
  */
@@ -34,7 +38,8 @@
 #include "sched/sched.h"
 
 #define SLAB_STACKS 64
-#define POOL_WARM_MAX 4096
+#define POOL_WARM_MAX 4096	/* warm stacks kept once workers go idle */
+#define POOL_HARD_MAX 65536	/* past this, trimming happens inline */
 #define TRIM_BATCH 256
 #define GUARD_BATCH 16
 #define ALTSTACK_SIZE (64 * 1024)
@@ -57,7 +62,7 @@ static struct {
 	/* Protected by lock. */
 	pthread_mutex_t lock;
 	struct weft__stack *warm;	/* free, pages resident */
-	uint64_t nwarm;
+	uint64_t nwarm;			/* written under lock, read without */
 	struct weft__stack *cold;	/* free, pages returned (slab only) */
 	uint64_t ncold;
 	struct slab *slabs;
@@ -291,7 +296,7 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 		pthread_mutex_lock(&pool.lock);
 		if ((st = pool.warm)) {
 			pool.warm = st->next;
-			pool.nwarm--;
+			ck_pr_store_64(&pool.nwarm, pool.nwarm - 1);
 			ck_pr_dec_64(&pool.cached);
 		} else if ((st = pool.cold)) {
 			pool.cold = st->next;
@@ -335,23 +340,29 @@ by_address(const void *a, const void *b)
 }
 
 /*
- * Hand the pages of TRIM_BATCH warm stacks back to the OS and move them to
- * the cold list.  Neighbours in memory (slab stacks, guarded batches minus
- * their guard pages) are coalesced into one madvise.  The zero canary stays
- * valid: DONTNEED pages read as zero.  Caller holds pool.lock.
+ * Hand the pages of up to TRIM_BATCH warm stacks back to the OS and move
+ * them to the cold list.  Neighbours in memory (slab stacks, guarded
+ * batches minus their guard pages) are coalesced into one madvise.  The
+ * zero canary stays valid: DONTNEED pages read as zero.  Takes pool.lock
+ * around the list moves only, not around the system calls.
+ * Returns the number of stacks trimmed.  Any worker.
  */
-static void
-trim_locked(void)
+static int
+trim_batch(void)
 {
 	struct weft__stack *batch[TRIM_BATCH];
 	int n = 0, i, j;
 
-	while (n < TRIM_BATCH && pool.warm) {
+	pthread_mutex_lock(&pool.lock);
+	while (n < TRIM_BATCH && pool.nwarm > POOL_WARM_MAX) {
 		batch[n] = pool.warm;
 		pool.warm = pool.warm->next;
-		pool.nwarm--;
+		ck_pr_store_64(&pool.nwarm, pool.nwarm - 1);
 		n++;
 	}
+	pthread_mutex_unlock(&pool.lock);
+	if (n == 0)
+		return 0;
 	qsort(batch, (size_t)n, sizeof(batch[0]), by_address);
 	for (i = 0; i < n; i = j) {
 		char *lo = batch[i]->lo, *hi = lo + batch[i]->size;
@@ -360,12 +371,32 @@ trim_locked(void)
 			hi += batch[j]->size;
 		(void)madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
 	}
+	pthread_mutex_lock(&pool.lock);
 	for (i = 0; i < n; i++) {
 		batch[i]->cold = 1;
 		batch[i]->next = pool.cold;
 		pool.cold = batch[i];
 		pool.ncold++;
 	}
+	pthread_mutex_unlock(&pool.lock);
+	return n;
+}
+
+/*
+ * A worker with nothing to run gives back up to `batches` batches of the
+ * warm pool's excess.  Returns the number of stacks trimmed.
+ * Executed by a worker about to sleep.
+ */
+int
+weft__stack_trim_idle(int batches)
+{
+	int n = 0, got;
+
+	if (ck_pr_load_64(&pool.nwarm) <= POOL_WARM_MAX)
+		return 0;
+	while (batches-- > 0 && (got = trim_batch()) > 0)
+		n += got;
+	return n;
 }
 
 /* Return to the global pool.  Caller holds pool.lock. */
@@ -374,9 +405,7 @@ pool_put_locked(struct weft__stack *st)
 {
 	st->next = pool.warm;
 	pool.warm = st;
-	pool.nwarm++;
-	if (pool.nwarm > POOL_WARM_MAX + TRIM_BATCH)
-		trim_locked();
+	ck_pr_store_64(&pool.nwarm, pool.nwarm + 1);
 }
 
 void
@@ -408,6 +437,9 @@ weft__stack_put(struct weft__worker *w, struct weft__stack *st)
 		pool_put_locked(st);
 	}
 	pthread_mutex_unlock(&pool.lock);
+	/* Safety valve for a run that never idles. */
+	if (WEFT_UNLIKELY(ck_pr_load_64(&pool.nwarm) > POOL_HARD_MAX))
+		trim_batch();
 }
 
 void

@@ -546,6 +546,11 @@ top:
 		}
 	}
 
+	/*
+	 * Idle time is when memory goes back to the OS.  On the idle list
+	 * already, so work arriving meanwhile wakes the wait below at once.
+	 */
+	weft__stack_trim_idle(4);
 	timeout = sleep_timeout(w, weft_now());
 	WEFT_STAT_INC(w, parks);
 	w->io.ops->wait(&w->io, timeout);
