@@ -43,6 +43,7 @@
 enum after_switch {
 	AS_NONE = 0,
 	AS_YIELD,		/* put prev at the tail of the local queue */
+	AS_YIELD_GLOBAL,	/* put prev at the tail of the global queue */
 	AS_PARK,		/* run unlock, mark prev SAVED, maybe ready it */
 	AS_EXIT,		/* release prev's stack and runtime reference */
 };

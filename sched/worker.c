@@ -280,6 +280,11 @@ after_switch(struct weft__worker *w)
 	case AS_YIELD:
 		weft__runq_put(w, t, false);
 		break;
+	case AS_YIELD_GLOBAL:
+		pthread_mutex_lock(&weft__sched.lock);
+		weft__globrunq_put_locked(t);
+		pthread_mutex_unlock(&weft__sched.lock);
+		break;
 	case AS_PARK:
 		if (w->as_unlock)
 			w->as_unlock(w->as_unlock_arg);
@@ -331,9 +336,15 @@ switch_out(struct weft__worker *w, struct weft_task *t,
 		 * then the scheduler context must run, or a task polling with
 		 * yield would see one global task per 61 yields.
 		 */
-		if (!next && kind == AS_YIELD &&
-		    !ck_pr_load_32(&weft__sched.gq_len))
-			return;
+		if (!next && kind == AS_YIELD) {
+			if (!ck_pr_load_32(&weft__sched.gq_len))
+				return;
+			/*
+			 * Behind the global queue's tasks, as Go's Gosched:
+			 * back on the local ring it would be found first.
+			 */
+			kind = AS_YIELD_GLOBAL;
+		}
 	}
 	w->as_kind = kind;
 	w->as_task = t;
