@@ -221,8 +221,9 @@ weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
 }
 
 /*
- * Give `t` a stack and its first frame.  Returns 0 or a negative errno (the
- * caller then finishes the task as cancelled).  Executed only by worker w.
+ * Give `t` (already moved PENDING -> RUNNING) a stack and its first frame.
+ * Returns 0 or a negative errno (the caller then finishes the task as
+ * cancelled).  Executed only by worker w.
  */
 int
 weft__task_start(struct weft__worker *w, struct weft_task *t)
@@ -250,7 +251,6 @@ weft__task_start(struct weft__worker *w, struct weft_task *t)
 #if defined(WEFT_TSAN)
 	t->fib.tsan = __tsan_create_fiber(0);
 #endif
-	ck_pr_store_32(&t->state, WEFT_RUNNING);
 	return 0;
 }
 
@@ -400,7 +400,9 @@ weft_cancel(struct weft_task *t)
 	 * flag, or this wake sees the park armed.
 	 */
 	ck_pr_or_32(&t->flags, TASK_CANCELLED);
-	ck_pr_fence_memory();
+	/* Not started: it never will be (see startable() in worker.c). */
+	if (ck_pr_cas_32(&t->state, WEFT_PENDING, WEFT_CANCELLED))
+		return 0;
 	weft__wake_current(t, -ECANCELED);
 	return 0;
 }

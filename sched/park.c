@@ -11,7 +11,9 @@
  * Go closes the window by running the unlock on g0 after the switch; weft
  * does the same (the `unlock` callback runs on the next context) and also
  * lets timeouts and cancellation, which take no lock, race through the
- * CLAIMED bit.
+ * CLAIMED bit.  Unlike Go, the waiter's lock is released before the switch
+ * (see weft__park()): the SAVED bit already keeps a claimed task off the
+ * run queues until its context is saved.
  */
 #include <errno.h>
 
@@ -128,7 +130,8 @@ weft__ready(struct weft_task *t, bool next)
 /*
  * Park the calling task (prepared with weft__park_prepare) until a waker
  * claims it, `deadline` passes (-ETIMEDOUT) or it is cancelled
- * (-ECANCELED).  `unlock(arg)`, if given, runs once the task is off-CPU.
+ * (-ECANCELED).  `unlock(arg)`, if given, releases the waiter's lock
+ * (the one guarding its waiter record) just before the task leaves the CPU.
  * Returns the waker's result.  Must be called from a coroutine; a
  * cancellation point.
  */
@@ -160,16 +163,21 @@ weft__park(void (*unlock)(void *), void *arg, int64_t deadline)
 	if (ck_pr_load_32(&t->flags) & TASK_CANCELLED)
 		weft__wake(t, seq, -ECANCELED);
 
-	if (ck_pr_load_64(&t->park) & PARK_COMMITTED) {
-		/* Won before leaving the CPU: no switch needed. */
-		if (unlock)
-			unlock(arg);
-	} else {
-		ck_pr_store_32(&t->state, WEFT_SUSPENDED);
-		w->as_unlock = unlock;
-		w->as_unlock_arg = arg;
+	/*
+	 * Release the waiter's lock before leaving the CPU: a waker that
+	 * claims and commits now cannot resume us early, because the task is
+	 * made runnable only once SAVED is set too, after the switch.  (Go
+	 * must run its unlock on g0 after the switch; the two-sided hand-off
+	 * makes that unnecessary here, and the next task picked before the
+	 * switch may need the very lock we hold.)
+	 */
+	ck_pr_store_32(&t->state, WEFT_SUSPENDED);
+	if (unlock)
+		unlock(arg);
+	/* Won before leaving the CPU: no switch needed. */
+	if (!(ck_pr_load_64(&t->park) & PARK_COMMITTED))
 		weft__switch_out(w, t, AS_PARK);
-	}
+	ck_pr_store_32(&t->state, WEFT_RUNNING);
 	if (timed)
 		weft__timer_del(&t->timer);
 	/* The run-queue hand-off (or the faa above) ordered this load. */

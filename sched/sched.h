@@ -16,8 +16,8 @@
  *   which may take sched.lock (global queue overflow); never the reverse.
  * - timers->lock of two workers are never held together (a thief trylocks
  *   a victim's heap only when it holds no heap lock).
- * - No lock may be held across a context switch, except the one handed to
- *   weft__park() as `unlock`, which the next context releases.
+ * - No lock may be held across a context switch (weft__park() releases
+ *   the waiter's lock just before switching).
  */
 #ifndef WEFT_SCHED_H
 #define WEFT_SCHED_H
@@ -44,7 +44,7 @@ enum after_switch {
 	AS_NONE = 0,
 	AS_YIELD,		/* put prev at the tail of the local queue */
 	AS_YIELD_GLOBAL,	/* put prev at the tail of the global queue */
-	AS_PARK,		/* run unlock, mark prev SAVED, maybe ready it */
+	AS_PARK,		/* mark prev SAVED, maybe ready it */
 	AS_EXIT,		/* release prev's stack and runtime reference */
 };
 
@@ -74,8 +74,6 @@ struct weft__worker {
 	struct weft_task *cur;		/* running task; NULL in the scheduler */
 	enum after_switch as_kind;	/* pending finish for as_task */
 	struct weft_task *as_task;
-	void (*as_unlock)(void *);
-	void *as_unlock_arg;
 	bool spinning;			/* counted in sched.nspinning */
 	uint64_t rand;			/* xorshift state for victim choice */
 	uint64_t next_id;		/* task ids: [next_id, id_limit) */

@@ -240,7 +240,11 @@ startable(struct weft__worker *w, struct weft_task *t)
 {
 	if (WEFT_LIKELY(t->stack != NULL))
 		return true;
-	if ((ck_pr_load_32(&t->flags) & TASK_CANCELLED) ||
+	/*
+	 * PENDING -> RUNNING races with weft_cancel()'s PENDING -> CANCELLED:
+	 * exactly one wins.
+	 */
+	if (!ck_pr_cas_32(&t->state, WEFT_PENDING, WEFT_RUNNING) ||
 	    weft__task_start(w, t) < 0) {
 		weft__task_finish_cancelled(w, t);
 		return false;
@@ -286,8 +290,6 @@ after_switch(struct weft__worker *w)
 		pthread_mutex_unlock(&weft__sched.lock);
 		break;
 	case AS_PARK:
-		if (w->as_unlock)
-			w->as_unlock(w->as_unlock_arg);
 		/*
 		 * Full barrier.  Pairs with the add of COMMITTED in commit():
 		 * the later of the two makes the task runnable.  Its context
