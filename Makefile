@@ -89,7 +89,10 @@ STATIC_LIB	:= $(BUILD)/lib$(NAME).a
 SHARED_LIB	:= $(BUILD)/lib$(NAME).so.$(VERSION_MAJOR)
 PROGRAMS	:= $(BUILD)/weft-bench
 
-.PHONY: all deps test asan tsan bench install uninstall clean check-aarch64
+.PHONY: all deps test all-tests asan tsan bench install uninstall clean \
+	check-aarch64
+# Test objects are not intermediates: keep them between runs.
+.SECONDARY:
 .DEFAULT_GOAL	:= all
 
 all: $(STATIC_LIB) $(SHARED_LIB) $(BUILD)/$(NAME).pc $(PROGRAMS)
