@@ -144,7 +144,8 @@ WEFT_EXPORT int weft_sleep_until(int64_t deadline);
  * A task is a coroutine with its own small stack.  weft_spawn() hands back a
  * handle that must be given up exactly once, by weft_join() succeeding or by
  * weft_detach(); a task whose handle is never requested (out == NULL) is
- * detached from the start.
+ * detached from the start.  Handles belong to the run: none is valid after
+ * weft_run() returns.
  */
 
 struct weft_task;

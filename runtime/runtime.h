@@ -313,6 +313,7 @@ void weft__task_entry(void *arg, void *pass);
 void weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t);
 void weft__task_unref(struct weft__worker *w, struct weft_task *t);
 void weft__task_cache_free(struct weft__worker *w);
+void weft__task_pool_teardown(void);
 int weft__task_start(struct weft__worker *w, struct weft_task *t);
 void weft__task_release_stack(struct weft__worker *w, struct weft_task *t);
 /* The main task of weft_run, with a handle.  Before the workers start. */

@@ -64,43 +64,149 @@ weft_self(void)
 	return weft__task_self();
 }
 
+/*
+ * Descriptor pool.  Descriptors are carved from chunks of TASK_CHUNK and
+ * recycled, never handed back to malloc before the run ends (Go keeps dead
+ * Gs the same way): a burst of a million short tasks would otherwise make
+ * malloc trim its heap after every burst and fault it back in on the next.
+ * Each worker keeps up to TASK_CACHE_MAX free descriptors (owner-only);
+ * the excess, and threads that are not workers, go through the global list.
+ */
+#define TASK_CHUNK 256
+
+struct task_chunk {
+	struct task_chunk *next;
+	struct weft_task tasks[TASK_CHUNK];
+};
+
+static struct {
+	pthread_mutex_t lock;
+	/* Protected by lock. */
+	struct weft_task *free;
+	uint64_t nfree;
+	struct task_chunk *chunks;
+} tpool = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+/*
+ * Refill w's cache (w == NULL: return one descriptor) from the global list,
+ * or from a new chunk.  Takes tpool.lock.
+ */
+static struct weft_task *
+tpool_get(struct weft__worker *w)
+{
+	struct task_chunk *c = NULL;
+	struct weft_task *t;
+	int n;
+
+	pthread_mutex_lock(&tpool.lock);
+	if (!tpool.free) {
+		c = malloc(sizeof(*c));
+		if (!c) {
+			pthread_mutex_unlock(&tpool.lock);
+			return NULL;
+		}
+		c->next = tpool.chunks;
+		tpool.chunks = c;
+		for (n = 0; n < TASK_CHUNK; n++) {
+			c->tasks[n].park = 0;
+			c->tasks[n].next = tpool.free;
+			tpool.free = &c->tasks[n];
+		}
+		tpool.nfree += TASK_CHUNK;
+	}
+	t = tpool.free;
+	tpool.free = t->next;
+	tpool.nfree--;
+	/* A worker takes a batch with it. */
+	for (n = 0; w && n < TASK_CHUNK - 1 && tpool.free; n++) {
+		struct weft_task *x = tpool.free;
+
+		tpool.free = x->next;
+		tpool.nfree--;
+		x->next = w->task_cache;
+		w->task_cache = x;
+		w->ntask_cache++;
+	}
+	pthread_mutex_unlock(&tpool.lock);
+	return t;
+}
+
 /* Executed only by worker w (or w == NULL on a foreign thread). */
 static struct weft_task *
 task_alloc(struct weft__worker *w)
 {
 	struct weft_task *t = w ? w->task_cache : NULL;
 
-	if (t) {
+	if (WEFT_LIKELY(t != NULL)) {
 		w->task_cache = t->next;
 		w->ntask_cache--;
 		return t;
 	}
-	return malloc(sizeof(*t));
+	return tpool_get(w);
 }
 
 static void
 task_free(struct weft__worker *w, struct weft_task *t)
 {
+	int n;
+
 	if (w && w->ntask_cache < TASK_CACHE_MAX) {
 		t->next = w->task_cache;
 		w->task_cache = t;
 		w->ntask_cache++;
 		return;
 	}
-	free(t);
+	pthread_mutex_lock(&tpool.lock);
+	t->next = tpool.free;
+	tpool.free = t;
+	tpool.nfree++;
+	/* Cache full: hand half of it over too. */
+	for (n = 0; w && n < TASK_CACHE_MAX / 2; n++) {
+		struct weft_task *x = w->task_cache;
+
+		w->task_cache = x->next;
+		w->ntask_cache--;
+		x->next = tpool.free;
+		tpool.free = x;
+		tpool.nfree++;
+	}
+	pthread_mutex_unlock(&tpool.lock);
 }
 
-/* Executed only by w at the end of its life. */
+/* Executed only by w at the end of its life: back to the global list. */
 void
 weft__task_cache_free(struct weft__worker *w)
 {
 	struct weft_task *t;
 
+	pthread_mutex_lock(&tpool.lock);
 	while ((t = w->task_cache)) {
 		w->task_cache = t->next;
-		free(t);
+		t->next = tpool.free;
+		tpool.free = t;
+		tpool.nfree++;
 	}
 	w->ntask_cache = 0;
+	pthread_mutex_unlock(&tpool.lock);
+}
+
+/* Free every chunk.  weft_run teardown, once every task is gone. */
+void
+weft__task_pool_teardown(void)
+{
+	struct task_chunk *c, *next;
+
+	pthread_mutex_lock(&tpool.lock);
+	for (c = tpool.chunks; c; c = next) {
+		next = c->next;
+		free(c);
+	}
+	tpool.chunks = NULL;
+	tpool.free = NULL;
+	tpool.nfree = 0;
+	pthread_mutex_unlock(&tpool.lock);
 }
 
 static uint64_t
@@ -139,7 +245,11 @@ task_init(struct weft_task *t, weft_fn fn, void *arg, size_t stack_size,
 	t->state = WEFT_PENDING;
 	t->flags = handle ? TASK_HANDLE : 0;
 	t->park_result = 0;
-	t->park = 0;
+	/*
+	 * Keep the park sequence of the descriptor's previous task: a stale
+	 * waiter record (a bug elsewhere) can then never match a new park.
+	 */
+	t->park = (uint64_t)PARK_SEQ(t->park) << 32;
 	ck_spinlock_init(&t->lock);
 	t->joiner = NULL;
 	t->joiner_seq = 0;
@@ -159,7 +269,7 @@ weft__task_unref(struct weft__worker *w, struct weft_task *t)
 struct weft_task *
 weft__task_make_main(weft_fn fn, void *arg)
 {
-	struct weft_task *t = malloc(sizeof(*t));
+	struct weft_task *t = calloc(1, sizeof(*t));
 
 	if (!t)
 		return NULL;
@@ -187,7 +297,7 @@ weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
 	}
 	if (WEFT_UNLIKELY(!w)) {
 		/* A thread that is not a worker: the global queue. */
-		t = malloc(sizeof(*t));
+		t = task_alloc(NULL);
 		if (!t)
 			return -ENOMEM;
 		task_init(t, fn, arg, size, name, out != NULL, task_id(NULL));
@@ -195,7 +305,7 @@ weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
 		if (!ck_pr_load_32(&weft__sched.running) ||
 		    weft__sched.stopping) {
 			pthread_mutex_unlock(&weft__sched.lock);
-			free(t);
+			task_free(NULL, t);
 			return -ESRCH;
 		}
 		weft__sched.foreign_spawned++;

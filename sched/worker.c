@@ -829,6 +829,7 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	ck_pr_store_32(&s->running, 0);
 	weft__stack_signals_remove();
 	weft__stack_teardown();
+	weft__task_pool_teardown();
 out_free_main:
 	/* Never ran if setup failed: still queued, so free it directly. */
 	free(main_task);
