@@ -85,14 +85,17 @@ struct weft__worker {
 	void *altstack;
 
 	/*
-	 * Scheduling tick: bumped by the owner at each task switch (relaxed
-	 * store), read by thieves to tell a worker stuck in one task.
+	 * Switches left before the switch path must go through the
+	 * scheduler context (timers, global queue, I/O): counts down from
+	 * 61.  schedtick counts scheduler-context rounds.  Owner-only.
 	 */
-	uint32_t tick;
+	uint32_t credit;
+	uint32_t schedtick;
 
 	/*
 	 * Counters: the owner writes (relaxed store), anyone reads (relaxed
-	 * load) through weft_worker_stats().
+	 * load) through weft_worker_stats().  st.tasks_run doubles as the
+	 * scheduling tick thieves watch to tell a worker stuck in one task.
 	 */
 	struct weft_worker_stats st;
 	uint64_t spawned;		/* tasks spawned from this worker */

@@ -14,7 +14,7 @@
  *
  * Worker loop (find_runnable), in order:
  *  1. expired timers of its own heap (they ready tasks onto its queue);
- *  2. every 61st tick, one task from the global queue first (fairness: a
+ *  2. every 61st round, one task from the global queue first (fairness: a
  *     pair of tasks readying each other must not starve the global queue);
  *  3. run-next, then the local ring;
  *  4. a batch from the global queue;
@@ -46,8 +46,9 @@
  * the previous task's transition (weft__after_switch: enqueue the yielder,
  * mark the parked one SAVED, free the exited one's stack).  Finishing on the
  * far side is what makes it safe for another worker to resume the task as
- * soon as it is visible.  Every 61st switch goes through the scheduler
- * anyway so that timers, the global queue and I/O are never starved.
+ * soon as it is visible.  Every 61st switch (w->credit) goes through the
+ * scheduler anyway so that timers, the global queue and I/O are never
+ * starved.
  *
  * Three rejected approaches that would work badly:
  *  1. A thread blocked on a condition variable per idle worker.  The I/O
@@ -327,10 +328,7 @@ switch_out(struct weft__worker *w, struct weft_task *t,
 	   enum after_switch kind)
 {
 	struct weft_task *next = NULL;
-	uint32_t tick = w->tick + 1;
-
-	ck_pr_store_32(&w->tick, tick);
-	if (WEFT_LIKELY(tick % 61 != 0)) {
+	if (WEFT_LIKELY(--w->credit != 0)) {
 		next = local_next(w);
 		/*
 		 * A yield with nothing else local returns at once, unless the
@@ -357,6 +355,7 @@ switch_out(struct weft__worker *w, struct weft_task *t,
 				 kind == AS_EXIT, w);
 	} else {
 		w->cur = NULL;
+		w->credit = 61;
 		w = weft__switch(&t->sp, w->sched_sp, &w->sched_fib,
 				 kind == AS_EXIT, w);
 	}
@@ -388,7 +387,7 @@ static struct weft_task *
 steal_work(struct weft__worker *w)
 {
 	struct weft__sched *s = &weft__sched;
-	uint32_t ticks[s->nworkers];
+	uint64_t ticks[s->nworkers];
 	struct weft_task *t;
 	int n = s->nworkers;
 
@@ -405,14 +404,15 @@ steal_work(struct weft__worker *w)
 			if (ck_pr_load_32(&s->stopping))
 				return NULL;
 			if (round == 0)
-				ticks[v->id] = ck_pr_load_32(&v->tick);
+				ticks[v->id] =
+					ck_pr_load_64(&v->st.tasks_run);
 			if (last && weft__timers_run(w, &v->timers, weft_now(),
 						     true) > 0) {
 				if ((t = local_next(w)))
 					return t;
 			}
 			t = weft__runq_steal(w, v, last &&
-					     ck_pr_load_32(&v->tick) ==
+					     ck_pr_load_64(&v->st.tasks_run) ==
 					     ticks[v->id]);
 			if (t) {
 				before = ck_ring_size(&w->runq);
@@ -493,7 +493,7 @@ top:
 	now = weft_now();
 	weft__timers_run(w, &w->timers, now, false);
 
-	if (w->tick % 61 == 0 && ck_pr_load_32(&s->gq_len)) {
+	if (++w->schedtick % 61 == 0 && ck_pr_load_32(&s->gq_len)) {
 		pthread_mutex_lock(&s->lock);
 		t = weft__globrunq_get_locked(w, 1);
 		pthread_mutex_unlock(&s->lock);
@@ -591,6 +591,7 @@ worker_loop(struct weft__worker *w)
 	struct weft_task *t;
 
 	while ((t = find_runnable(w))) {
+		w->credit = 61;
 		w->cur = t;
 		WEFT_STAT_INC(w, tasks_run);
 		weft__switch(&w->sched_sp, t->sp, &t->fib, false, w);
