@@ -123,12 +123,13 @@ $(SHARED_LIB): $(LIB_OBJS) weft.map
 		$(DEP_LIBS)
 	$(Q)ln -sf lib$(NAME).so.$(VERSION_MAJOR) $(BUILD)/lib$(NAME).so
 
+PC_SED		= sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
+		  -e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|'
+
 $(BUILD)/%.pc: %.pc.in Makefile
 	$(call msg,GEN,$@)
 	$(Q)mkdir -p $(dir $@)
-	$(Q)sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
-		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
-		$< > $@
+	$(Q)$(PC_SED) $< > $@
 
 $(BUILD)/weft-bench: $(BENCH_OBJS) $(STATIC_LIB)
 	$(call msg,LD,$@)
@@ -172,7 +173,10 @@ install: all
 	install -D -m 755 $(SHARED_LIB) \
 		$(DESTDIR)$(libdir)/lib$(NAME).so.$(VERSION_MAJOR)
 	ln -sf lib$(NAME).so.$(VERSION_MAJOR) $(DESTDIR)$(libdir)/lib$(NAME).so
-	install -D -m 644 $(BUILD)/$(NAME).pc $(DESTDIR)$(pkgconfigdir)/$(NAME).pc
+	# Generated for the prefix being installed to, not the one built with.
+	mkdir -p $(DESTDIR)$(pkgconfigdir)
+	$(PC_SED) $(NAME).pc.in > $(DESTDIR)$(pkgconfigdir)/$(NAME).pc
+	chmod 644 $(DESTDIR)$(pkgconfigdir)/$(NAME).pc
 	install -D -m 755 $(BUILD)/weft-bench $(DESTDIR)$(bindir)/weft-bench
 
 uninstall:
