@@ -144,8 +144,12 @@ weft__park(void (*unlock)(void *), void *arg, int64_t deadline)
 	bool timed = false;
 	int ret;
 
-	WEFT_ASSERT(t && (t->park & (PARK_ARMED | PARK_CLAIMED)) ==
-		    PARK_ARMED);
+	/*
+	 * Prepared (ARMED).  It may be CLAIMED already: a canceller or a
+	 * waker that found the waiter record can win between prepare and
+	 * here; the switch below then just completes the hand-off.
+	 */
+	WEFT_ASSERT(t && (t->park & PARK_ARMED));
 	if (deadline != WEFT_DEADLINE_NONE) {
 		if (deadline <= weft_now()) {
 			weft__wake(t, seq, -ETIMEDOUT);
