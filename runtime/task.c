@@ -249,7 +249,8 @@ task_init(struct weft_task *t, weft_fn fn, void *arg, size_t stack_size,
 	 * Keep the park sequence of the descriptor's previous task: a stale
 	 * waiter record (a bug elsewhere) can then never match a new park.
 	 */
-	t->park = (uint64_t)PARK_SEQ(t->park) << 32;
+	ck_pr_store_64(&t->park,
+		       (uint64_t)PARK_SEQ(ck_pr_load_64(&t->park)) << 32);
 	ck_spinlock_init(&t->lock);
 	t->joiner = NULL;
 	t->joiner_seq = 0;

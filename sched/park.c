@@ -27,7 +27,8 @@
 uint32_t
 weft__park_prepare(struct weft_task *self)
 {
-	uint32_t seq = PARK_SEQ(self->park) + 1;
+	/* Atomic: a canceller may CAS the word concurrently. */
+	uint32_t seq = PARK_SEQ(ck_pr_load_64(&self->park)) + 1;
 
 	/*
 	 * Published to ordinary wakers by the lock that guards the waiter
@@ -140,7 +141,7 @@ weft__park(void (*unlock)(void *), void *arg, int64_t deadline)
 {
 	struct weft__worker *w = weft__worker_self();
 	struct weft_task *t = w->cur;
-	uint32_t seq = PARK_SEQ(t->park);
+	uint32_t seq = PARK_SEQ(ck_pr_load_64(&t->park));
 	bool timed = false;
 	int ret;
 
@@ -149,7 +150,7 @@ weft__park(void (*unlock)(void *), void *arg, int64_t deadline)
 	 * waker that found the waiter record can win between prepare and
 	 * here; the switch below then just completes the hand-off.
 	 */
-	WEFT_ASSERT(t && (t->park & PARK_ARMED));
+	WEFT_ASSERT(ck_pr_load_64(&t->park) & PARK_ARMED);
 	if (deadline != WEFT_DEADLINE_NONE) {
 		if (deadline <= weft_now()) {
 			weft__wake(t, seq, -ETIMEDOUT);
