@@ -58,11 +58,15 @@ typedef void *(*weft_fn)(void *arg);
  */
 struct weft_config {
 	/*
-	 * Worker threads.  0: the WEFT_WORKERS environment variable if set,
+	 * Worker threads, 1..1024.  0: the WEFT_WORKERS environment variable
+	 * if set (a malformed value makes weft_run() fail with -EINVAL),
 	 * else the number of CPUs in the process's affinity mask.
 	 */
 	int workers;
-	/* Default stack size of a task in bytes.  0: 64 KiB. */
+	/*
+	 * Default stack size of a task in bytes, 16 KiB .. 1 GiB (rounded up
+	 * to pages).  0: 64 KiB.
+	 */
 	size_t stack_size;
 	/*
 	 * How many stacks may carry a guard page (each guarded stack costs two
@@ -152,7 +156,10 @@ struct weft_task;
 
 /* Spawn options; zero every field for the defaults. */
 struct weft_spawn_opts {
-	/* Stack size in bytes; 0: the runtime's default (weft_config). */
+	/*
+	 * Stack size in bytes, 16 KiB .. 1 GiB; 0: the runtime's default
+	 * (weft_config).
+	 */
 	size_t stack_size;
 	/* Name shown in diagnostics; copied (up to 23 bytes).  NULL: none. */
 	const char *name;
@@ -173,8 +180,9 @@ enum weft_task_state {
  * Create a task running `fn(arg)` and make it runnable.  `*out` (if `out`
  * is non-NULL) receives its handle.  `opts` may be NULL.
  *
- * Returns 0, -EINVAL (stack size too small or too large), -ENOMEM, or
- * -ESRCH when no runtime is running (or it is shutting down).
+ * Returns 0, -EINVAL (fn NULL, stack size outside 16 KiB .. 1 GiB, or a
+ * non-zero reserved_ field), -ENOMEM, or -ESRCH when no runtime is running
+ * (or it is shutting down).
  * Any thread: from a plain thread the task goes to the global queue and an
  * idle worker is woken.
  */
@@ -190,7 +198,8 @@ WEFT_EXPORT int weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
  *
  * Returns 0, -ETIMEDOUT, -ECANCELED (the caller was cancelled), -ECHILD (t
  * was cancelled before it started; handle released), -EDEADLK (t is the
- * caller), -EPERM.
+ * caller), -EBUSY (another task is joining t), -EPERM.  `*result` is
+ * written only when 0 is returned.
  * Coroutine context only; a cancellation point.
  */
 WEFT_EXPORT int weft_join(struct weft_task *t, void **result,
@@ -205,8 +214,9 @@ WEFT_EXPORT int weft_detach(struct weft_task *t);
 /*
  * Ask `t` to stop: its current blocking call (if it is parked in one) and
  * every later one return -ECANCELED.  A task that has not started yet never
- * runs; its state becomes WEFT_CANCELLED.  Cancelling a finished task does
- * nothing.  The caller still owns the handle.
+ * runs; its state becomes WEFT_CANCELLED at once.  On a finished task it
+ * only sets the flag weft_task_is_cancelled() reports.  The caller still
+ * owns the handle.
  * Returns 0.  Any thread.
  */
 WEFT_EXPORT int weft_cancel(struct weft_task *t);
@@ -258,7 +268,7 @@ struct weft_stats {
 	int workers;		/* worker threads of the run */
 	int running;		/* 1 while a runtime runs */
 	uint64_t tasks_live;	/* spawned and not yet finished */
-	uint64_t tasks_spawned;	/* since the run started */
+	uint64_t tasks_spawned;	/* since the run started, main task included */
 	uint64_t stacks_in_use;	/* stacks owned by live tasks */
 	uint64_t stacks_cached;	/* free stacks kept in pools */
 	uint64_t stacks_guarded; /* mapped stacks with a guard page */

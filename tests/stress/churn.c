@@ -8,8 +8,11 @@
  * WORKERS 0 means the default.  Each iteration runs FANOUT trees of depth
  * DEPTH.  Prints one line and exits 0 when every check held and the runtime
  * was empty afterwards; prints the first failure and exits 1 otherwise.
- * CK-style validation program (not a Check test): `make` builds it as
- * build/tests/stress_churn; run it by hand, e.g. under `make tsan` objects.
+ * A watchdog aborts with a list of the joins in flight if no check passes
+ * for 10 s.  CK-style validation program, not a Check test: `make test`
+ * runs it for a few seeds through tests/e2e/stress_churn.sh; run it by
+ * hand for longer, e.g. build/tsan/tests/stress_churn 2 30 after
+ * `make tsan`.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -51,19 +54,34 @@ enum kind {
 
 enum action { A_JOIN, A_JOIN_DEADLINE, A_CANCEL_JOIN, A_DETACH, A_ACTIONS };
 
-/* Shared by parent and child; the last of the two to let go frees it. */
+/*
+ * A task's recipe, passed by value in its argument (a child that is
+ * cancelled before it starts never sees it, so nothing may need freeing).
+ */
 struct node {
-	uint64_t seed;
-	int depth;
+	uint64_t seed; /* 56 bits */
+	int depth;     /* 0 .. DEPTH */
 	enum kind kind;
-	atomic_int refs;
 };
 
-static void
-node_put(struct node *n)
+static void *
+node_arg(const struct node *n)
 {
-	if (atomic_fetch_sub(&n->refs, 1) == 1)
-		free(n);
+	return (void *)(uintptr_t)(n->seed << 8 | (uint64_t)n->depth << 4 |
+				   (uint64_t)n->kind);
+}
+
+static struct node
+node_of(void *arg)
+{
+	uintptr_t v = (uintptr_t)arg;
+	struct node n = {
+		.seed = v >> 8,
+		.depth = (int)(v >> 4 & 0xf),
+		.kind = (enum kind)(v & 0xf),
+	};
+
+	return n;
 }
 
 /*
@@ -166,12 +184,12 @@ static void *node_task(void *arg);
 static void *
 leaf_task(void *arg)
 {
-	struct node *n = arg;
-	uint64_t s = n->seed;
+	struct node n = node_of(arg);
+	uint64_t s = n.seed;
 	int r = 0;
 	int i;
 
-	switch (n->kind) {
+	switch (n.kind) {
 	case K_NAP:
 		r = weft_sleep((int64_t)(rnd(&s) % 200) * WEFT_USEC);
 		break;
@@ -186,63 +204,51 @@ leaf_task(void *arg)
 	default:
 		break;
 	}
-	if (r == -ECANCELED) {
-		node_put(n);
+	if (r == -ECANCELED)
 		return (void *)(intptr_t)-ECANCELED;
-	}
-	CHECK(r == 0, "leaf kind %d: %d", (int)n->kind, r);
-	r = (int)value_of(n);
-	node_put(n);
-	return (void *)(intptr_t)r;
+	CHECK(r == 0, "leaf kind %d: %d", (int)n.kind, r);
+	return (void *)value_of(&n);
 }
 
 /* Spawn one child and deal with it by `act`; checks what comes back. */
 static void
-child(struct node *parent, uint64_t *s)
+child(const struct node *parent, uint64_t *s)
 {
-	struct node *c = malloc(sizeof(*c));
+	struct node c;
 	enum action act;
 	struct weft_task *t;
 	struct inflight fl;
 	void *res = NULL;
 	bool cancelled = false;
-	bool may_cancel;
 	int r;
 
-	if (!c) {
-		CHECK(0, "malloc failed");
-		return;
-	}
-	atomic_init(&c->refs, 2);
-	c->seed = rnd(s);
-	c->depth = parent->depth + 1;
-	c->kind = (enum kind)(rnd(s) %
-			      (c->depth < DEPTH ? K_KINDS : K_KINDS - 1));
+	c.seed = rnd(s) >> 8;
+	c.depth = parent->depth + 1;
+	c.kind =
+		(enum kind)(rnd(s) % (c.depth < DEPTH ? K_KINDS : K_KINDS - 1));
 	act = (enum action)(rnd(s) % A_ACTIONS);
-	if (c->kind == K_LONG && act != A_DETACH)
+	if (c.kind == K_LONG && act != A_DETACH)
 		act = A_CANCEL_JOIN;
-	r = weft_spawn(&t, c->kind == K_NODE ? node_task : leaf_task, c, NULL);
+	r = weft_spawn(&t, c.kind == K_NODE ? node_task : leaf_task,
+		       node_arg(&c), NULL);
 	CHECK(r == 0, "weft_spawn: %d", r);
-	if (r != 0) {
-		free(c);
+	if (r != 0)
 		return;
-	}
 	memset(&fl, 0, sizeof(fl));
 	fl.parent = weft_self();
 	fl.t = t;
-	fl.kind = (int)c->kind;
+	fl.kind = (int)c.kind;
 	fl.act = (int)act;
-	fl.depth = c->depth;
+	fl.depth = c.depth;
 	fl.phase = "spawned";
 	inflight_add(&fl);
 	switch (act) {
 	case A_DETACH:
 		inflight_del(&fl);
-		if (c->kind == K_LONG)
+		if (c.kind == K_LONG)
 			weft_cancel(t);
 		r = weft_detach(t);
 		CHECK(r == 0, "weft_detach: %d", r);
-		node_put(c);
 		return;
 	case A_JOIN_DEADLINE:
 		fl.phase = "join with deadline";
@@ -279,39 +285,32 @@ child(struct node *parent, uint64_t *s)
 		      "join returned -ECANCELED in a task not cancelled");
 		weft_cancel(t);
 		CHECK(weft_detach(t) == 0, "weft_detach failed");
-		node_put(c);
 		return;
 	}
-	may_cancel = cancelled && c->kind != K_RET;
-	if (cancelled && (intptr_t)res == -ECHILD) {
-		/* Never started, so it never let go of c. */
-		node_put(c);
-	} else if (may_cancel && (intptr_t)res == -ECANCELED) {
-		/* Interrupted: fine. */
-	} else if (c->kind != K_LONG) {
-		CHECK((intptr_t)res == value_of(c),
+	if (cancelled && (intptr_t)res == -ECHILD)
+		return; /* never started */
+	if (cancelled && c.kind != K_RET && (intptr_t)res == -ECANCELED)
+		return; /* interrupted */
+	CHECK(c.kind != K_LONG, "long child returned %" PRIdPTR, (intptr_t)res);
+	if (c.kind != K_LONG)
+		CHECK((intptr_t)res == value_of(&c),
 		      "child kind %d action %d returned %" PRIdPTR
 		      ", want %" PRIdPTR,
-		      (int)c->kind, (int)act, (intptr_t)res, value_of(c));
-	} else {
-		CHECK(0, "long child returned %" PRIdPTR, (intptr_t)res);
-	}
-	node_put(c);
+		      (int)c.kind, (int)act, (intptr_t)res, value_of(&c));
 }
 
 static void *
 node_task(void *arg)
 {
-	struct node *n = arg;
-	uint64_t s = n->seed;
-	intptr_t v;
+	struct node n = node_of(arg);
+	uint64_t s = n.seed;
 	int i;
 
 	for (i = 0; i < CHILDREN; i++)
-		child(n, &s);
-	v = weft_task_is_cancelled(weft_self()) ? -ECANCELED : value_of(n);
-	node_put(n);
-	return (void *)v;
+		child(&n, &s);
+	if (weft_task_is_cancelled(weft_self()))
+		return (void *)(intptr_t)-ECANCELED;
+	return (void *)value_of(&n);
 }
 
 struct run {
