@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* The implementations, in the order they are run and printed. */
 enum bench_impl {
@@ -80,6 +81,8 @@ typedef int (*bench_fn)(const struct bench_cfg *cfg);
  * Scenario bodies, one file each.  A NULL entry in the scenario table means
  * the implementation is not meaningful for that workload.
  */
+int64_t bench_fork_round(pid_t *pids, long n, int (*child)(void),
+			 long *failed);
 int spawn_threads(const struct bench_cfg *cfg);
 int spawn_processes(const struct bench_cfg *cfg);
 int spawn_weft(const struct bench_cfg *cfg);

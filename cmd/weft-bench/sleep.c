@@ -178,29 +178,12 @@ sleep_threads(const struct bench_cfg *cfg)
 	return 0;
 }
 
-static int64_t
-processes_round(pid_t *pids, long n)
+/* A child: sleep 10 ms, fail if that returned early. */
+static int
+sleep_child(void)
 {
-	int64_t t0 = bench_now();
-	int status;
-	long i;
-
-	for (i = 0; i < n; i++) {
-		pids[i] = fork();
-		if (pids[i] < 0)
-			bench_fail("fork #%ld: %s", i, strerror(errno));
-		if (pids[i] == 0) {
-			sleep_10ms();
-			_exit(atomic_load(&early) ? 1 : 0);
-		}
-	}
-	for (i = 0; i < n; i++) {
-		if (waitpid(pids[i], &status, 0) < 0)
-			bench_fail("waitpid: %s", strerror(errno));
-		if (!WIFEXITED(status) || WEXITSTATUS(status))
-			atomic_fetch_add(&early, 1);
-	}
-	return bench_now() - t0;
+	sleep_10ms();
+	return atomic_load(&early) ? 1 : 0;
 }
 
 int
@@ -208,10 +191,13 @@ sleep_processes(const struct bench_cfg *cfg)
 {
 	long n = bench_size(cfg, 1000, 2000);
 	pid_t *pids = bench_alloc_touched((size_t)n * sizeof(*pids));
+	long failed = 0;
 	int64_t ns;
 
-	processes_round(pids, n);
-	ns = processes_round(pids, n);
+	bench_fork_round(pids, n, sleep_child, &failed);
+	ns = bench_fork_round(pids, n, sleep_child, &failed);
+	if (failed)
+		atomic_fetch_add(&early, failed);
 	emit_wall("wall_ms", "overhead_ms", ns, n, 1);
 	free(pids);
 	return 0;

@@ -177,25 +177,10 @@ spawn_threads(const struct bench_cfg *cfg)
 
 /* ---- processes ---- */
 
-static int64_t
-processes_round(pid_t *pids, long n)
+static int
+exit_at_once(void)
 {
-	int64_t t0 = bench_now();
-	int status;
-	long i;
-
-	for (i = 0; i < n; i++) {
-		pids[i] = fork();
-		if (pids[i] < 0)
-			bench_fail("fork #%ld: %s", i, strerror(errno));
-		if (pids[i] == 0)
-			_exit(0);
-	}
-	for (i = 0; i < n; i++) {
-		if (waitpid(pids[i], &status, 0) < 0)
-			bench_fail("waitpid #%ld: %s", i, strerror(errno));
-	}
-	return bench_now() - t0;
+	return 0;
 }
 
 int
@@ -205,8 +190,8 @@ spawn_processes(const struct bench_cfg *cfg)
 	pid_t *pids = bench_alloc_touched((size_t)n * sizeof(*pids));
 	int64_t ns;
 
-	processes_round(pids, n);
-	ns = processes_round(pids, n);
+	bench_fork_round(pids, n, exit_at_once, NULL);
+	ns = bench_fork_round(pids, n, exit_at_once, NULL);
 	bench_emit("ns_per_task", KIND_TIME, (double)ns / n, "ns", n, 1);
 	free(pids);
 	return 0;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -177,6 +178,34 @@ send_rec(const struct bench_rec *rec)
 		p += n;
 		left -= (size_t)n;
 	}
+}
+
+/*
+ * Fork n children that each run child() (which returns their exit status),
+ * then reap them all.  Returns the wall time in ns; *failed (if non-NULL)
+ * counts children that did not exit 0.
+ */
+int64_t
+bench_fork_round(pid_t *pids, long n, int (*child)(void), long *failed)
+{
+	int64_t t0 = bench_now();
+	int status;
+	long i;
+
+	for (i = 0; i < n; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0)
+			bench_fail("fork #%ld: %s", i, strerror(errno));
+		if (pids[i] == 0)
+			_exit(child());
+	}
+	for (i = 0; i < n; i++) {
+		if (waitpid(pids[i], &status, 0) < 0)
+			bench_fail("waitpid #%ld: %s", i, strerror(errno));
+		if (failed && (!WIFEXITED(status) || WEXITSTATUS(status)))
+			(*failed)++;
+	}
+	return bench_now() - t0;
 }
 
 void
