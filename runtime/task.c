@@ -297,18 +297,24 @@ weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
 			return -EINVAL;
 	}
 	if (WEFT_UNLIKELY(!w)) {
-		/* A thread that is not a worker: the global queue. */
-		t = task_alloc(NULL);
-		if (!t)
-			return -ENOMEM;
-		task_init(t, fn, arg, size, name, out != NULL, task_id(NULL));
+		/*
+		 * A thread that is not a worker: the global queue.  Check,
+		 * allocate and enqueue under sched.lock: weft_run's teardown
+		 * clears `running` under the same lock before it frees the
+		 * descriptor pool, so nothing allocated here can outlive it.
+		 */
 		pthread_mutex_lock(&weft__sched.lock);
 		if (!ck_pr_load_32(&weft__sched.running) ||
 		    weft__sched.stopping) {
 			pthread_mutex_unlock(&weft__sched.lock);
-			task_free(NULL, t);
 			return -ESRCH;
 		}
+		t = task_alloc(NULL);
+		if (!t) {
+			pthread_mutex_unlock(&weft__sched.lock);
+			return -ENOMEM;
+		}
+		task_init(t, fn, arg, size, name, out != NULL, task_id(NULL));
 		weft__sched.foreign_spawned++;
 		weft__globrunq_put_locked(t);
 		pthread_mutex_unlock(&weft__sched.lock);

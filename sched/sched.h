@@ -9,7 +9,7 @@
  *
  * Lock order ("a < b": a is taken first; locks not listed are leaves):
  *
- *	task->lock < timers->lock < sched.lock
+ *	task->lock < timers->lock < sched.lock < tpool.lock
  *	stack_pool.lock: leaf
  *
  * - A waker that holds a task's or an object's lock may call weft__wake(),

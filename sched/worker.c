@@ -827,7 +827,13 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	if (ret == 0 && result)
 		*result = main_task->result;
 	snapshot_stats();
+	/*
+	 * Under sched.lock: a foreign weft_spawn() checks `running` and
+	 * allocates under it, so none is half-way when the pools go.
+	 */
+	pthread_mutex_lock(&s->lock);
 	ck_pr_store_32(&s->running, 0);
+	pthread_mutex_unlock(&s->lock);
 	weft__stack_signals_remove();
 	weft__stack_teardown();
 	weft__task_pool_teardown();
