@@ -317,8 +317,8 @@ weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
 		task_init(t, fn, arg, size, name, out != NULL, task_id(NULL));
 		weft__sched.foreign_spawned++;
 		weft__globrunq_put_locked(t);
+		weft__wakep_locked();
 		pthread_mutex_unlock(&weft__sched.lock);
-		weft__wakep();
 		if (out)
 			*out = t;
 		return 0;

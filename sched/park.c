@@ -120,12 +120,13 @@ weft__ready(struct weft_task *t, bool next)
 	ck_pr_store_32(&t->state, WEFT_RUNNING);
 	if (w) {
 		weft__runq_put(w, t, next);
-	} else {
-		pthread_mutex_lock(&weft__sched.lock);
-		weft__globrunq_put_locked(t);
-		pthread_mutex_unlock(&weft__sched.lock);
+		weft__wakep();
+		return;
 	}
-	weft__wakep();
+	pthread_mutex_lock(&weft__sched.lock);
+	weft__globrunq_put_locked(t);
+	weft__wakep_locked();
+	pthread_mutex_unlock(&weft__sched.lock);
 }
 
 /*
@@ -151,7 +152,15 @@ weft__park(void (*unlock)(void *), void *arg, int64_t deadline)
 	 * here; the switch below then just completes the hand-off.
 	 */
 	WEFT_ASSERT(ck_pr_load_64(&t->park) & PARK_ARMED);
-	if (deadline != WEFT_DEADLINE_NONE) {
+	/*
+	 * Cancellation first: once cancelled, every blocking call returns
+	 * -ECANCELED, even one whose deadline has already passed.  Ordered
+	 * after the arming by the exchange in weft__park_prepare().
+	 */
+	if (ck_pr_load_32(&t->flags) & TASK_CANCELLED)
+		weft__wake(t, seq, -ECANCELED);
+	if (deadline != WEFT_DEADLINE_NONE &&
+	    !(ck_pr_load_64(&t->park) & PARK_CLAIMED)) {
 		if (deadline <= weft_now()) {
 			weft__wake(t, seq, -ETIMEDOUT);
 		} else {
@@ -164,9 +173,6 @@ weft__park(void (*unlock)(void *), void *arg, int64_t deadline)
 				timed = true;
 		}
 	}
-	/* Ordered after the arming by the exchange in weft__park_prepare(). */
-	if (ck_pr_load_32(&t->flags) & TASK_CANCELLED)
-		weft__wake(t, seq, -ECANCELED);
 
 	/*
 	 * Release the waiter's lock before leaving the CPU: a waker that

@@ -180,6 +180,7 @@ struct weft_task *weft__globrunq_get_locked(struct weft__worker *w, int max);
 
 /* Worker (sched/worker.c). */
 void weft__wakep(void);
+void weft__wakep_locked(void);
 uint64_t weft__tasks_live(void);
 void weft__after_switch(struct weft__worker *w);
 void weft__switch_out(struct weft__worker *w, struct weft_task *t,

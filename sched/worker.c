@@ -190,16 +190,23 @@ wake_worker(struct weft__worker *v)
 
 /*
  * New work is runnable: wake one idle worker if none is spinning.
- * Can be executed by any thread.
+ * Can be executed by any thread; a thread that is not a worker goes
+ * through weft__wakep_locked() instead (see there).
  */
 void
 weft__wakep(void)
 {
 	struct weft__sched *s = &weft__sched;
-	struct weft__worker *v;
+	struct weft__worker *v, *self = weft__worker_self();
 
+	if (!self) {
+		pthread_mutex_lock(&s->lock);
+		weft__wakep_locked();
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
 	/* A lone worker that readies work runs it itself. */
-	if (s->nworkers == 1 && weft__worker_self())
+	if (s->nworkers == 1)
 		return;
 	/* StoreLoad: the work we published before the counters we read. */
 	ck_pr_fence_memory();
@@ -217,6 +224,34 @@ weft__wakep(void)
 		return;
 	}
 	wake_worker(v);
+}
+
+/*
+ * wakep() for threads that are not workers, holding sched.lock for the
+ * whole wake: workers free their rings and eventfds only after `stopping`
+ * is set under this lock, and weft_run clears `running` under it, so a
+ * plain thread can never wake a worker of a run that is over (or count
+ * itself in nspinning across runs).  Caller holds sched.lock.
+ */
+void
+weft__wakep_locked(void)
+{
+	struct weft__sched *s = &weft__sched;
+	struct weft__worker *v;
+
+	if (!ck_pr_load_32(&s->running) || s->stopping)
+		return;
+	if (ck_pr_load_32(&s->npidle) == 0 || ck_pr_load_32(&s->nspinning))
+		return;
+	if (!ck_pr_cas_32(&s->nspinning, 0, 1))
+		return;
+	v = idle_get_locked();
+	if (!v) {
+		ck_pr_dec_32(&s->nspinning);
+		return;
+	}
+	v->wake_spinning = true;
+	s->io_ops->wake(NULL, &v->io);
 }
 
 /* Executed only by w: it found work and stops spinning. */
@@ -770,13 +805,15 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	if (ret < 0)
 		goto out_unlock;
 
+	pthread_mutex_lock(&stats_lock);
 	s->workers = aligned_alloc(WEFT_CACHELINE,
 				   sizeof(*s->workers) * (size_t)n);
+	s->nworkers = s->workers ? n : 0;
+	pthread_mutex_unlock(&stats_lock);
 	if (!s->workers) {
 		ret = -ENOMEM;
 		goto out_unlock;
 	}
-	s->nworkers = n;
 	s->io_ops = ops;
 	s->nspinning = s->npidle = 0;
 	s->stopping = 0;

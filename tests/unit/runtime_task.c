@@ -595,6 +595,9 @@ struct sticky {
 	int r_join;
 	int r_join_deadline;
 	int r_detach;
+	int r_join_past;	/* join of a live task, deadline already due */
+	struct sleeper hour;
+	int short_sleeps_not_cancelled;
 	bool still_cancelled;
 };
 
@@ -630,6 +633,20 @@ sticky_task(void *arg)
 			weft_join(child, NULL, weft_now() + WEFT_SEC);
 		/* The handle survived both failed joins. */
 		st->r_detach = weft_detach(child);
+	}
+	/*
+	 * Cancellation beats a deadline that is already due, and a timer
+	 * that could fire on another worker (regress: the deadline used to
+	 * be claimed before the flag was looked at).
+	 */
+	/* st outlives the run; the detached child may outlive this task. */
+	if (weft_spawn(&child, sleep_an_hour, &st->hour, NULL) == 0) {
+		st->r_join_past = weft_join(child, NULL, weft_now());
+		for (int i = 0; i < 200; i++)
+			if (weft_sleep(WEFT_USEC) != -ECANCELED)
+				st->short_sleeps_not_cancelled++;
+		weft_cancel(child);
+		weft_detach(child);
 	}
 	st->still_cancelled = weft_task_is_cancelled(weft_self());
 	return t_ptr(0x57);
@@ -685,6 +702,12 @@ START_TEST(cancellation_is_sticky)
 		      st.r_join_deadline);
 	ck_assert_msg(st.r_detach == 0, "detach after failed joins returned %d",
 		      st.r_detach);
+	ck_assert_msg(st.r_join_past == -ECANCELED,
+		      "weft_join(past deadline) in a cancelled task returned %d",
+		      st.r_join_past);
+	ck_assert_msg(st.short_sleeps_not_cancelled == 0,
+		      "%d of 200 weft_sleep(1 us) after cancel did not return "
+		      "-ECANCELED", st.short_sleeps_not_cancelled);
 	ck_assert_msg(st.still_cancelled, "cancel flag was cleared");
 }
 END_TEST

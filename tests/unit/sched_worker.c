@@ -822,6 +822,91 @@ START_TEST(spawn_without_runtime_returns_esrch)
 END_TEST
 
 /*
+ * regress: a plain thread spawning while weft_run tears down.  The spawn
+ * used to take a descriptor from the pool before checking that the run was
+ * still on, so teardown could free it under the spawner (ASan sees that),
+ * or the -ESRCH path could put freed memory back on the pool's free list.
+ */
+#define TEARDOWN_ROUNDS 20
+#define TEARDOWN_MAX_SPAWNS 200000
+
+struct teardown_race {
+	atomic_int stop;
+	atomic_int done;	/* the spammer has returned */
+	atomic_long spawned;	/* successful foreign spawns */
+	atomic_long refused;	/* -ESRCH: no run, or it is stopping */
+	atomic_long ran;	/* tasks that ran */
+	atomic_long other;	/* any other return code */
+	atomic_long round_spawns;
+};
+
+static void *
+teardown_count(void *arg)
+{
+	atomic_fetch_add(&((struct teardown_race *)arg)->ran, 1);
+	return NULL;
+}
+
+static void *
+teardown_spammer(void *arg)
+{
+	struct teardown_race *tr = arg;
+	long n = 0;
+	int r;
+
+	while (!atomic_load(&tr->stop) && n < TEARDOWN_MAX_SPAWNS) {
+		r = weft_spawn(NULL, teardown_count, tr, NULL);
+		if (r == 0) {
+			atomic_fetch_add(&tr->spawned, 1);
+			atomic_fetch_add(&tr->round_spawns, 1);
+			n++;
+		} else if (r == -ESRCH) {
+			atomic_fetch_add(&tr->refused, 1);
+		} else {
+			atomic_fetch_add(&tr->other, 1);
+		}
+	}
+	atomic_store(&tr->done, 1);
+	return NULL;
+}
+
+/* Returns once the spammer has got a task into this run. */
+static void *
+teardown_main(void *arg)
+{
+	struct teardown_race *tr = arg;
+
+	T_WAIT(atomic_load(&tr->round_spawns) > 0 ||
+	       atomic_load(&tr->done), "a foreign spawn to land in the run");
+	return NULL;
+}
+
+START_TEST(regress_foreign_spawn_racing_teardown)
+{
+	struct weft_config cfg = t_config(2);
+	struct teardown_race tr;
+	pthread_t th;
+	int round;
+
+	memset(&tr, 0, sizeof(tr));
+	ck_assert_int_eq(pthread_create(&th, NULL, teardown_spammer, &tr), 0);
+	for (round = 0; round < TEARDOWN_ROUNDS; round++) {
+		atomic_store(&tr.round_spawns, 0);
+		T_RUN(teardown_main, &tr, &cfg, NULL);
+	}
+	atomic_store(&tr.stop, 1);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(atomic_load(&tr.other), 0);
+	/* Every spawn that succeeded ran, inside the run that accepted it. */
+	ck_assert_msg(atomic_load(&tr.ran) == atomic_load(&tr.spawned),
+		      "%ld foreign spawns succeeded but %ld tasks ran",
+		      atomic_load(&tr.spawned), atomic_load(&tr.ran));
+	ck_assert_msg(atomic_load(&tr.spawned) >= TEARDOWN_ROUNDS,
+		      "only %ld spawns landed", atomic_load(&tr.spawned));
+}
+END_TEST
+
+/*
  * yield
  */
 
@@ -973,6 +1058,7 @@ sched_worker_suite(void)
 	tcase_add_test(tc, foreign_cancel_wakes_sleeping_task);
 	tcase_add_test(tc, detach_from_foreign_thread);
 	tcase_add_test(tc, spawn_without_runtime_returns_esrch);
+	tcase_add_test(tc, regress_foreign_spawn_racing_teardown);
 
 	tc = t_tcase(s, "yield", T_TIMEOUT);
 	tcase_add_test(tc, yield_returns_zero);
