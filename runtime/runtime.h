@@ -78,8 +78,7 @@ struct weft__stack {
 	char *lo;		/* lowest usable byte */
 	size_t size;		/* usable bytes: the top is lo + size */
 	uint8_t kind;		/* STACK_* */
-	/* Protected by whoever holds the stack (its task, or its pool). */
-	uint8_t cold;		/* pages were handed back with MADV_DONTNEED */
+	/* Pool link: whoever holds the stack (its task, or its pool). */
 	struct weft__stack *next;
 };
 

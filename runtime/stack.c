@@ -162,7 +162,6 @@ map_single(size_t size, int *err)
 	st->lo = p + guard;
 	st->size = size;
 	st->kind = guarded ? STACK_GUARDED : STACK_PLAIN;
-	st->cold = 0;
 	st->next = NULL;
 	ck_pr_add_64(&pool.bytes_mapped, size + guard);
 	return st;
@@ -226,8 +225,7 @@ map_guarded_batch(struct weft__worker *w, int *err)
 		st->lo = base + pool.page;
 		st->size = pool.default_size;
 		st->kind = STACK_GUARDED;
-		st->cold = 0;
-		ck_pr_add_64(&pool.bytes_mapped, span);
+			ck_pr_add_64(&pool.bytes_mapped, span);
 		if (!first) {
 			first = st;
 			continue;
@@ -274,7 +272,6 @@ slab_carve_locked(int *err)
 	st->lo = sl->base + (size_t)pool.slab_used * pool.default_size;
 	st->size = pool.default_size;
 	st->kind = STACK_SLAB;
-	st->cold = 0;
 	st->next = NULL;
 	pool.slab_used++;
 	return st;
@@ -324,7 +321,6 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 	if (!st)
 		return NULL;
 out:
-	st->cold = 0;
 	st->next = NULL;
 	ck_pr_inc_64(&pool.in_use);
 	return st;
@@ -373,7 +369,6 @@ trim_batch(void)
 	}
 	pthread_mutex_lock(&pool.lock);
 	for (i = 0; i < n; i++) {
-		batch[i]->cold = 1;
 		batch[i]->next = pool.cold;
 		pool.cold = batch[i];
 		pool.ncold++;
