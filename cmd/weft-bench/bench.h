@@ -12,6 +12,7 @@
 #ifndef WEFT_BENCH_H
 #define WEFT_BENCH_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -81,6 +82,7 @@ typedef int (*bench_fn)(const struct bench_cfg *cfg);
  * Scenario bodies, one file each.  A NULL entry in the scenario table means
  * the implementation is not meaningful for that workload.
  */
+int64_t bench_thread_round(pthread_t *t, long n, void *(*body)(void *));
 int64_t bench_fork_round(pid_t *pids, long n, int (*child)(void),
 			 long *failed);
 int spawn_threads(const struct bench_cfg *cfg);

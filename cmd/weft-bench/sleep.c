@@ -147,23 +147,6 @@ sleep_thread(void *arg)
 	return arg;
 }
 
-static int64_t
-threads_round(pthread_t *t, long n)
-{
-	int64_t t0 = bench_now();
-	long i;
-	int ret;
-
-	for (i = 0; i < n; i++) {
-		ret = pthread_create(&t[i], NULL, sleep_thread, NULL);
-		if (ret)
-			bench_fail("pthread_create #%ld: %s", i, strerror(ret));
-	}
-	for (i = 0; i < n; i++)
-		pthread_join(t[i], NULL);
-	return bench_now() - t0;
-}
-
 int
 sleep_threads(const struct bench_cfg *cfg)
 {
@@ -171,8 +154,8 @@ sleep_threads(const struct bench_cfg *cfg)
 	pthread_t *t = bench_alloc_touched((size_t)n * sizeof(*t));
 	int64_t ns;
 
-	threads_round(t, n);
-	ns = threads_round(t, n);
+	bench_thread_round(t, n, sleep_thread);
+	ns = bench_thread_round(t, n, sleep_thread);
 	emit_wall("wall_ms", "overhead_ms", ns, n, 1);
 	free(t);
 	return 0;

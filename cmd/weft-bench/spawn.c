@@ -141,26 +141,6 @@ empty_thread(void *arg)
 	return arg;
 }
 
-static int64_t
-threads_round(pthread_t *t, long n)
-{
-	int64_t t0 = bench_now();
-	long i;
-	int ret;
-
-	for (i = 0; i < n; i++) {
-		ret = pthread_create(&t[i], NULL, empty_thread, NULL);
-		if (ret)
-			bench_fail("pthread_create #%ld: %s", i, strerror(ret));
-	}
-	for (i = 0; i < n; i++) {
-		ret = pthread_join(t[i], NULL);
-		if (ret)
-			bench_fail("pthread_join #%ld: %s", i, strerror(ret));
-	}
-	return bench_now() - t0;
-}
-
 int
 spawn_threads(const struct bench_cfg *cfg)
 {
@@ -168,8 +148,8 @@ spawn_threads(const struct bench_cfg *cfg)
 	pthread_t *t = bench_alloc_touched((size_t)n * sizeof(*t));
 	int64_t ns;
 
-	threads_round(t, n);
-	ns = threads_round(t, n);
+	bench_thread_round(t, n, empty_thread);
+	ns = bench_thread_round(t, n, empty_thread);
 	bench_emit("ns_per_task", KIND_TIME, (double)ns / n, "ns", n, 1);
 	free(t);
 	return 0;

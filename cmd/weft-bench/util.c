@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Measurement helpers shared by the scenarios: clock, RSS, CPUs, futex. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
@@ -178,6 +179,30 @@ send_rec(const struct bench_rec *rec)
 		p += n;
 		left -= (size_t)n;
 	}
+}
+
+/*
+ * Create n threads running body(NULL), then join them all (default
+ * attributes).  Returns the wall time in ns.
+ */
+int64_t
+bench_thread_round(pthread_t *t, long n, void *(*body)(void *))
+{
+	int64_t t0 = bench_now();
+	long i;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		ret = pthread_create(&t[i], NULL, body, NULL);
+		if (ret)
+			bench_fail("pthread_create #%ld: %s", i, strerror(ret));
+	}
+	for (i = 0; i < n; i++) {
+		ret = pthread_join(t[i], NULL);
+		if (ret)
+			bench_fail("pthread_join #%ld: %s", i, strerror(ret));
+	}
+	return bench_now() - t0;
 }
 
 /*
