@@ -66,6 +66,9 @@ endif
 LIB_SRCS	:= \
 	io/epoll.c \
 	io/io.c \
+	io/net.c \
+	io/ops.c \
+	io/pool.c \
 	io/uring.c \
 	runtime/ctx_aarch64.S \
 	runtime/ctx_x86_64.S \
@@ -77,17 +80,21 @@ LIB_SRCS	:= \
 	sched/worker.c
 
 BENCH_SRCS	:= $(sort $(wildcard cmd/weft-bench/*.c))
+ECHO_SRCS	:= $(sort $(wildcard cmd/weft-echo/*.c))
+HTTPD_SRCS	:= $(sort $(wildcard cmd/weft-httpd/*.c))
 TEST_SRCS	:= $(sort $(wildcard tests/unit/*.c))
 STRESS_SRCS	:= $(sort $(wildcard tests/stress/*.c))
 
 LIB_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRCS))
 BENCH_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(BENCH_SRCS))
+ECHO_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(ECHO_SRCS))
+HTTPD_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(HTTPD_SRCS))
 TESTS		:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 STRESS		:= $(patsubst tests/stress/%.c,$(BUILD)/tests/stress_%,$(STRESS_SRCS))
 
 STATIC_LIB	:= $(BUILD)/lib$(NAME).a
 SHARED_LIB	:= $(BUILD)/lib$(NAME).so.$(VERSION_MAJOR)
-PROGRAMS	:= $(BUILD)/weft-bench
+PROGRAMS	:= $(BUILD)/weft-bench $(BUILD)/weft-echo $(BUILD)/weft-httpd
 
 .PHONY: all deps test all-tests asan tsan bench install uninstall clean \
 	check-aarch64
@@ -135,6 +142,14 @@ $(BUILD)/weft-bench: $(BENCH_OBJS) $(STATIC_LIB)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(STATIC_LIB) $(DEP_LIBS) -lm
 
+$(BUILD)/weft-echo: $(ECHO_OBJS) $(STATIC_LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(ECHO_OBJS) $(STATIC_LIB) $(DEP_LIBS)
+
+$(BUILD)/weft-httpd: $(HTTPD_OBJS) $(STATIC_LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(HTTPD_OBJS) $(STATIC_LIB) $(DEP_LIBS)
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.c.o $(STATIC_LIB)
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(dir $@)
@@ -162,6 +177,8 @@ asan:
 tsan:
 	$(Q)$(MAKE) --no-print-directory SAN=thread test
 
+# The http scenario drives the servers with wrk (Debian package wrk).
+bench: export WEFT_DEPS_EXTRA += wrk
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(BUILD)/weft-bench --quick --json $(BUILD)/bench.json \
@@ -177,7 +194,8 @@ install: all
 	mkdir -p $(DESTDIR)$(pkgconfigdir)
 	$(PC_SED) $(NAME).pc.in > $(DESTDIR)$(pkgconfigdir)/$(NAME).pc
 	chmod 644 $(DESTDIR)$(pkgconfigdir)/$(NAME).pc
-	install -D -m 755 $(BUILD)/weft-bench $(DESTDIR)$(bindir)/weft-bench
+	for p in weft-bench weft-echo weft-httpd; do \
+		install -D -m 755 $(BUILD)/$$p $(DESTDIR)$(bindir)/$$p; done
 
 uninstall:
 	rm -f $(DESTDIR)$(includedir)/weft.h \
@@ -185,7 +203,8 @@ uninstall:
 	      $(DESTDIR)$(libdir)/lib$(NAME).so.$(VERSION_MAJOR) \
 	      $(DESTDIR)$(libdir)/lib$(NAME).so \
 	      $(DESTDIR)$(pkgconfigdir)/$(NAME).pc \
-	      $(DESTDIR)$(bindir)/weft-bench
+	      $(DESTDIR)$(bindir)/weft-bench $(DESTDIR)$(bindir)/weft-echo \
+	      $(DESTDIR)$(bindir)/weft-httpd
 
 clean:
 	rm -rf build

@@ -26,6 +26,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -245,6 +248,161 @@ WEFT_EXPORT enum weft_task_state weft_task_state(const struct weft_task *t);
 WEFT_EXPORT bool weft_task_is_cancelled(const struct weft_task *t);
 
 /*
+ * I/O
+ *
+ * Each call parks only the calling task until the kernel has finished the
+ * operation, and returns what the system call would (a count, an fd, 0) or
+ * a negative errno.  Coroutine context only (elsewhere -EPERM); each is a
+ * cancellation point and takes a deadline (-ETIMEDOUT once it passes).
+ *
+ * With io_uring the operation is submitted to the ring of the worker the
+ * task runs on (in batches: one io_uring_enter per scheduler round), a
+ * deadline becomes a linked timeout and cancellation an async cancel.  With
+ * the epoll backend the call is tried non-blocking and the task waits for
+ * readiness; fds used there are switched to O_NONBLOCK where the call has no
+ * per-call non-blocking flag (accept, connect, and read/write on files that
+ * reject RWF_NOWAIT).
+ *
+ * SIGPIPE: while a run lasts, weft ignores SIGPIPE if its disposition was
+ * the default, so a write to a closed pipe or socket returns -EPIPE (as in
+ * Go); a program with its own SIGPIPE handler keeps it.
+ *
+ * Buffer safety: a call that times out or is cancelled does not return
+ * before the kernel has let go of its buffers.  If the operation completed
+ * anyway (the cancellation lost the race), its real result is returned and
+ * the next blocking call reports the cancellation, so no data is lost.
+ */
+
+WEFT_EXPORT ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline);
+WEFT_EXPORT ssize_t weft_write(int fd, const void *buf, size_t len,
+			       int64_t deadline);
+WEFT_EXPORT ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt,
+			       int64_t deadline);
+WEFT_EXPORT ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
+				int64_t deadline);
+WEFT_EXPORT ssize_t weft_pread(int fd, void *buf, size_t len, off_t off,
+			       int64_t deadline);
+WEFT_EXPORT ssize_t weft_pwrite(int fd, const void *buf, size_t len, off_t off,
+				int64_t deadline);
+/* `flags` as recv(2)/send(2); weft_send() always adds MSG_NOSIGNAL. */
+WEFT_EXPORT ssize_t weft_recv(int fd, void *buf, size_t len, int flags,
+			      int64_t deadline);
+WEFT_EXPORT ssize_t weft_send(int fd, const void *buf, size_t len, int flags,
+			      int64_t deadline);
+WEFT_EXPORT ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags,
+				 int64_t deadline);
+/* Adds MSG_NOSIGNAL. */
+WEFT_EXPORT ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags,
+				 int64_t deadline);
+/*
+ * accept4(2): returns the connection's fd.  `flags`: SOCK_NONBLOCK,
+ * SOCK_CLOEXEC.  `addr`/`addrlen` may be NULL.
+ */
+WEFT_EXPORT int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
+			    int flags, int64_t deadline);
+/* connect(2) to completion: 0 or the connection's error. */
+WEFT_EXPORT int weft_connect(int fd, const struct sockaddr *addr,
+			     socklen_t addrlen, int64_t deadline);
+/*
+ * close(2).  The fd is gone whatever the result: a deadline or a
+ * cancellation only stops the wait for a lingering close.
+ */
+WEFT_EXPORT int weft_close(int fd, int64_t deadline);
+WEFT_EXPORT int weft_openat(int dirfd, const char *path, int flags,
+			    mode_t mode, int64_t deadline);
+/* fsync(2), or fdatasync(2) with WEFT_FSYNC_DATASYNC. */
+#define WEFT_FSYNC_DATASYNC 1u
+WEFT_EXPORT int weft_fsync(int fd, unsigned flags, int64_t deadline);
+/*
+ * splice(2).  `off_in`/`off_out`: an offset, or -1 for "the fd's own
+ * position" (must be -1 for a pipe).  `flags`: SPLICE_F_*.
+ */
+WEFT_EXPORT ssize_t weft_splice(int fd_in, int64_t off_in, int fd_out,
+				int64_t off_out, size_t len, unsigned flags,
+				int64_t deadline);
+/*
+ * Wait until `fd` is ready for `events` (POLLIN, POLLOUT, ...): returns the
+ * ready events (POLLERR, POLLHUP, POLLRDHUP may be among them), > 0.
+ */
+WEFT_EXPORT int weft_poll(int fd, short events, int64_t deadline);
+
+/*
+ * Read exactly `len` bytes, looping over short reads.  Returns `len`, or
+ * fewer at end of file, or a negative errno.  `*done` (if non-NULL) always
+ * receives the bytes transferred, so nothing is lost on an error.
+ */
+WEFT_EXPORT ssize_t weft_read_full(int fd, void *buf, size_t len,
+				   size_t *done, int64_t deadline);
+/* Write all `len` bytes, looping over short writes.  As weft_read_full(). */
+WEFT_EXPORT ssize_t weft_write_full(int fd, const void *buf, size_t len,
+				    size_t *done, int64_t deadline);
+
+/*
+ * Sockets
+ *
+ * Sockets made here are SOCK_NONBLOCK | SOCK_CLOEXEC (weft's calls handle
+ * EAGAIN themselves).  Name resolution (getaddrinfo) runs on weft's blocking
+ * pool, never on a worker.  Coroutine context only, except that
+ * weft_tcp_listen() and weft_unix_listen() also work on a plain thread
+ * (resolving there, blocking).
+ */
+
+/* Listener options; zero every field for the defaults. */
+struct weft_listen_opts {
+	int backlog;		/* listen(2) backlog; 0: SOMAXCONN */
+	int reuseport;		/* non-zero: SO_REUSEPORT */
+	int v6only;		/* non-zero: IPV6_V6ONLY on an IPv6 socket */
+	int reserved_[5];	/* must be zero */
+};
+
+/*
+ * Listen on TCP `host`:`port`.  `host` NULL, "" or "*": every address (IPv6
+ * dual-stack where the kernel has IPv6, else IPv4); a literal address or a
+ * name (its first address that binds).  `port` 0: a free port (find it with
+ * getsockname).  SO_REUSEADDR is always set.  Returns the listening fd.
+ */
+WEFT_EXPORT int weft_tcp_listen(const char *host, int port,
+				const struct weft_listen_opts *opts);
+/*
+ * Connect to TCP `host`:`port`, trying each resolved address in turn until
+ * one connects or the deadline passes.  TCP_NODELAY is set.  Returns the
+ * connected fd; the error of the last address tried; -EAI... never (a failed
+ * resolution returns -EHOSTUNREACH, or -ENOENT for an unknown name).
+ */
+WEFT_EXPORT int weft_tcp_dial(const char *host, int port, int64_t deadline);
+/*
+ * Unix stream sockets.  A `path` starting with '@' names the abstract
+ * namespace.  weft_unix_listen() removes a stale socket file first (only if
+ * it is a socket nobody listens on).
+ */
+WEFT_EXPORT int weft_unix_listen(const char *path,
+				 const struct weft_listen_opts *opts);
+WEFT_EXPORT int weft_unix_dial(const char *path, int64_t deadline);
+
+/* One accepted connection, handed to a weft_serve() handler. */
+typedef void (*weft_conn_fn)(int fd, void *arg);
+
+/* weft_serve() options; zero every field for the defaults. */
+struct weft_serve_opts {
+	size_t stack_size;	/* connection tasks' stack; 0: default */
+	const char *name;	/* connection tasks' name; NULL: "conn" */
+	long reserved_[4];	/* must be zero */
+};
+
+/*
+ * Accept loop: accept connections on `lfd` and run `fn(fd, arg)` in a new
+ * detached task for each (the handler owns the fd and must close it).
+ * Survives what a server must: on EMFILE/ENFILE/ENOBUFS/ENOMEM it backs off
+ * (5 ms doubling to 1 s, as Go's net/http) while the existing connections
+ * go on, then resumes; ECONNABORTED, EPROTO, EPERM and a peer that reset
+ * before the accept are skipped.  Returns when the calling task is cancelled
+ * (-ECANCELED), on another accept error (that error), or when spawning
+ * fails for good.  Coroutine context only.
+ */
+WEFT_EXPORT int weft_serve(int lfd, weft_conn_fn fn, void *arg,
+			   const struct weft_serve_opts *opts);
+
+/*
  * Introspection
  *
  * Counters for tests, benchmarks and monitoring.  While a runtime runs they
@@ -261,7 +419,9 @@ struct weft_worker_stats {
 	uint64_t wakeups;	/* wake messages this worker sent */
 	uint64_t timers_fired;	/* timers this worker expired */
 	uint64_t global_gets;	/* tasks taken from the global queue */
-	uint64_t reserved_[8];
+	uint64_t io_ops;	/* I/O operations started on this worker */
+	uint64_t io_enters;	/* io_uring_enter / epoll_wait calls */
+	uint64_t reserved_[6];
 };
 
 struct weft_stats {

@@ -19,8 +19,16 @@
 #include <ck_pr.h>
 
 #include "io/io.h"
+#include "runtime/runtime.h"
+#include "sched/sched.h"
 
-#define RING_ENTRIES 256
+/*
+ * SQ size bounds one batch; the CQ is sized for many operations in flight
+ * at once (every idle connection has a receive outstanding), so that the
+ * kernel's overflow list is the exception.
+ */
+#define RING_ENTRIES 1024
+#define RING_CQ_ENTRIES 16384
 
 static const unsigned setup_tries[] = {
 	IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
@@ -56,8 +64,13 @@ uring_create(struct weft__io *io)
 	if (io->efd < 0)
 		return io->efd;
 	for (i = 0; i < sizeof(setup_tries) / sizeof(setup_tries[0]); i++) {
-		ret = io_uring_queue_init(RING_ENTRIES, &io->uring.ring,
-					  setup_tries[i]);
+		struct io_uring_params p = {
+			.flags = setup_tries[i] | IORING_SETUP_CQSIZE,
+			.cq_entries = RING_CQ_ENTRIES,
+		};
+
+		ret = io_uring_queue_init_params(RING_ENTRIES, &io->uring.ring,
+						 &p);
 		if (ret == 0) {
 			io->uring.setup_flags = setup_tries[i];
 			break;
@@ -77,6 +90,9 @@ uring_create(struct weft__io *io)
 	if (probe)
 		io_uring_free_probe(probe);
 	io->uring.efd_armed = false;
+	io->uring.unsubmitted = 0;
+	io->uring.slots = (struct weft__ioslots){ .free_head = UINT32_MAX };
+	io->cancel_pending = 0;
 	ret = efd_arm(io);
 	if (ret == 0)
 		ret = io_uring_submit(&io->uring.ring);
@@ -91,27 +107,168 @@ uring_create(struct weft__io *io)
 static void
 uring_free(struct weft__io *io)
 {
+	/* Every task has finished, so no request is in flight. */
+	WEFT_ASSERT(io->uring.slots.used == 0);
 	io_uring_queue_exit(&io->uring.ring);
+	weft__ioslots_free(&io->uring.slots);
 	close(io->efd);
 }
 
+/*
+ * Hand each completion to its request and wake the waiting task (at the
+ * tail of this worker's queue: completions run in arrival order).
+ */
 static int
 reap(struct weft__io *io)
 {
 	struct io_uring_cqe *cqe;
+	struct weft__ioreq *req;
 	unsigned head;
 	int n = 0;
 
 	io_uring_for_each_cqe(&io->uring.ring, head, cqe) {
 		uint64_t tag = io_uring_cqe_get_data64(cqe);
 
-		if (tag == IO_TAG_EVENTFD)
-			io->uring.efd_armed = false;
-		/* IO_TAG_WAKE carries nothing: waking was the point. */
 		n++;
+		if (tag < IO_SLOT_BASE) {
+			if (tag == IO_TAG_EVENTFD)
+				io->uring.efd_armed = false;
+			/* WAKE carries nothing; IGNORE is bookkeeping. */
+			continue;
+		}
+		req = weft__ioslot_find(&io->uring.slots, tag);
+		/* One CQE per request: a miss is a kernel or weft bug. */
+		WEFT_ASSERT(req != NULL);
+		weft__ioslot_put(&io->uring.slots, tag);
+		req->res = cqe->res;
+		/* Last touch of req: the task may run and return at once. */
+		weft__wake_tail(req->task, req->seq, 0);
 	}
 	io_uring_cq_advance(&io->uring.ring, n);
 	return n;
+}
+
+/*
+ * Queue an ASYNC_CANCEL for every operation in flight whose task has been
+ * cancelled (weft_cancel() set cancel_pending and woke us).  The
+ * operation's own completion then wakes the task.
+ */
+static void
+cancel_scan(struct weft__io *io)
+{
+	struct weft__ioslots *s = &io->uring.slots;
+	struct io_uring_sqe *sqe;
+
+	if (!ck_pr_load_32(&io->cancel_pending) ||
+	    !ck_pr_fas_32(&io->cancel_pending, 0))
+		return;
+	for (uint32_t i = 0; i < s->n; i++) {
+		struct weft__ioreq *req = s->v[i].req;
+
+		if (!req || req->cancel_sent ||
+		    !(ck_pr_load_32(&req->task->flags) & TASK_CANCELLED))
+			continue;
+		sqe = weft__uring_sqe(io, 1);
+		io_uring_prep_cancel64(sqe, ((uint64_t)s->v[i].gen << 32) |
+				       (i + IO_SLOT_BASE), 0);
+		io_uring_sqe_set_data64(sqe, IO_TAG_IGNORE);
+		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		req->cancel_sent = true;
+	}
+}
+
+/*
+ * An SQE of the owner's ring, with `need` - 1 more free behind it (a linked
+ * pair must not be split by a flush).  Flushes a full queue.  Never NULL:
+ * the kernel empties the SQ on submit.  Owner only.
+ */
+struct io_uring_sqe *
+weft__uring_sqe(struct weft__io *io, unsigned need)
+{
+	struct io_uring_sqe *sqe;
+
+	if (WEFT_UNLIKELY(io_uring_sq_space_left(&io->uring.ring) < need)) {
+		io_uring_submit(&io->uring.ring);
+		io->uring.unsubmitted = 0;
+	}
+	sqe = io_uring_get_sqe(&io->uring.ring);
+	WEFT_ASSERT(sqe != NULL);
+	io->uring.unsubmitted++;
+	return sqe;
+}
+
+/*
+ * Tag the prepared `sqe` as t's request, add the deadline as a linked
+ * timeout, park until the completion, return its result.  The caller got
+ * `sqe` from weft__uring_sqe(io, 2) and has not switched since.  Task t,
+ * running on w (the ring's owner).
+ */
+int
+weft__uring_submit_wait(struct weft__worker *w, struct weft_task *t,
+			struct io_uring_sqe *sqe, int64_t deadline)
+{
+	struct weft__io *io = &w->io;
+	struct weft__ioreq req;
+	uint64_t key;
+	int ret;
+
+	req.task = t;
+	req.cancel_sent = false;
+	ret = weft__ioslot_get(&io->uring.slots, &req, &key);
+	if (WEFT_UNLIKELY(ret < 0)) {
+		/* The SQE is queued already: make it a harmless no-op. */
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, IO_TAG_IGNORE);
+		return ret;
+	}
+	io_uring_sqe_set_data64(sqe, key);
+	if (deadline != WEFT_DEADLINE_NONE) {
+		struct io_uring_sqe *tsqe;
+
+		req.ts.tv_sec = deadline / WEFT_SEC;
+		req.ts.tv_nsec = deadline % WEFT_SEC;
+		sqe->flags |= IOSQE_IO_LINK;
+		/* weft__uring_sqe(io, 2) left room: same batch, no flush. */
+		tsqe = io_uring_get_sqe(&io->uring.ring);
+		WEFT_ASSERT(tsqe != NULL);
+		io->uring.unsubmitted++;
+		io_uring_prep_link_timeout(tsqe, &req.ts, IORING_TIMEOUT_ABS);
+		io_uring_sqe_set_data64(tsqe, IO_TAG_IGNORE);
+	}
+	WEFT_STAT_INC(w, io_ops);
+	/*
+	 * Publish where a canceller must send its request, then arm the park
+	 * (a full barrier) and look at the flag: either weft_cancel() sees
+	 * io_w, or we see its flag and cancel our own request here.
+	 */
+	ck_pr_store_ptr(&t->io_w, w);
+	req.seq = weft__park_prepare_io(t);
+	if (ck_pr_load_32(&t->flags) & TASK_CANCELLED) {
+		sqe = weft__uring_sqe(io, 1);
+		io_uring_prep_cancel64(sqe, key, 0);
+		io_uring_sqe_set_data64(sqe, IO_TAG_IGNORE);
+		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		req.cancel_sent = true;
+	}
+	weft__park_io();
+	/* Possibly on another worker now: w is stale, and so is io. */
+	ck_pr_store_ptr(&t->io_w, NULL);
+	ret = req.res;
+	if (ret == -ECANCELED || ret == -EINTR) {
+		/* Ours (weft_cancel) or the linked timeout's. */
+		if (ck_pr_load_32(&t->flags) & TASK_CANCELLED)
+			ret = -ECANCELED;
+		else if (deadline != WEFT_DEADLINE_NONE &&
+			 weft_now() >= deadline)
+			ret = -ETIMEDOUT;
+	}
+	return ret;
+}
+
+static bool
+uring_busy(struct weft__io *io)
+{
+	return io->uring.unsubmitted || io->uring.slots.used;
 }
 
 static int
@@ -121,9 +278,11 @@ uring_wait(struct weft__io *io, int64_t timeout_ns)
 	struct io_uring_cqe *cqe;
 	int ret;
 
+	cancel_scan(io);
 	ret = efd_arm(io);
 	if (ret < 0)
 		return ret;
+	io->uring.unsubmitted = 0;
 	/*
 	 * Consume the pending flag before sleeping: a waker that sets it after
 	 * this exchange also sends a message, which ends the wait below.
@@ -136,6 +295,8 @@ uring_wait(struct weft__io *io, int64_t timeout_ns)
 		ts.tv_nsec = timeout_ns % 1000000000;
 		tsp = &ts;
 	}
+	if (weft__worker_self())
+		WEFT_STAT_INC(weft__worker_self(), io_enters);
 	if (timeout_ns == 0) {
 		/*
 		 * Under DEFER_TASKRUN completions are posted only when the
@@ -176,6 +337,7 @@ uring_wake(struct weft__io *from, struct weft__io *to)
 			/* No completion on the sender's ring on success. */
 			sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 			io_uring_sqe_set_data64(sqe, IO_TAG_WAKE);
+			from->uring.unsubmitted = 0;
 			if (io_uring_submit(&from->uring.ring) >= 0)
 				return;
 		}
@@ -189,4 +351,5 @@ const struct weft__io_ops weft__io_uring_ops = {
 	.free = uring_free,
 	.wait = uring_wait,
 	.wake = uring_wake,
+	.busy = uring_busy,
 };

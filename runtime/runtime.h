@@ -165,6 +165,9 @@ struct weft__fiber {
  *	bit  1       CLAIMED: a waker won the right to wake this park
  *	bit  2       SAVED: the task's context is saved (it is off-CPU)
  *	bit  3       COMMITTED: the winning waker stored park_result
+ *	bit  4       IO: an I/O park (weft__park_prepare_io): the kernel owns
+ *	             the caller's buffers, so only the completion may wake
+ *	             it; cancellation goes through the ring's owner instead
  *
  * A parked task becomes runnable when both SAVED and COMMITTED are set; the
  * party that sets the second one (the worker that switched away from the
@@ -175,6 +178,7 @@ struct weft__fiber {
 #define PARK_CLAIMED	0x2u
 #define PARK_SAVED	0x4u
 #define PARK_COMMITTED	0x8u
+#define PARK_IO		0x10u
 #define PARK_SEQ(word)	((uint32_t)((word) >> 32))
 
 /* Task flag bits (struct weft_task.flags, atomic). */
@@ -244,6 +248,15 @@ struct weft_task {
 	struct weft_task *joiner;
 
 	struct weft__timer timer;
+
+	/*
+	 * The worker whose ring holds this task's in-flight operation, or
+	 * NULL.  Stored by the task itself (release) before it arms an I/O
+	 * park and cleared after; read by weft_cancel() on any thread to
+	 * route the cancellation.  A stale value only costs the old owner a
+	 * scan that finds nothing.
+	 */
+	struct weft__worker *io_w;
 };
 
 /*
@@ -262,6 +275,13 @@ struct weft_task {
 uint32_t weft__park_prepare(struct weft_task *self);
 int weft__park(void (*unlock)(void *), void *arg, int64_t deadline);
 bool weft__wake(struct weft_task *t, uint32_t seq, int result);
+/*
+ * The I/O variant: the park can be ended only by weft__wake() with its
+ * seq (the completion), never by a timeout or weft__wake_current().
+ * weft__park_io() parks until then and returns the waker's result.
+ */
+uint32_t weft__park_prepare_io(struct weft_task *self);
+int weft__park_io(void);
 bool weft__wake_current(struct weft_task *t, int result);
 /*
  * As weft__wake(), but the woken task goes to the tail of the local queue

@@ -256,6 +256,7 @@ task_init(struct weft_task *t, weft_fn fn, void *arg, size_t stack_size,
 	t->joiner_seq = 0;
 	t->timer.idx = -1;
 	t->timer.heap = NULL;
+	t->io_w = NULL;
 }
 
 /* Drop one reference.  Can be executed by any thread (w NULL off-worker). */
@@ -520,7 +521,9 @@ weft_cancel(struct weft_task *t)
 	/* Not started: it never will be (see startable() in worker.c). */
 	if (ck_pr_cas_32(&t->state, WEFT_PENDING, WEFT_CANCELLED))
 		return 0;
-	weft__wake_current(t, -ECANCELED);
+	/* An I/O park refuses this claim: its ring's owner must cancel. */
+	if (!weft__wake_current(t, -ECANCELED))
+		weft__io_cancel_route(t);
 	return 0;
 }
 

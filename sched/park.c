@@ -41,7 +41,21 @@ weft__park_prepare(struct weft_task *self)
 	return seq;
 }
 
-/* Try to claim park `seq` of t (any seq if !match).  Any thread. */
+uint32_t
+weft__park_prepare_io(struct weft_task *self)
+{
+	uint32_t seq = PARK_SEQ(ck_pr_load_64(&self->park)) + 1;
+
+	/* Full barrier: pairs with weft_cancel() as above. */
+	ck_pr_fas_64(&self->park,
+		     ((uint64_t)seq << 32) | PARK_ARMED | PARK_IO);
+	return seq;
+}
+
+/*
+ * Try to claim park `seq` of t (any seq if !match; never an I/O park then).
+ * Any thread.
+ */
 static bool
 claim(struct weft_task *t, uint32_t seq, bool match)
 {
@@ -50,7 +64,7 @@ claim(struct weft_task *t, uint32_t seq, bool match)
 	for (;;) {
 		if ((old & (PARK_ARMED | PARK_CLAIMED)) != PARK_ARMED)
 			return false;
-		if (match && PARK_SEQ(old) != seq)
+		if (match ? PARK_SEQ(old) != seq : (old & PARK_IO) != 0)
 			return false;
 		if (ck_pr_cas_64_value(&t->park, old, old | PARK_CLAIMED, &old))
 			return true;
@@ -192,5 +206,24 @@ weft__park(void (*unlock)(void *), void *arg, int64_t deadline)
 	if (timed)
 		weft__timer_del(&t->timer);
 	/* The run-queue hand-off (or the faa above) ordered this load. */
+	return ck_pr_load_int(&t->park_result);
+}
+
+/*
+ * Park the calling task in the I/O park it prepared with
+ * weft__park_prepare_io() until the completion wakes it.  No timer, no
+ * cancellation: the caller arranged both with the kernel.  Returns the
+ * waker's result.  Coroutine context only.
+ */
+int
+weft__park_io(void)
+{
+	struct weft__worker *w = weft__worker_self();
+	struct weft_task *t = w->cur;
+
+	ck_pr_store_32(&t->state, WEFT_SUSPENDED);
+	if (!(ck_pr_load_64(&t->park) & PARK_COMMITTED))
+		weft__switch_out(w, t, AS_PARK);
+	ck_pr_store_32(&t->state, WEFT_RUNNING);
 	return ck_pr_load_int(&t->park_result);
 }

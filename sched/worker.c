@@ -61,6 +61,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -528,12 +529,17 @@ top:
 	now = weft_now();
 	weft__timers_run(w, &w->timers, now, false);
 
-	if (++w->schedtick % 61 == 0 && ck_pr_load_32(&s->gq_len)) {
-		pthread_mutex_lock(&s->lock);
-		t = weft__globrunq_get_locked(w, 1);
-		pthread_mutex_unlock(&s->lock);
-		if (t)
-			goto found;
+	if (++w->schedtick % 61 == 0) {
+		/* Fairness: I/O completions and the global queue. */
+		if (w->io.ops->busy(&w->io))
+			w->io.ops->wait(&w->io, 0);
+		if (ck_pr_load_32(&s->gq_len)) {
+			pthread_mutex_lock(&s->lock);
+			t = weft__globrunq_get_locked(w, 1);
+			pthread_mutex_unlock(&s->lock);
+			if (t)
+				goto found;
+		}
 	}
 	if ((t = weft__runq_get(w)))
 		goto found;
@@ -545,6 +551,16 @@ top:
 			goto found;
 	}
 	if (s->nworkers > 1) {
+		/*
+		 * Submit what the tasks queued and collect completions
+		 * before looking elsewhere (Go's netpoll before stealing).
+		 * A lone worker skips this: its sleep below does both.
+		 */
+		if (w->io.ops->busy(&w->io)) {
+			w->io.ops->wait(&w->io, 0);
+			if ((t = weft__runq_get(w)))
+				goto found;
+		}
 		if (!w->spinning &&
 		    2 * ck_pr_load_32(&s->nspinning) <
 		    (uint32_t)s->nworkers - ck_pr_load_32(&s->npidle)) {
@@ -778,6 +794,8 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	struct weft__sched *s = &weft__sched;
 	const struct weft__io_ops *ops;
 	struct weft_task *main_task;
+	struct sigaction old_pipe;
+	bool pipe_ignored = false;
 	int n, ret, created = 0;
 
 	if (weft__worker_self())
@@ -834,6 +852,18 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	ret = weft__stack_signals_install();
 	if (ret < 0)
 		goto out_free_main;
+	/*
+	 * A write to a closed pipe or socket returns -EPIPE instead of
+	 * killing the process (as in Go), unless the program handles
+	 * SIGPIPE itself.  io_uring's workers would raise it too.
+	 */
+	{
+		struct sigaction ign = { .sa_handler = SIG_IGN };
+
+		pipe_ignored = sigaction(SIGPIPE, NULL, &old_pipe) == 0 &&
+			       old_pipe.sa_handler == SIG_DFL &&
+			       sigaction(SIGPIPE, &ign, NULL) == 0;
+	}
 	start.ready = 0;
 	start.go = 0;
 	start.error = 0;
@@ -871,6 +901,8 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	pthread_mutex_lock(&s->lock);
 	ck_pr_store_32(&s->running, 0);
 	pthread_mutex_unlock(&s->lock);
+	if (pipe_ignored)
+		sigaction(SIGPIPE, &old_pipe, NULL);
 	weft__stack_signals_remove();
 	weft__stack_teardown();
 	weft__task_pool_teardown();

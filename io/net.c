@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sockets: TCP and Unix listeners and dialers, name resolution off the
+ * workers, and weft_serve(), the accept loop every server needs.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "io/io.h"
+#include "runtime/runtime.h"
+#include "sched/sched.h"
+
+#define SOCK_FLAGS (SOCK_NONBLOCK | SOCK_CLOEXEC)
+
+static int
+gai_errno(int r)
+{
+	switch (r) {
+	case 0:
+		return 0;
+	case EAI_NONAME:
+#ifdef EAI_NODATA
+	case EAI_NODATA:
+#endif
+		return -ENOENT;
+	case EAI_AGAIN:
+		return -EAGAIN;
+	case EAI_MEMORY:
+		return -ENOMEM;
+	case EAI_FAMILY:
+	case EAI_SERVICE:
+	case EAI_SOCKTYPE:
+	case EAI_BADFLAGS:
+		return -EINVAL;
+	case EAI_SYSTEM:
+		return errno ? -errno : -EIO;
+	default:
+		return -EHOSTUNREACH;
+	}
+}
+
+/* A resolution on the pool; heap-owned, so a caller may time out. */
+struct resolve {
+	char *host;
+	char port[8];
+	struct addrinfo hints;
+	struct addrinfo *res;
+	int ret;
+};
+
+static void
+resolve_run(void *arg)
+{
+	struct resolve *r = arg;
+
+	r->ret = gai_errno(getaddrinfo(r->host, r->port, &r->hints, &r->res));
+}
+
+static void
+resolve_free(void *arg)
+{
+	struct resolve *r = arg;
+
+	if (r->res)
+		freeaddrinfo(r->res);
+	free(r->host);
+	free(r);
+}
+
+/*
+ * Resolve host:port to stream addresses.  Literal addresses are parsed in
+ * place (no I/O); names go to the blocking pool from a coroutine, or are
+ * resolved right here on a plain thread.
+ */
+static int
+resolve(const char *host, int port, bool passive, int64_t deadline,
+	struct addrinfo **out)
+{
+	struct addrinfo hints = {
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV |
+			    (passive ? AI_PASSIVE : 0),
+	};
+	struct resolve *r;
+	char ps[8];
+	int ret;
+
+	if (port < 0 || port > 65535)
+		return -EINVAL;
+	snprintf(ps, sizeof(ps), "%d", port);
+	ret = getaddrinfo(host, ps, &hints, out);
+	if (ret != EAI_NONAME)
+		return gai_errno(ret);
+	hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG |
+			 (passive ? AI_PASSIVE : 0);
+	if (!weft__task_self())
+		return gai_errno(getaddrinfo(host, ps, &hints, out));
+	r = calloc(1, sizeof(*r));
+	if (!r || !(r->host = strdup(host))) {
+		free(r);
+		return -ENOMEM;
+	}
+	memcpy(r->port, ps, sizeof(ps));
+	r->hints = hints;
+	ret = weft__pool_run(resolve_run, r, resolve_free, deadline);
+	if (ret < 0)
+		return ret;	/* r belongs to the pool now, or is freed */
+	ret = r->ret;
+	*out = r->res;
+	r->res = NULL;
+	resolve_free(r);
+	if (ret == 0 && !*out)
+		ret = -ENOENT;
+	return ret;
+}
+
+static int
+check_listen_opts(const struct weft_listen_opts *o)
+{
+	if (!o)
+		return 0;
+	for (size_t i = 0; i < sizeof(o->reserved_) / sizeof(o->reserved_[0]);
+	     i++)
+		if (o->reserved_[i])
+			return -EINVAL;
+	return o->backlog < 0 ? -EINVAL : 0;
+}
+
+static int
+listen_on(const struct sockaddr *sa, socklen_t len,
+	  const struct weft_listen_opts *o, bool any6)
+{
+	int fd, one = 1, off = 0, ret;
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_FLAGS, 0);
+	if (fd < 0)
+		return -errno;
+	if (sa->sa_family != AF_UNIX)
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+				 sizeof(one));
+	if (o && o->reuseport &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	/* "::" also takes IPv4 unless the caller asked for v6 only. */
+	if (sa->sa_family == AF_INET6 && (any6 || (o && o->v6only)))
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
+				 (o && o->v6only) ? &one : &off, sizeof(int));
+	if (bind(fd, sa, len) < 0 ||
+	    listen(fd, (o && o->backlog) ? o->backlog : SOMAXCONN) < 0)
+		goto fail;
+	return fd;
+fail:
+	ret = -errno;
+	close(fd);
+	return ret;
+}
+
+int
+weft_tcp_listen(const char *host, int port,
+		const struct weft_listen_opts *opts)
+{
+	struct addrinfo *res, *ai;
+	int ret;
+
+	ret = check_listen_opts(opts);
+	if (ret < 0)
+		return ret;
+	if (port < 0 || port > 65535)
+		return -EINVAL;
+	if (!host || !*host || !strcmp(host, "*")) {
+		struct sockaddr_in6 s6 = { .sin6_family = AF_INET6,
+					   .sin6_port = htons((uint16_t)port),
+					   .sin6_addr = IN6ADDR_ANY_INIT };
+		struct sockaddr_in s4 = { .sin_family = AF_INET,
+					  .sin_port = htons((uint16_t)port) };
+
+		ret = listen_on((struct sockaddr *)&s6, sizeof(s6), opts, true);
+		if (ret == -EAFNOSUPPORT || ret == -EADDRNOTAVAIL)
+			ret = listen_on((struct sockaddr *)&s4, sizeof(s4),
+					opts, false);
+		return ret;
+	}
+	ret = resolve(host, port, true, WEFT_DEADLINE_NONE, &res);
+	if (ret < 0)
+		return ret;
+	ret = -EADDRNOTAVAIL;
+	for (ai = res; ai; ai = ai->ai_next) {
+		ret = listen_on(ai->ai_addr, ai->ai_addrlen, opts, false);
+		if (ret >= 0)
+			break;
+	}
+	freeaddrinfo(res);
+	return ret;
+}
+
+int
+weft_tcp_dial(const char *host, int port, int64_t deadline)
+{
+	struct addrinfo *res, *ai;
+	int fd, ret, one = 1;
+
+	if (!host || !*host)
+		return -EINVAL;
+	if (!weft__task_self())
+		return -EPERM;
+	ret = resolve(host, port, false, deadline, &res);
+	if (ret < 0)
+		return ret;
+	ret = -EHOSTUNREACH;
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			ret = -errno;
+			continue;
+		}
+		ret = weft_connect(fd, ai->ai_addr, ai->ai_addrlen, deadline);
+		if (ret == 0) {
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+					 sizeof(one));
+			ret = fd;
+			break;
+		}
+		close(fd);
+		if (ret == -ECANCELED || ret == -ETIMEDOUT)
+			break;
+	}
+	freeaddrinfo(res);
+	return ret;
+}
+
+/* Fill a Unix address; '@' is the abstract namespace.  Returns its length. */
+static int
+unix_addr(const char *path, struct sockaddr_un *sun)
+{
+	size_t n;
+
+	if (!path || !*path)
+		return -EINVAL;
+	n = strlen(path);
+	if (n >= sizeof(sun->sun_path))
+		return -ENAMETOOLONG;
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, path, n);
+	if (path[0] == '@')
+		sun->sun_path[0] = '\0';
+	else
+		n++;	/* count the terminating NUL, as the kernel reports */
+	return (int)(offsetof(struct sockaddr_un, sun_path) + n);
+}
+
+int
+weft_unix_listen(const char *path, const struct weft_listen_opts *opts)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int len, ret, fd;
+
+	ret = check_listen_opts(opts);
+	if (ret < 0)
+		return ret;
+	len = unix_addr(path, &sun);
+	if (len < 0)
+		return len;
+	ret = listen_on((struct sockaddr *)&sun, (socklen_t)len, opts, false);
+	if (ret != -EADDRINUSE || path[0] == '@')
+		return ret;
+	/* A stale socket file (nobody accepts on it) may be replaced. */
+	if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return ret;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sun, (socklen_t)len) == 0 ||
+	    errno != ECONNREFUSED) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	close(fd);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	return listen_on((struct sockaddr *)&sun, (socklen_t)len, opts, false);
+}
+
+int
+weft_unix_dial(const char *path, int64_t deadline)
+{
+	struct sockaddr_un sun;
+	int len, fd, ret;
+
+	len = unix_addr(path, &sun);
+	if (len < 0)
+		return len;
+	if (!weft__task_self())
+		return -EPERM;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	ret = weft_connect(fd, (struct sockaddr *)&sun, (socklen_t)len,
+			   deadline);
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* One connection handed to its task. */
+struct conn {
+	weft_conn_fn fn;
+	void *arg;
+	int fd;
+};
+
+static void *
+conn_main(void *p)
+{
+	struct conn c = *(struct conn *)p;
+
+	free(p);
+	c.fn(c.fd, c.arg);
+	return NULL;
+}
+
+/* Errors after which an accept loop waits and retries. */
+static bool
+accept_backoff(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOBUFS ||
+	       err == -ENOMEM;
+}
+
+/* Errors that concern one connection only: skip it. */
+static bool
+accept_skip(int err)
+{
+	return err == -ECONNABORTED || err == -EPROTO || err == -EPERM ||
+	       err == -ECONNRESET || err == -EINTR || err == -EAGAIN ||
+	       err == -ENETDOWN || err == -ENOPROTOOPT || err == -EHOSTDOWN ||
+	       err == -ENONET || err == -EHOSTUNREACH || err == -EOPNOTSUPP ||
+	       err == -ENETUNREACH;
+}
+
+int
+weft_serve(int lfd, weft_conn_fn fn, void *arg,
+	   const struct weft_serve_opts *opts)
+{
+	struct weft_spawn_opts so = { .name = "conn" };
+	int64_t backoff = 0;
+	struct conn *c;
+	int fd, ret;
+
+	if (!fn || lfd < 0)
+		return -EINVAL;
+	if (opts) {
+		for (size_t i = 0; i < 4; i++)
+			if (opts->reserved_[i])
+				return -EINVAL;
+		so.stack_size = opts->stack_size;
+		if (opts->name)
+			so.name = opts->name;
+	}
+	if (!weft__task_self())
+		return -EPERM;
+	for (;;) {
+		fd = weft_accept(lfd, NULL, NULL, SOCK_CLOEXEC,
+				 WEFT_DEADLINE_NONE);
+		if (fd < 0) {
+			if (fd == -ECANCELED)
+				return fd;
+			if (accept_skip(fd))
+				continue;
+			if (!accept_backoff(fd))
+				return fd;
+			/*
+			 * Out of fds or memory: the connections we have go
+			 * on; wait for some to close (Go's net/http policy).
+			 */
+			backoff = backoff ? backoff * 2 : 5 * WEFT_MSEC;
+			if (backoff > WEFT_SEC)
+				backoff = WEFT_SEC;
+			ret = weft_sleep(backoff);
+			if (ret < 0)
+				return ret;
+			continue;
+		}
+		backoff = 0;
+		c = malloc(sizeof(*c));
+		if (c) {
+			c->fn = fn;
+			c->arg = arg;
+			c->fd = fd;
+			ret = weft_spawn(NULL, conn_main, c, &so);
+		} else {
+			ret = -ENOMEM;
+		}
+		if (ret < 0) {
+			/* Shed this connection, keep serving the others. */
+			free(c);
+			close(fd);
+			if (ret == -EINVAL || ret == -ESRCH)
+				return ret;
+			if (weft_sleep(5 * WEFT_MSEC) < 0)
+				return -ECANCELED;
+		}
+	}
+}
