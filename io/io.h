@@ -37,6 +37,7 @@ struct weft__ioreq {
 	uint32_t seq;			/* the task's I/O park */
 	int32_t res;			/* CQE res / ready events: the waker */
 	bool cancel_sent;		/* uring: ASYNC_CANCEL queued; owner */
+	int64_t deadline;		/* uring: immutable while in flight */
 	struct __kernel_timespec ts;	/* linked timeout, read at submit */
 };
 
@@ -97,11 +98,18 @@ struct weft__io {
 		} epoll;
 	};
 	/*
-	 * uring: set by weft_cancel() (any thread) when a task with an
-	 * operation in flight on this ring was cancelled; exchanged to 0 by
-	 * the owner, which then scans its slots and submits the cancels.
+	 * uring: keys of in-flight operations to cancel (their task was
+	 * cancelled, or their deadline passed), pushed by any thread under
+	 * cancel_lock (a leaf) and drained by the owner, which submits an
+	 * ASYNC_CANCEL for each key still live.  When the array is full,
+	 * cancel_overflow makes the owner scan every slot instead, so no
+	 * request is lost.  cancel_n is also read without the lock (atomic)
+	 * to skip the lock when empty.
 	 */
-	uint32_t cancel_pending;
+	ck_spinlock_t cancel_lock;
+	uint32_t cancel_n;
+	bool cancel_overflow;
+	uint64_t cancel_keys[64];
 };
 
 struct weft__io_ops {
@@ -166,6 +174,8 @@ int weft__epoll_wait_fd(struct weft__worker *w, int fd, uint32_t events,
  * called by weft_cancel() when the park refused the direct claim.
  */
 void weft__io_cancel_route(struct weft_task *t);
+/* The I/O deadline of t passed (timer expiry, heap lock held). */
+void weft__io_timeout(struct weft_task *t);
 
 /*
  * Blocking pool (io/pool.c): run fn(arg) on a pool thread while the

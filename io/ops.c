@@ -395,20 +395,48 @@ do_op(struct op *op, int64_t deadline)
 	return epoll_op(w, op, deadline);
 }
 
-/* Send the cancellation of t's in-flight operation to its ring's owner. */
-void
-weft__io_cancel_route(struct weft_task *t)
+/*
+ * Ask the owner of the ring holding t's in-flight operation to cancel it.
+ * io_w is read before io_key (the task stores them in the other order), so
+ * the key is at least as new as the worker; a stale pair names a request
+ * that is over, and its generation no longer matches.  Any thread.
+ */
+static void
+route(struct weft_task *t)
 {
 	struct weft__worker *w = ck_pr_load_ptr(&t->io_w);
 	struct weft__worker *self;
+	struct weft__io *io;
+	uint64_t key;
 
 	if (!w)
 		return;
-	ck_pr_store_32(&w->io.cancel_pending, 1);
+	ck_pr_fence_load();
+	key = ck_pr_load_64(&t->io_key);
+	io = &w->io;
+	ck_spinlock_lock(&io->cancel_lock);
+	if (io->cancel_n < sizeof(io->cancel_keys) / sizeof(io->cancel_keys[0]))
+		io->cancel_keys[io->cancel_n] = key,
+		ck_pr_store_32(&io->cancel_n, io->cancel_n + 1);
+	else
+		ck_pr_store_8((uint8_t *)&io->cancel_overflow, 1);
+	ck_spinlock_unlock(&io->cancel_lock);
 	self = weft__worker_self();
-	/* The owner itself scans before its next sleep or poll. */
+	/* The owner itself drains the queue before its next poll or sleep. */
 	if (self != w)
-		weft__sched.io_ops->wake(self ? &self->io : NULL, &w->io);
+		weft__sched.io_ops->wake(self ? &self->io : NULL, io);
+}
+
+void
+weft__io_cancel_route(struct weft_task *t)
+{
+	route(t);
+}
+
+void
+weft__io_timeout(struct weft_task *t)
+{
+	route(t);
 }
 
 ssize_t

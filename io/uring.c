@@ -92,7 +92,9 @@ uring_create(struct weft__io *io)
 	io->uring.efd_armed = false;
 	io->uring.unsubmitted = 0;
 	io->uring.slots = (struct weft__ioslots){ .free_head = UINT32_MAX };
-	io->cancel_pending = 0;
+	ck_spinlock_init(&io->cancel_lock);
+	io->cancel_n = 0;
+	io->cancel_overflow = false;
 	ret = efd_arm(io);
 	if (ret == 0)
 		ret = io_uring_submit(&io->uring.ring);
@@ -148,32 +150,61 @@ reap(struct weft__io *io)
 	return n;
 }
 
-/*
- * Queue an ASYNC_CANCEL for every operation in flight whose task has been
- * cancelled (weft_cancel() set cancel_pending and woke us).  The
- * operation's own completion then wakes the task.
- */
+/* Queue an ASYNC_CANCEL for live request `key` unless one is queued. */
 static void
-cancel_scan(struct weft__io *io)
+cancel_key(struct weft__io *io, uint64_t key)
 {
-	struct weft__ioslots *s = &io->uring.slots;
+	struct weft__ioreq *req = weft__ioslot_find(&io->uring.slots, key);
 	struct io_uring_sqe *sqe;
 
-	if (!ck_pr_load_32(&io->cancel_pending) ||
-	    !ck_pr_fas_32(&io->cancel_pending, 0))
+	if (!req || req->cancel_sent)
 		return;
-	for (uint32_t i = 0; i < s->n; i++) {
+	sqe = weft__uring_sqe(io, 1);
+	io_uring_prep_cancel64(sqe, key, 0);
+	io_uring_sqe_set_data64(sqe, IO_TAG_IGNORE);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	req->cancel_sent = true;
+}
+
+/*
+ * Submit the cancellations other threads asked for (weft_cancel(), expired
+ * I/O deadlines).  The operation's own completion then wakes its task.
+ * After an overflow every slot is checked against its task's cancel flag
+ * and its deadline.  Owner only.
+ */
+static void
+cancel_drain(struct weft__io *io)
+{
+	struct weft__ioslots *s = &io->uring.slots;
+	uint64_t keys[64];
+	uint32_t n, i;
+	bool all;
+	int64_t now;
+
+	if (!ck_pr_load_32(&io->cancel_n) && !ck_pr_load_8((uint8_t *)
+						&io->cancel_overflow))
+		return;
+	ck_spinlock_lock(&io->cancel_lock);
+	n = io->cancel_n;
+	memcpy(keys, io->cancel_keys, n * sizeof(keys[0]));
+	all = io->cancel_overflow;
+	ck_pr_store_32(&io->cancel_n, 0);
+	io->cancel_overflow = false;
+	ck_spinlock_unlock(&io->cancel_lock);
+	for (i = 0; i < n; i++)
+		cancel_key(io, keys[i]);
+	if (!all)
+		return;
+	now = weft_now();
+	for (i = 0; i < s->n; i++) {
 		struct weft__ioreq *req = s->v[i].req;
 
-		if (!req || req->cancel_sent ||
-		    !(ck_pr_load_32(&req->task->flags) & TASK_CANCELLED))
-			continue;
-		sqe = weft__uring_sqe(io, 1);
-		io_uring_prep_cancel64(sqe, ((uint64_t)s->v[i].gen << 32) |
-				       (i + IO_SLOT_BASE), 0);
-		io_uring_sqe_set_data64(sqe, IO_TAG_IGNORE);
-		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-		req->cancel_sent = true;
+		if (req && ((ck_pr_load_32(&req->task->flags) &
+			     TASK_CANCELLED) ||
+			    (req->deadline != WEFT_DEADLINE_NONE &&
+			     req->deadline <= now)))
+			cancel_key(io, ((uint64_t)s->v[i].gen << 32) |
+					   (i + IO_SLOT_BASE));
 	}
 }
 
@@ -209,11 +240,13 @@ weft__uring_submit_wait(struct weft__worker *w, struct weft_task *t,
 {
 	struct weft__io *io = &w->io;
 	struct weft__ioreq req;
+	bool timed = false;
 	uint64_t key;
 	int ret;
 
 	req.task = t;
 	req.cancel_sent = false;
+	req.deadline = deadline;
 	ret = weft__ioslot_get(&io->uring.slots, &req, &key);
 	if (WEFT_UNLIKELY(ret < 0)) {
 		/* The SQE is queued already: make it a harmless no-op. */
@@ -222,36 +255,52 @@ weft__uring_submit_wait(struct weft__worker *w, struct weft_task *t,
 		return ret;
 	}
 	io_uring_sqe_set_data64(sqe, key);
-	if (deadline != WEFT_DEADLINE_NONE) {
-		struct io_uring_sqe *tsqe;
-
-		req.ts.tv_sec = deadline / WEFT_SEC;
-		req.ts.tv_nsec = deadline % WEFT_SEC;
-		sqe->flags |= IOSQE_IO_LINK;
-		/* weft__uring_sqe(io, 2) left room: same batch, no flush. */
-		tsqe = io_uring_get_sqe(&io->uring.ring);
-		WEFT_ASSERT(tsqe != NULL);
-		io->uring.unsubmitted++;
-		io_uring_prep_link_timeout(tsqe, &req.ts, IORING_TIMEOUT_ABS);
-		io_uring_sqe_set_data64(tsqe, IO_TAG_IGNORE);
-	}
 	WEFT_STAT_INC(w, io_ops);
 	/*
 	 * Publish where a canceller must send its request, then arm the park
 	 * (a full barrier) and look at the flag: either weft_cancel() sees
 	 * io_w, or we see its flag and cancel our own request here.
 	 */
+	ck_pr_store_64(&t->io_key, key);
+	ck_pr_fence_store();
 	ck_pr_store_ptr(&t->io_w, w);
 	req.seq = weft__park_prepare_io(t);
-	if (ck_pr_load_32(&t->flags) & TASK_CANCELLED) {
-		sqe = weft__uring_sqe(io, 1);
-		io_uring_prep_cancel64(sqe, key, 0);
-		io_uring_sqe_set_data64(sqe, IO_TAG_IGNORE);
-		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-		req.cancel_sent = true;
+	if (ck_pr_load_32(&t->flags) & TASK_CANCELLED)
+		cancel_key(io, key);
+	/*
+	 * The deadline is a timer of our own heap, not a linked timeout: an
+	 * hrtimer armed and disarmed in the kernel for every receive costs
+	 * more than the receive (perf: io_queue_linked_timeout,
+	 * io_disarm_next).  Its expiry queues a cancel like weft_cancel().
+	 * If the heap cannot grow, a linked timeout it is after all.
+	 */
+	if (deadline != WEFT_DEADLINE_NONE) {
+		t->timer.when = deadline;
+		t->timer.seq = req.seq;
+		t->timer.io = true;
+		timed = weft__timer_add(w, &t->timer) == 0;
+		if (!timed) {
+			struct io_uring_sqe *tsqe;
+
+			t->timer.io = false;
+			req.ts.tv_sec = deadline / WEFT_SEC;
+			req.ts.tv_nsec = deadline % WEFT_SEC;
+			sqe->flags |= IOSQE_IO_LINK;
+			/* weft__uring_sqe(io, 2) left room: no flush between. */
+			tsqe = io_uring_get_sqe(&io->uring.ring);
+			WEFT_ASSERT(tsqe != NULL);
+			io->uring.unsubmitted++;
+			io_uring_prep_link_timeout(tsqe, &req.ts,
+						   IORING_TIMEOUT_ABS);
+			io_uring_sqe_set_data64(tsqe, IO_TAG_IGNORE);
+		}
 	}
 	weft__park_io();
 	/* Possibly on another worker now: w is stale, and so is io. */
+	if (timed) {
+		weft__timer_del(&t->timer);
+		t->timer.io = false;
+	}
 	ck_pr_store_ptr(&t->io_w, NULL);
 	ret = req.res;
 	if (ret == -ECANCELED || ret == -EINTR) {
@@ -278,7 +327,7 @@ uring_wait(struct weft__io *io, int64_t timeout_ns)
 	struct io_uring_cqe *cqe;
 	int ret;
 
-	cancel_scan(io);
+	cancel_drain(io);
 	ret = efd_arm(io);
 	if (ret < 0)
 		return ret;

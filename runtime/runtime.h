@@ -195,6 +195,12 @@ struct weft__timer {
 	int64_t when;			/* Written by the owner task before add. */
 	uint32_t seq;			/* park seq to wake: idem */
 	int32_t idx;			/* heap index or -1: under heap->lock */
+	/*
+	 * An I/O deadline: expiry asks the ring's owner to cancel the
+	 * operation (weft__io_timeout) instead of waking the task.  Written
+	 * by the owner task before add.
+	 */
+	bool io;
 	struct weft__timers *heap;	/* heap holding it: under heap->lock */
 };
 
@@ -257,6 +263,8 @@ struct weft_task {
 	 * scan that finds nothing.
 	 */
 	struct weft__worker *io_w;
+	/* Key of that operation (slot+generation); stored before io_w. */
+	uint64_t io_key;
 };
 
 /*

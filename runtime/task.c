@@ -256,7 +256,9 @@ task_init(struct weft_task *t, weft_fn fn, void *arg, size_t stack_size,
 	t->joiner_seq = 0;
 	t->timer.idx = -1;
 	t->timer.heap = NULL;
+	t->timer.io = false;
 	t->io_w = NULL;
+	t->io_key = 0;
 }
 
 /* Drop one reference.  Can be executed by any thread (w NULL off-worker). */

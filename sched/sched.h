@@ -10,7 +10,10 @@
  * Lock order ("a < b": a is taken first; locks not listed are leaves):
  *
  *	task->lock < timers->lock < sched.lock < tpool.lock
- *	stack_pool.lock: leaf
+ *	pool.lock < sched.lock		(io/pool.c wakes under its lock)
+ *	io.epoll.lock < sched.lock	(epoll readiness wakes under it)
+ *	timers->lock < io.cancel_lock	(an I/O deadline queues a cancel)
+ *	stack_pool.lock, io.cancel_lock: leaves
  *
  * - A waker that holds a task's or an object's lock may call weft__wake(),
  *   which may take sched.lock (global queue overflow); never the reverse.

@@ -191,7 +191,11 @@ weft__timers_run(struct weft__worker *w, struct weft__timers *tm, int64_t now,
 			((char *)t - offsetof(struct weft_task, timer));
 
 		remove_at_locked(tm, 0);
-		weft__wake(task, t->seq, -ETIMEDOUT);
+		/* The heap lock keeps task alive (and parked) for either. */
+		if (WEFT_UNLIKELY(t->io))
+			weft__io_timeout(task);
+		else
+			weft__wake(task, t->seq, -ETIMEDOUT);
 		fired++;
 	}
 	publish_next_locked(tm);
