@@ -12,6 +12,7 @@
  * none.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,8 @@
  */
 #define RING_ENTRIES 1024
 #define RING_CQ_ENTRIES 16384
+static unsigned submit_batch = 32;
+__attribute__((constructor)) static void sb_init(void) { const char *e = getenv("WEFT_SB"); if (e) submit_batch = atoi(e); }
 
 static const unsigned setup_tries[] = {
 	IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
@@ -229,8 +232,8 @@ weft__uring_sqe(struct weft__io *io, unsigned need)
 }
 
 /*
- * Tag the prepared `sqe` as t's request, add the deadline as a linked
- * timeout, park until the completion, return its result.  The caller got
+ * Tag the prepared `sqe` as t's request, arm the deadline, park until the
+ * completion, return its result.  The caller got
  * `sqe` from weft__uring_sqe(io, 2) and has not switched since.  Task t,
  * running on w (the ring's owner).
  */
@@ -264,9 +267,6 @@ weft__uring_submit_wait(struct weft__worker *w, struct weft_task *t,
 	ck_pr_store_64(&t->io_key, key);
 	ck_pr_fence_store();
 	ck_pr_store_ptr(&t->io_w, w);
-	req.seq = weft__park_prepare_io(t);
-	if (ck_pr_load_32(&t->flags) & TASK_CANCELLED)
-		cancel_key(io, key);
 	/*
 	 * The deadline is a timer of our own heap, not a linked timeout: an
 	 * hrtimer armed and disarmed in the kernel for every receive costs
@@ -276,7 +276,7 @@ weft__uring_submit_wait(struct weft__worker *w, struct weft_task *t,
 	 */
 	if (deadline != WEFT_DEADLINE_NONE) {
 		t->timer.when = deadline;
-		t->timer.seq = req.seq;
+		t->timer.seq = 0;	/* unused: expiry routes by io_key */
 		t->timer.io = true;
 		timed = weft__timer_add(w, &t->timer) == 0;
 		if (!timed) {
@@ -294,6 +294,17 @@ weft__uring_submit_wait(struct weft__worker *w, struct weft_task *t,
 						   IORING_TIMEOUT_ABS);
 			io_uring_sqe_set_data64(tsqe, IO_TAG_IGNORE);
 		}
+	}
+	req.seq = weft__park_prepare_io(t);
+	if (ck_pr_load_32(&t->flags) & TASK_CANCELLED)
+		cancel_key(io, key);
+	/*
+	 * A long round must not hold its first requests back until its end:
+	 * the peer would idle meanwhile.  Flush every SUBMIT_BATCH entries.
+	 */
+	if (io->uring.unsubmitted >= submit_batch) {
+		io_uring_submit(&io->uring.ring);
+		io->uring.unsubmitted = 0;
 	}
 	weft__park_io();
 	/* Possibly on another worker now: w is stale, and so is io. */
