@@ -11,6 +11,8 @@ if command -v pkg-config >/dev/null 2>&1; then
 else
 	need="$need liburing-dev libck-dev check"
 fi
+# The end-to-end tests drive the example servers with Python clients.
+command -v python3 >/dev/null 2>&1 || need="$need python3"
 [ -n "${WEFT_DEPS_EXTRA:-}" ] && for p in $WEFT_DEPS_EXTRA; do
 	dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
