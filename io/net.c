@@ -218,7 +218,7 @@ weft_tcp_dial(const char *host, int port, int64_t deadline)
 		return ret;
 	ret = -EHOSTUNREACH;
 	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_FLAGS, 0);
 		if (fd < 0) {
 			ret = -errno;
 			continue;
@@ -303,7 +303,7 @@ weft_unix_dial(const char *path, int64_t deadline)
 		return len;
 	if (!weft__task_self())
 		return -EPERM;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_FLAGS, 0);
 	if (fd < 0)
 		return -errno;
 	ret = weft_connect(fd, (struct sockaddr *)&sun, (socklen_t)len,
@@ -373,7 +373,7 @@ weft_serve(int lfd, weft_conn_fn fn, void *arg,
 	if (!weft__task_self())
 		return -EPERM;
 	for (;;) {
-		fd = weft_accept(lfd, NULL, NULL, SOCK_CLOEXEC,
+		fd = weft_accept(lfd, NULL, NULL, SOCK_FLAGS,
 				 WEFT_DEADLINE_NONE);
 		if (fd < 0) {
 			if (fd == -ECANCELED)

@@ -292,9 +292,27 @@ sysjob_run(void *arg)
 	j->ret = r < 0 ? -errno : r;
 }
 
+/* The caller asked for a non-blocking attempt: -EAGAIN is its answer. */
+static bool
+op_dontwait(const struct op *op)
+{
+	switch (op->kind) {
+	case OP_RECV:
+	case OP_SEND:
+	case OP_RECVMSG:
+	case OP_SENDMSG:
+		return (op->flags & MSG_DONTWAIT) != 0;
+	case OP_SPLICE:
+		return (op->flags & SPLICE_F_NONBLOCK) != 0;
+	default:
+		return false;
+	}
+}
+
 static ssize_t
 epoll_op(struct weft__worker *w, struct op *op, int64_t deadline)
 {
+	size_t got = 0;		/* MSG_WAITALL progress (OP_RECV) */
 	bool nowait = true;
 	ssize_t r;
 	int ev;
@@ -307,12 +325,31 @@ epoll_op(struct weft__worker *w, struct op *op, int64_t deadline)
 	}
 	for (;;) {
 		r = try_nb(op, nowait);
+		/*
+		 * MSG_WAITALL with MSG_DONTWAIT returns what is there: go on
+		 * waiting for the rest, as the blocking call would.
+		 */
+		if (op->kind == OP_RECV && (op->flags & MSG_WAITALL) &&
+		    !op_dontwait(op) && (r > 0 || (r == -EAGAIN && got))) {
+			if (r > 0) {
+				got += (size_t)r;
+				op->buf = (char *)op->buf + r;
+				op->len -= (size_t)r;
+			}
+			if (op->len == 0)
+				return (ssize_t)got;
+			r = -EAGAIN;
+		} else if (got) {
+			/* EOF or an error after part of it: report the part. */
+			return (ssize_t)got;
+		}
 		if (r == -EOPNOTSUPP && nowait &&
 		    (op->kind == OP_READ || op->kind == OP_WRITE)) {
 			/* No RWF_NOWAIT here: wait for readiness first. */
 			nowait = false;
 			r = -EAGAIN;
-		} else if (r != -EAGAIN || (op->kind == OP_CLOSE)) {
+		} else if (r != -EAGAIN || op->kind == OP_CLOSE ||
+			   op_dontwait(op)) {
 			return r;
 		}
 		if (op->kind == OP_SPLICE)
@@ -323,7 +360,7 @@ epoll_op(struct weft__worker *w, struct op *op, int64_t deadline)
 			ev = weft__epoll_wait_fd(w, op->fd, op_events(op),
 						 deadline);
 		if (ev < 0)
-			return ev;
+			return got ? (ssize_t)got : ev;
 		if (ev == 0) {
 			/* Cannot be polled (a regular file): block. */
 			if (op->kind == OP_READ || op->kind == OP_WRITE)
@@ -349,7 +386,8 @@ uring_op(struct weft__worker *w, struct op *op, int64_t deadline)
 		r = weft__uring_submit_wait(w, w->cur, sqe, deadline);
 		if (r != -EAGAIN && r != -EINPROGRESS && r != -EALREADY)
 			return r;
-		if (op->kind == OP_POLL || op->kind == OP_CLOSE)
+		if (op->kind == OP_POLL || op->kind == OP_CLOSE ||
+		    op_dontwait(op))
 			return r;
 		/* A non-blocking fd the kernel did not poll for us. */
 		w = weft__worker_self();
@@ -488,19 +526,43 @@ weft_write(int fd, const void *buf, size_t len, int64_t deadline)
 	return rw1(OP_WRITE, fd, buf, len, -1, deadline);
 }
 
+/*
+ * io_uring silently ignores the offset of a stream (a pipe, a socket);
+ * pread(2) refuses it.  One lseek tells them apart.
+ */
+static int
+check_seekable(int fd)
+{
+	if (!weft__task_self())
+		return -EPERM;
+	if (lseek(fd, 0, SEEK_CUR) < 0)
+		return errno == ESPIPE ? -ESPIPE : -errno;
+	return 0;
+}
+
 ssize_t
 weft_pread(int fd, void *buf, size_t len, off_t off, int64_t deadline)
 {
+	int ret;
+
 	if (off < 0)
 		return -EINVAL;
+	ret = check_seekable(fd);
+	if (ret < 0)
+		return ret;
 	return rw1(OP_READ, fd, buf, len, off, deadline);
 }
 
 ssize_t
 weft_pwrite(int fd, const void *buf, size_t len, off_t off, int64_t deadline)
 {
+	int ret;
+
 	if (off < 0)
 		return -EINVAL;
+	ret = check_seekable(fd);
+	if (ret < 0)
+		return ret;
 	return rw1(OP_WRITE, fd, buf, len, off, deadline);
 }
 

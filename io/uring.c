@@ -314,6 +314,12 @@ weft__uring_submit_wait(struct weft__worker *w, struct weft_task *t,
 	}
 	ck_pr_store_ptr(&t->io_w, NULL);
 	ret = req.res;
+	/*
+	 * An operation interrupted in the io-wq (splice, blocking file I/O)
+	 * may report the kernel-internal -ERESTARTSYS family (512..516).
+	 */
+	if (ret <= -512 && ret >= -516)
+		ret = -EINTR;
 	if (ret == -ECANCELED || ret == -EINTR) {
 		/* Ours (weft_cancel) or the linked timeout's. */
 		if (ck_pr_load_32(&t->flags) & TASK_CANCELLED)
