@@ -111,7 +111,10 @@ WEFT_EXPORT int weft_workers(void);
  */
 WEFT_EXPORT int weft_worker_id(void);
 
-/* Name of the I/O backend in use ("uring", "epoll"), or NULL. Any thread. */
+/*
+ * Name of the I/O backend in use ("uring", "epoll"); after a run, the one
+ * that run used; NULL before any run.  Any thread.
+ */
 WEFT_EXPORT const char *weft_io_backend(void);
 
 /*
@@ -366,14 +369,17 @@ WEFT_EXPORT int weft_tcp_listen(const char *host, int port,
 /*
  * Connect to TCP `host`:`port`, trying each resolved address in turn until
  * one connects or the deadline passes.  TCP_NODELAY is set.  Returns the
- * connected fd; the error of the last address tried; -EAI... never (a failed
- * resolution returns -EHOSTUNREACH, or -ENOENT for an unknown name).
+ * connected fd, or the error of the last address tried.  Resolution
+ * failures map to errnos: -ENOENT (unknown name), -EAGAIN (temporary
+ * failure), -EINVAL, -ENOMEM, else -EHOSTUNREACH.
  */
 WEFT_EXPORT int weft_tcp_dial(const char *host, int port, int64_t deadline);
 /*
  * Unix stream sockets.  A `path` starting with '@' names the abstract
  * namespace.  weft_unix_listen() removes a stale socket file first (only if
- * it is a socket nobody listens on).
+ * it is a socket nobody listens on: it finds out by connecting, so a live
+ * listener at that path sees one connection that closes at once, and the
+ * call returns -EADDRINUSE).
  */
 WEFT_EXPORT int weft_unix_listen(const char *path,
 				 const struct weft_listen_opts *opts);
@@ -391,7 +397,9 @@ struct weft_serve_opts {
 
 /*
  * Accept loop: accept connections on `lfd` and run `fn(fd, arg)` in a new
- * detached task for each (the handler owns the fd and must close it).
+ * detached task for each (the handler owns the fd and must close it; it is
+ * non-blocking, close-on-exec, and TCP_NODELAY for TCP).  -EBADF for a
+ * negative `lfd`.
  * Survives what a server must: on EMFILE/ENFILE/ENOBUFS/ENOMEM it backs off
  * (5 ms doubling to 1 s, as Go's net/http) while the existing connections
  * go on, then resumes; ECONNABORTED, EPROTO, EPERM and a peer that reset

@@ -358,9 +358,11 @@ weft_serve(int lfd, weft_conn_fn fn, void *arg,
 	struct weft_spawn_opts so = { .name = "conn" };
 	int64_t backoff = 0;
 	struct conn *c;
-	int fd, ret;
+	int fd, ret, one = 1;
 
-	if (!fn || lfd < 0)
+	if (lfd < 0)
+		return -EBADF;
+	if (!fn)
 		return -EINVAL;
 	if (opts) {
 		for (size_t i = 0; i < 4; i++)
@@ -395,6 +397,9 @@ weft_serve(int lfd, weft_conn_fn fn, void *arg,
 			continue;
 		}
 		backoff = 0;
+		/* As Go: no Nagle delay on TCP (fails harmlessly on Unix). */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				 sizeof(one));
 		c = malloc(sizeof(*c));
 		if (c) {
 			c->fn = fn;

@@ -41,6 +41,7 @@
 #define STACK_CACHE_MAX 64	/* per-worker free stacks */
 #define TASK_CACHE_MAX 4096	/* per-worker free descriptors */
 #define SPIN_ROUNDS 4		/* steal rounds before parking */
+#define IO_POLL_NS 100000	/* poll busy I/O at least this often */
 
 /* What the context resumed after a switch must finish for the previous one. */
 enum after_switch {
@@ -94,6 +95,12 @@ struct weft__worker {
 	 */
 	uint32_t credit;
 	uint32_t schedtick;
+	/*
+	 * When I/O in flight must next be polled even though local work
+	 * remains (a task that yields in a loop must not starve it).
+	 * Owner-only.
+	 */
+	int64_t io_poll_at;
 
 	/*
 	 * Counters: the owner writes (relaxed store), anyone reads (relaxed

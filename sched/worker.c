@@ -373,13 +373,18 @@ switch_out(struct weft__worker *w, struct weft_task *t,
 		 * yield would see one global task per 61 yields.
 		 */
 		if (!next && kind == AS_YIELD) {
-			if (!ck_pr_load_32(&weft__sched.gq_len))
+			if (ck_pr_load_32(&weft__sched.gq_len)) {
+				/*
+				 * Behind the global queue's tasks, as Go's
+				 * Gosched: back on the local ring it would be
+				 * found first.
+				 */
+				kind = AS_YIELD_GLOBAL;
+			} else if (!w->io.ops->busy(&w->io) ||
+				   weft_now() < w->io_poll_at) {
 				return;
-			/*
-			 * Behind the global queue's tasks, as Go's Gosched:
-			 * back on the local ring it would be found first.
-			 */
-			kind = AS_YIELD_GLOBAL;
+			}
+			/* else: I/O is due; the scheduler polls it. */
 		}
 	}
 	w->as_kind = kind;
@@ -529,10 +534,17 @@ top:
 	now = weft_now();
 	weft__timers_run(w, &w->timers, now, false);
 
+	/*
+	 * Fairness for I/O: a worker that always has local work still
+	 * submits and reaps at least every IO_POLL_NS (Go's sysmon polls the
+	 * network after 10 ms; a poll that finds nothing costs ~1 us here).
+	 */
+	if (now >= w->io_poll_at && w->io.ops->busy(&w->io)) {
+		w->io.ops->wait(&w->io, 0);
+		w->io_poll_at = now + IO_POLL_NS;
+	}
 	if (++w->schedtick % 61 == 0) {
-		/* Fairness: I/O completions and the global queue. */
-		if (w->io.ops->busy(&w->io))
-			w->io.ops->wait(&w->io, 0);
+		/* Fairness: the global queue. */
 		if (ck_pr_load_32(&s->gq_len)) {
 			pthread_mutex_lock(&s->lock);
 			t = weft__globrunq_get_locked(w, 1);
@@ -558,6 +570,7 @@ top:
 		 */
 		if (w->io.ops->busy(&w->io)) {
 			w->io.ops->wait(&w->io, 0);
+			w->io_poll_at = now + IO_POLL_NS;
 			if ((t = weft__runq_get(w)))
 				goto found;
 		}

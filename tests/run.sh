@@ -28,7 +28,7 @@ export CK_FORK
 
 case "${SAN:-}" in
 thread)
-	TSAN_OPTIONS=${TSAN_OPTIONS:-"halt_on_error=1 second_deadlock_stack=1"}
+	TSAN_OPTIONS=${TSAN_OPTIONS:-"halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan.supp"}
 	CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-4}
 	export TSAN_OPTIONS CK_TIMEOUT_MULTIPLIER
 	;;
