@@ -275,14 +275,10 @@ weft__uring_submit_wait(struct weft__worker *w, struct weft_task *t,
 	 * If the heap cannot grow, a linked timeout it is after all.
 	 */
 	if (deadline != WEFT_DEADLINE_NONE) {
-		t->timer.when = deadline;
-		t->timer.seq = 0;	/* unused: expiry routes by io_key */
-		t->timer.io = true;
-		timed = weft__timer_add(w, &t->timer) == 0;
+		timed = weft__timer_io_arm(w, &t->timer, deadline) == 0;
 		if (!timed) {
 			struct io_uring_sqe *tsqe;
 
-			t->timer.io = false;
 			req.ts.tv_sec = deadline / WEFT_SEC;
 			req.ts.tv_nsec = deadline % WEFT_SEC;
 			sqe->flags |= IOSQE_IO_LINK;
@@ -308,10 +304,8 @@ weft__uring_submit_wait(struct weft__worker *w, struct weft_task *t,
 	}
 	weft__park_io();
 	/* Possibly on another worker now: w is stale, and so is io. */
-	if (timed) {
-		weft__timer_del(&t->timer);
-		t->timer.io = false;
-	}
+	if (timed)
+		weft__timer_io_disarm(&t->timer);
 	ck_pr_store_ptr(&t->io_w, NULL);
 	ret = req.res;
 	/*

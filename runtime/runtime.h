@@ -201,6 +201,14 @@ struct weft__timer {
 	 * by the owner task before add.
 	 */
 	bool io;
+	/*
+	 * I/O timers are kept in the heap between operations (Go's
+	 * modtimer): a new deadline no earlier than `when` only updates
+	 * io_when, and the heap re-positions the timer when `when` comes.
+	 * io_live: an operation waits on io_when.  Both under heap->lock.
+	 */
+	bool io_live;
+	int64_t io_when;
 	struct weft__timers *heap;	/* heap holding it: under heap->lock */
 };
 

@@ -257,6 +257,7 @@ task_init(struct weft_task *t, weft_fn fn, void *arg, size_t stack_size,
 	t->timer.idx = -1;
 	t->timer.heap = NULL;
 	t->timer.io = false;
+	t->timer.io_live = false;
 	t->io_w = NULL;
 	t->io_key = 0;
 }
@@ -428,6 +429,9 @@ weft__task_entry(void *arg, void *pass)
 #endif
 	weft__after_switch(pass);
 	result = t->fn(t->arg);
+	/* A lingering I/O timer must leave its heap with the task. */
+	if (t->timer.heap)
+		weft__timer_del(&t->timer);
 
 	t->result = result;
 	ck_spinlock_lock(&t->lock);

@@ -201,6 +201,9 @@ void weft__timers_init(struct weft__timers *tm);
 void weft__timers_free(struct weft__timers *tm);
 int weft__timer_add(struct weft__worker *w, struct weft__timer *tmr);
 void weft__timer_del(struct weft__timer *tmr);
+int weft__timer_io_arm(struct weft__worker *w, struct weft__timer *tmr,
+		       int64_t deadline);
+void weft__timer_io_disarm(struct weft__timer *tmr);
 int weft__timers_run(struct weft__worker *w, struct weft__timers *tm,
 		     int64_t now, bool trylock);
 int64_t weft__timers_next(struct weft__timers *tm);

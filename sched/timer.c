@@ -166,6 +166,54 @@ weft__timer_del(struct weft__timer *tmr)
 }
 
 /*
+ * Arm the I/O deadline of the calling task on w's heap.  A timer still in
+ * that heap from the task's previous operation, due no later than
+ * `deadline`, is only updated: an idle-timeout per receive then costs a
+ * lock and two stores, not a heap removal and insertion.  Returns 0 or
+ * -ENOMEM.  Executed only by the owner task, on w.
+ */
+int
+weft__timer_io_arm(struct weft__worker *w, struct weft__timer *tmr,
+		   int64_t deadline)
+{
+	struct weft__timers *tm = tmr->heap;
+
+	if (tm == &w->timers && tmr->io) {
+		ck_spinlock_lock(&tm->lock);
+		if (tmr->idx >= 0 && deadline >= tmr->when) {
+			tmr->io_when = deadline;
+			tmr->io_live = true;
+			ck_spinlock_unlock(&tm->lock);
+			return 0;
+		}
+		ck_spinlock_unlock(&tm->lock);
+	}
+	weft__timer_del(tmr);
+	tmr->when = deadline;
+	tmr->seq = 0;		/* unused: expiry routes by the task's io_key */
+	tmr->io = true;
+	tmr->io_live = true;
+	tmr->io_when = deadline;
+	return weft__timer_add(w, tmr);
+}
+
+/*
+ * The operation is over: leave the timer in its heap (a later operation
+ * may reuse it), but make its expiry a no-op.  Any worker.
+ */
+void
+weft__timer_io_disarm(struct weft__timer *tmr)
+{
+	struct weft__timers *tm = tmr->heap;
+
+	if (!tm)
+		return;
+	ck_spinlock_lock(&tm->lock);
+	tmr->io_live = false;
+	ck_spinlock_unlock(&tm->lock);
+}
+
+/*
  * Expire every timer of `tm` due at `now`, waking its task with -ETIMEDOUT
  * onto worker w's queues.  With `trylock`, gives up if the heap is busy
  * (thieves).  Returns the number of timers fired.
@@ -190,12 +238,26 @@ weft__timers_run(struct weft__worker *w, struct weft__timers *tm, int64_t now,
 		struct weft_task *task = (struct weft_task *)(void *)
 			((char *)t - offsetof(struct weft_task, timer));
 
-		remove_at_locked(tm, 0);
-		/* The heap lock keeps task alive (and parked) for either. */
-		if (WEFT_UNLIKELY(t->io))
+		if (t->io) {
+			/* Lazily kept: no operation waits on it any more. */
+			if (!t->io_live) {
+				remove_at_locked(tm, 0);
+				continue;
+			}
+			/* Pushed back since it was positioned: move it. */
+			if (t->io_when > now) {
+				t->when = t->io_when;
+				sift_down(tm, 0);
+				continue;
+			}
+			remove_at_locked(tm, 0);
+			t->io_live = false;
+			/* The heap lock keeps task alive (and parked). */
 			weft__io_timeout(task);
-		else
+		} else {
+			remove_at_locked(tm, 0);
 			weft__wake(task, t->seq, -ETIMEDOUT);
+		}
 		fired++;
 	}
 	publish_next_locked(tm);

@@ -414,6 +414,78 @@ START_TEST(unused_deadline_does_not_hit_the_next_call)
 }
 END_TEST
 
+/*
+ * I/O timers linger in the heap between operations (io_uring backend) and
+ * are only updated when the next deadline is later.  A later deadline must
+ * not fire at the old position; an earlier one must not wait for it; a
+ * task that exits with a lingering timer leaves nothing behind.
+ */
+static void *
+moved_deadline_main(void *arg)
+{
+	int64_t dl, now;
+	char buf[8];
+	int p[2];
+
+	(void)arg;
+	if (!io_pipe(p))
+		return NULL;
+	/* Leaves a timer due in 20 ms. */
+	T_EXPECT_INT(weft_write(p[1], "x", 1, io_dl()), ==, 1);
+	T_EXPECT_INT(weft_read(p[0], buf, 1, weft_now() + 20 * WEFT_MSEC), ==,
+		     1);
+	/* Pushed back to 80 ms: the old position passes first. */
+	dl = weft_now() + 80 * WEFT_MSEC;
+	T_EXPECT_INT(weft_read(p[0], buf, 1, dl), ==, -ETIMEDOUT);
+	now = weft_now();
+	T_EXPECT(now >= dl, "pushed-back deadline fired %lld ns early",
+		 (long long)(dl - now));
+	T_EXPECT(now < dl + io_late_ns(), "pushed-back deadline %lld ns late",
+		 (long long)(now - dl));
+	/* A timer left due in 5 s, then a 30 ms deadline: fires first. */
+	T_EXPECT_INT(weft_write(p[1], "y", 1, io_dl()), ==, 1);
+	T_EXPECT_INT(weft_read(p[0], buf, 1, weft_now() + 5 * WEFT_SEC), ==,
+		     1);
+	dl = weft_now() + 30 * WEFT_MSEC;
+	T_EXPECT_INT(weft_read(p[0], buf, 1, dl), ==, -ETIMEDOUT);
+	now = weft_now();
+	T_EXPECT(now >= dl, "earlier deadline fired %lld ns early",
+		 (long long)(dl - now));
+	T_EXPECT(now < dl + 4 * WEFT_SEC,
+		 "earlier deadline waited for the lingering timer (%lld ns)",
+		 (long long)(now - dl));
+	/* Exit with a timer due in 10 s still in a heap. */
+	T_EXPECT_INT(weft_write(p[1], "z", 1, io_dl()), ==, 1);
+	T_EXPECT_INT(weft_read(p[0], buf, 1, weft_now() + 10 * WEFT_SEC), ==,
+		     1);
+	io_close2(p);
+	return NULL;
+}
+
+static void *
+moved_deadline_outer(void *arg)
+{
+	struct weft_task *t[8];
+	int64_t t0 = weft_now();
+
+	(void)arg;
+	for (int i = 0; i < 8; i++)
+		t[i] = io_spawn(moved_deadline_main, NULL);
+	for (int i = 0; i < 8; i++)
+		io_join(t[i]);
+	/* The run must not wait for the 10 s timers the tasks left. */
+	T_EXPECT(weft_now() - t0 < 5 * WEFT_SEC,
+		 "the run waited for the lingering timers");
+	return NULL;
+}
+
+START_TEST(moved_deadlines_fire_at_the_new_time)
+{
+	IO_SKIP_UNLESS_BACKEND();
+	IO_RUN(moved_deadline_outer, NULL, IO_WORKERS(_i));
+}
+END_TEST
+
 /* Many reads with random deadlines at once: none returns early. */
 struct timeout_one {
 	uint64_t seed;
@@ -1444,6 +1516,7 @@ io_cancel_suite(void)
 	IO_ADD(tc, past_deadline_returns_etimedout_at_once);
 	IO_ADD(tc, unused_deadline_does_not_hit_the_next_call);
 	IO_ADD(tc, many_concurrent_deadlines_none_early);
+	IO_ADD_W(tc, moved_deadlines_fire_at_the_new_time);
 	IO_ADD(tc, read_full_and_write_full_report_done_at_the_deadline);
 
 	tc = t_tcase(s, "cancel", T_TIMEOUT);
