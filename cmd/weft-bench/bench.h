@@ -18,10 +18,18 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* The implementations, in the order they are run and printed. */
+/*
+ * The implementations, in the order they are run and printed.  The http
+ * scenario adds its comparison servers (http.c): a single-threaded epoll
+ * server, the same with one thread per worker, nginx and Go.
+ */
 enum bench_impl {
 	IMPL_THREADS,
 	IMPL_PROCESSES,
+	IMPL_EPOLL,
+	IMPL_EPOLL_MT,
+	IMPL_NGINX,
+	IMPL_GO,
 	IMPL_WEFT,
 	IMPL_MAX,
 };
@@ -69,11 +77,14 @@ struct bench_rec {
 	double value;
 	long n;			/* tasks, threads or iterations measured */
 	int workers;		/* worker threads used (1 for threads' runs) */
-	char msg[160];		/* REC_ERROR: what went wrong */
+	char msg[160];		/* the text of other types */
 };
 
 #define REC_METRIC	1
 #define REC_ERROR	2
+#define REC_SKIP	3	/* the implementation cannot run here */
+#define REC_NOTE	4	/* a remark printed with the results */
+#define REC_SCRATCH	5	/* a directory to remove after the child */
 
 /* A scenario body for one implementation; returns 0 or a negative errno. */
 typedef int (*bench_fn)(const struct bench_cfg *cfg);
@@ -98,6 +109,19 @@ int sleep_processes(const struct bench_cfg *cfg);
 int sleep_weft(const struct bench_cfg *cfg);
 int fanout_threads(const struct bench_cfg *cfg);
 int fanout_weft(const struct bench_cfg *cfg);
+int http_threads(const struct bench_cfg *cfg);
+int http_epoll(const struct bench_cfg *cfg);
+int http_epoll_mt(const struct bench_cfg *cfg);
+int http_nginx(const struct bench_cfg *cfg);
+int http_go(const struct bench_cfg *cfg);
+int http_weft(const struct bench_cfg *cfg);
+
+/*
+ * `weft-bench --serve threads|epoll`: run one of the http scenario's
+ * comparison servers in the foreground (port 0: any free port) until
+ * killed.  Returns the process's exit status.
+ */
+int http_serve(const char *kind, const char *host, int port, int workers);
 
 /*
  * Measurement helpers (util.c).  All may be called from a weft task as well
@@ -118,6 +142,13 @@ long bench_rss(void);
 
 /* KernelStack from /proc/meminfo in bytes (system-wide), or -errno. */
 long bench_kernel_stack(void);
+
+/*
+ * Machine-wide CPU time from /proc/stat's "cpu" line, in ticks: all of it,
+ * and the part the hypervisor gave to other guests (steal).  On a shared
+ * VM a few percent of steal already moves the numbers.  0 or -errno.
+ */
+int bench_cpu_ticks(uint64_t *total, uint64_t *steal);
 
 /* The index of the n-th CPU (0-based) of our affinity mask, or -1. */
 int bench_cpu(int n);
@@ -143,6 +174,28 @@ void bench_emit(const char *metric, enum metric_kind kind, double value,
 void bench_fail(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2), noreturn));
 
+/*
+ * End the child without results because the implementation cannot run on
+ * this machine (a program is not installed...): the harness prints the
+ * reason and goes on; it is not a failure.  printf-like.
+ */
+void bench_skip(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+
+/* A remark the harness prints (and writes to the JSON) with the results. */
+void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Create a scratch directory (mkdtemp() under $TMPDIR or /tmp, prefix
+ * "weft-bench-NAME.") into buf and tell the harness, which removes it after
+ * the child has ended, whether or not the child got to do so itself.
+ * 0 or -errno.
+ */
+int bench_scratch(const char *name, char *buf, size_t len);
+
+/* rm -rf: remove path and everything under it (no symlinks followed). */
+void bench_rmtree(const char *path);
+
 /* The file descriptor bench_emit() writes to; set in the child. */
 extern int bench_result_fd;
 
@@ -153,6 +206,7 @@ extern int bench_result_fd;
 struct bench_row {
 	const char *scenario;
 	enum bench_impl impl;
+	enum bench_impl baseline;	/* what the ratios compare with */
 	struct bench_rec rec;	/* rec.value holds the median */
 	double min;
 	double max;
@@ -167,6 +221,8 @@ struct bench_report {
 	int runs;		/* --runs */
 	const char *const *errors;	/* one line per failed child */
 	size_t nerrors;
+	const char *const *notes;	/* skips and remarks of the children */
+	size_t nnotes;
 };
 
 const char *bench_impl_name(enum bench_impl impl);

@@ -32,7 +32,8 @@
 /*
  * The scenario table.  Names are part of the command line and of the JSON
  * output: do not rename them.  The time limits are per child (one run of
- * one implementation); --quick has to finish everything in two minutes.
+ * one implementation); --quick has to finish everything in two minutes,
+ * plus about a minute for http.
  */
 struct scenario {
 	const char *name;
@@ -40,6 +41,13 @@ struct scenario {
 	bench_fn fn[IMPL_MAX];
 	int limit_quick;	/* seconds per child with --quick */
 	int limit_full;		/* seconds per child otherwise */
+	/* What the ratios compare with; IMPL_THREADS (0) unless set. */
+	enum bench_impl baseline;
+	/* Runs without --runs; 0: the default (3 with --quick, else 5). */
+	int runs_quick;
+	int runs_full;
+	/* Run 1 of every implementation, then run 2...: see run_scenario(). */
+	bool interleave;
 };
 
 static const struct scenario scenarios[] = {
@@ -96,6 +104,29 @@ static const struct scenario scenarios[] = {
 		.limit_quick = 15,
 		.limit_full = 90,
 	},
+	{
+		/*
+		 * Each child runs wrk twice (2 s each with --quick, 8 s
+		 * without) and opens 5,000 idle connections, so the runs
+		 * are fewer by default.
+		 */
+		.name = "http",
+		.what = "HTTP/1.1 keep-alive servers under wrk (needs wrk)",
+		.fn = {
+			[IMPL_THREADS] = http_threads,
+			[IMPL_EPOLL] = http_epoll,
+			[IMPL_EPOLL_MT] = http_epoll_mt,
+			[IMPL_NGINX] = http_nginx,
+			[IMPL_GO] = http_go,
+			[IMPL_WEFT] = http_weft,
+		},
+		.limit_quick = 60,
+		.limit_full = 150,
+		.baseline = IMPL_EPOLL,
+		.runs_quick = 1,
+		.runs_full = 3,
+		.interleave = true,
+	},
 };
 
 #define NSCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
@@ -104,6 +135,10 @@ static const struct scenario scenarios[] = {
 static const char *const impl_names[IMPL_MAX] = {
 	[IMPL_THREADS] = "threads",
 	[IMPL_PROCESSES] = "processes",
+	[IMPL_EPOLL] = "epoll",
+	[IMPL_EPOLL_MT] = "epoll-mt",
+	[IMPL_NGINX] = "nginx",
+	[IMPL_GO] = "go",
 	[IMPL_WEFT] = "weft",
 };
 
@@ -197,11 +232,36 @@ median(double *v, int n)
 	return (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* SIGINT, SIGTERM or SIGHUP received by the harness; 0 if none. */
+static volatile sig_atomic_t interrupted;
+
+static void
+on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+static void
+catch_signals(void (*handler)(int))
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa;
+	size_t i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = handler;	/* no SA_RESTART: poll() returns */
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
 static void
 child_main(const struct scenario *sc, enum bench_impl impl,
 	   const struct bench_cfg *cfg, int wfd, pid_t harness)
 {
 	int ret;
+
+	catch_signals(SIG_DFL);
 
 	/* Die with the harness, and never outlive a killed harness. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -216,9 +276,11 @@ child_main(const struct scenario *sc, enum bench_impl impl,
 }
 
 /*
- * Run one child and collect its records.  Returns 0, or -1 with a message
- * in `err` (the child failed, crashed or ran out of time).  The child and
- * its process group are killed if still there and always reaped.
+ * Run one child and collect its records.  Returns 0; 1 if the child
+ * skipped the implementation (bench_skip(); the reason is in `err`); or -1
+ * with a message in `err` (the child failed, crashed or ran out of time).
+ * The child and its process group are killed if still there and always
+ * reaped.
  */
 static int
 run_child(const struct scenario *sc, enum bench_impl impl,
@@ -228,6 +290,8 @@ run_child(const struct scenario *sc, enum bench_impl impl,
 	char buf[MAX_RECS * sizeof(struct bench_rec)];
 	int64_t deadline = bench_now() + (int64_t)limit_s * 1000000000;
 	bool timed_out = false;
+	bool skipped = false;
+	bool killed = false;
 	size_t have = 0;
 	siginfo_t si;
 	pid_t harness;
@@ -265,8 +329,18 @@ run_child(const struct scenario *sc, enum bench_impl impl,
 		ssize_t n;
 		int ret;
 
+		if (interrupted && !killed) {
+			/*
+			 * Kill it now, but read what it sent to the end: its
+			 * scratch directory is to be removed.
+			 */
+			kill(-pid, SIGKILL);
+			killed = true;
+			deadline = bench_now() + 1000000000;
+			continue;
+		}
 		if (left <= 0) {
-			timed_out = true;
+			timed_out = !killed;
 			break;
 		}
 		ret = poll(&pfd, 1, (int)(left / 1000000 + 1));
@@ -306,10 +380,28 @@ run_child(const struct scenario *sc, enum bench_impl impl,
 	for (i = 0; i < (int)(have / sizeof(struct bench_rec)); i++) {
 		memcpy(&recs[i], buf + i * sizeof(struct bench_rec),
 		       sizeof(struct bench_rec));
+		/* Gone already unless the child failed or was killed. */
+		if (recs[i].type == REC_SCRATCH && recs[i].msg[0] == '/')
+			bench_rmtree(recs[i].msg);
 		if (recs[i].type == REC_ERROR && !err[0])
 			snprintf(err, errlen, "%s", recs[i].msg);
+		if (recs[i].type == REC_SKIP)
+			skipped = true;
 	}
 	*nrecs = i;
+	if (interrupted) {
+		/* Die of the same signal, as a shell expects. */
+		catch_signals(SIG_DFL);
+		raise(interrupted);
+	}
+	if (skipped && !err[0] && !timed_out && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0) {
+		for (i = 0; i < *nrecs; i++) {
+			if (recs[i].type == REC_SKIP)
+				snprintf(err, errlen, "%s", recs[i].msg);
+		}
+		return 1;
+	}
 
 	if (timed_out) {
 		snprintf(err, errlen, "no result within %d s; killed", limit_s);
@@ -336,6 +428,19 @@ run_child(const struct scenario *sc, enum bench_impl impl,
 
 static char **errors;
 static size_t nerrors;
+static char **notes;
+static size_t nnotes;
+
+static void
+add_line(char ***list, size_t *n, const char *line)
+{
+	*list = realloc(*list, (*n + 1) * sizeof(**list));
+	if (!*list)
+		die_nomem();
+	(*list)[*n] = strdup(line);
+	if (!(*list)[(*n)++])
+		die_nomem();
+}
 
 static void
 add_error(const char *scenario, const char *impl, int run, int runs,
@@ -345,47 +450,106 @@ add_error(const char *scenario, const char *impl, int run, int runs,
 
 	snprintf(line, sizeof(line), "%s/%s run %d/%d: %s", scenario, impl,
 		 run, runs, msg);
-	errors = realloc(errors, (nerrors + 1) * sizeof(*errors));
-	if (!errors)
-		die_nomem();
-	errors[nerrors] = strdup(line);
-	if (!errors[nerrors++])
-		die_nomem();
+	add_line(&errors, &nerrors, line);
 	failures++;
 }
 
+/* A skip is said once per implementation; a remark once per run. */
+static void
+add_note(const char *scenario, const char *impl, int run, int runs,
+	 const char *msg)
+{
+	char line[320];
+
+	if (run)
+		snprintf(line, sizeof(line), "%s/%s run %d/%d: %s", scenario,
+			 impl, run, runs, msg);
+	else
+		snprintf(line, sizeof(line), "%s/%s: %s", scenario, impl, msg);
+	add_line(&notes, &nnotes, line);
+}
+
+/*
+ * Run `run` (0-based) of `impl` in a child and keep what it reports.
+ * Returns true when the implementation is finished for this invocation:
+ * it skipped itself, or it failed (a broken implementation stays broken).
+ * Progress goes to stderr: "." or the reason.
+ */
+static bool
+run_once(const struct scenario *sc, enum bench_impl impl,
+	 const struct bench_cfg *cfg, int run, int runs, int limit)
+{
+	struct bench_rec recs[MAX_RECS];
+	char err[256];
+	int nrecs;
+	int ret;
+	int i;
+
+	ret = run_child(sc, impl, cfg, limit, recs, &nrecs, err, sizeof(err));
+	for (i = 0; i < nrecs; i++) {
+		if (recs[i].type == REC_NOTE)
+			add_note(sc->name, impl_names[impl], run + 1, runs,
+				 recs[i].msg);
+	}
+	if (ret > 0) {
+		fprintf(stderr, " skipped: %s", err);
+		add_note(sc->name, impl_names[impl], 0, runs, err);
+		return true;
+	}
+	if (ret < 0) {
+		fprintf(stderr, " FAILED: %s", err);
+		series_drop_last(sc, impl, run);
+		add_error(sc->name, impl_names[impl], run + 1, runs, err);
+		return true;
+	}
+	for (i = 0; i < nrecs; i++) {
+		if (recs[i].type == REC_METRIC)
+			series_add(sc, impl, &recs[i], runs);
+	}
+	fprintf(stderr, ".");
+	return false;
+}
+
+/*
+ * All runs of every implementation: one implementation's runs after the
+ * other's, or, for an interleaved scenario, run 1 of each, then run 2 of
+ * each, and so on, so that a slow spell of a shared machine hits every
+ * implementation alike rather than one of them.
+ */
 static void
 run_scenario(const struct scenario *sc, const struct bench_cfg *cfg, int runs,
 	     int limit)
 {
-	struct bench_rec recs[MAX_RECS];
-	char err[256];
+	bool done[IMPL_MAX] = { false };
 	int impl;
+	int run;
 
+	if (sc->interleave) {
+		for (run = 0; run < runs; run++) {
+			for (impl = 0; impl < IMPL_MAX; impl++) {
+				int64_t t0 = bench_now();
+
+				if (!sc->fn[impl] || done[impl])
+					continue;
+				fprintf(stderr, "  %-7s %-10s", sc->name,
+					impl_names[impl]);
+				done[impl] = run_once(sc, impl, cfg, run, runs,
+						      limit);
+				fprintf(stderr, " %.1f s (run %d/%d)\n",
+					(bench_now() - t0) / 1e9, run + 1,
+					runs);
+			}
+		}
+		return;
+	}
 	for (impl = 0; impl < IMPL_MAX; impl++) {
 		int64_t t0 = bench_now();
-		int run;
 
 		if (!sc->fn[impl])
 			continue;
 		fprintf(stderr, "  %-7s %-10s", sc->name, impl_names[impl]);
-		for (run = 0; run < runs; run++) {
-			int nrecs;
-			int i;
-
-			if (run_child(sc, impl, cfg, limit, recs, &nrecs, err,
-				      sizeof(err)) < 0) {
-				fprintf(stderr, " FAILED: %s", err);
-				series_drop_last(sc, impl, run);
-				add_error(sc->name, impl_names[impl], run + 1,
-					  runs, err);
-				/* A broken implementation stays broken. */
-				break;
-			}
-			for (i = 0; i < nrecs; i++)
-				series_add(sc, impl, &recs[i], runs);
-			fprintf(stderr, ".");
-		}
+		for (run = 0; run < runs && !done[impl]; run++)
+			done[impl] = run_once(sc, impl, cfg, run, runs, limit);
 		fprintf(stderr, " %.1f s\n", (bench_now() - t0) / 1e9);
 	}
 }
@@ -432,6 +596,7 @@ build_rows(struct bench_report *r)
 					row = &r->rows[r->nrows++];
 					row->scenario = x->sc->name;
 					row->impl = x->impl;
+					row->baseline = x->sc->baseline;
 					row->rec = x->rec;
 					row->runs = x->nvals;
 					row->rec.value = median(x->vals,
@@ -470,6 +635,9 @@ free_results(struct bench_report *r)
 	for (i = 0; i < nerrors; i++)
 		free(errors[i]);
 	free(errors);
+	for (i = 0; i < nnotes; i++)
+		free(notes[i]);
+	free(notes);
 	free(r->rows);
 }
 
@@ -482,13 +650,19 @@ usage(FILE *f)
 		"usage: weft-bench [--quick] [--only NAME,...] [--workers N]\n"
 		"                  [--json FILE] [--csv FILE] [--svg FILE]"
 		" [--runs K]\n"
-		"                  [--timeout SEC]\n\n"
+		"                  [--timeout SEC]\n"
+		"       weft-bench --serve threads|epoll [--host ADDR]"
+		" [--port P] [--workers N]\n\n"
 		"Runs each workload with OS threads, processes and weft tasks"
-		" and prints the\nmedian of K runs (default 5, --quick 3)."
-		"  Scenarios:\n");
+		" and prints the\nmedian of K runs (default 5, --quick 3;"
+		" http: 3 and 1).  Scenarios:\n");
 	for (i = 0; i < NSCENARIOS; i++)
 		fprintf(f, "  %-8s %s\n", scenarios[i].name,
 			scenarios[i].what);
+	fprintf(f, "\n--serve runs one of the http scenario's comparison"
+		" servers in the foreground\n(default 127.0.0.1, port 0 = any"
+		" free port; epoll with N workers: N threads,\n"
+		"each with its own epoll and SO_REUSEPORT listener).\n");
 }
 
 /* Mark the scenarios named in a comma-separated list; -1 on a bad name. */
@@ -548,14 +722,22 @@ main(int argc, char **argv)
 		{ "svg", required_argument, NULL, 's' },
 		{ "runs", required_argument, NULL, 'r' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "serve", required_argument, NULL, 'S' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "port", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *json = NULL, *csv = NULL, *svg = NULL;
+	const char *serve = NULL, *host = "127.0.0.1";
+	int port = 0;
 	bool selected[NSCENARIOS] = { false };
 	bool any_selected = false;
+	bool any_default;
 	struct bench_report report;
 	struct bench_cfg cfg;
+	uint64_t total0, steal0, total1, steal1;
+	bool have_ticks;
 	int64_t t0;
 	int timeout = 0;
 	int runs = 0;
@@ -597,6 +779,15 @@ main(int argc, char **argv)
 		case 't':
 			timeout = parse_int(optarg, "--timeout", 1, 86400);
 			break;
+		case 'S':
+			serve = optarg;
+			break;
+		case 'H':
+			host = optarg;
+			break;
+		case 'P':
+			port = parse_int(optarg, "--port", 0, 65535);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -609,14 +800,38 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (serve)
+		return http_serve(serve, host, port, cfg.workers ?
+				  cfg.workers : 1);
 	if (!cfg.workers)
 		cfg.workers = cfg.ncpus;
-	if (!runs)
-		runs = cfg.quick ? 3 : 5;
 
-	printf("weft-bench %s: %s mode, %d run%s each (median), "
-	       "%d worker%s, %d CPU%s, load average %.2f\n", weft_version(),
-	       cfg.quick ? "quick" : "full", runs, runs > 1 ? "s" : "",
+	/* "5 runs each", "5 runs each (http: 3)", or "3 runs of http". */
+	printf("weft-bench %s: %s mode, ", weft_version(),
+	       cfg.quick ? "quick" : "full");
+	any_default = runs > 0;
+	for (i = 0; !runs && i < NSCENARIOS; i++) {
+		if ((!any_selected || selected[i]) &&
+		    !(cfg.quick ? scenarios[i].runs_quick :
+				  scenarios[i].runs_full))
+			any_default = true;
+	}
+	if (any_default)
+		printf("%d run%s each", runs ? runs : cfg.quick ? 3 : 5,
+		       runs == 1 ? "" : "s");
+	for (i = 0; !runs && i < NSCENARIOS; i++) {
+		int n = cfg.quick ? scenarios[i].runs_quick :
+				    scenarios[i].runs_full;
+
+		if (!n || (any_selected && !selected[i]))
+			continue;
+		if (any_default)
+			printf(" (%s: %d)", scenarios[i].name, n);
+		else
+			printf("%d run%s of %s", n, n == 1 ? "" : "s",
+			       scenarios[i].name);
+	}
+	printf(" (median), %d worker%s, %d CPU%s, load average %.2f\n",
 	       cfg.workers, cfg.workers > 1 ? "s" : "", cfg.ncpus,
 	       cfg.ncpus > 1 ? "s" : "", loadavg());
 	if (BENCH_SHRINK > 1)
@@ -624,24 +839,40 @@ main(int argc, char **argv)
 		       "numbers mean nothing\n", BENCH_SHRINK);
 	fflush(stdout);
 
+	/* Ended by a signal, the harness still kills and cleans its child. */
+	catch_signals(on_signal);
 	t0 = bench_now();
+	have_ticks = bench_cpu_ticks(&total0, &steal0) == 0;
 	for (i = 0; i < NSCENARIOS; i++) {
 		const struct scenario *sc = &scenarios[i];
 		int limit = cfg.quick ? sc->limit_quick : sc->limit_full;
+		int n = runs;
 
 		if (any_selected && !selected[i])
 			continue;
-		run_scenario(sc, &cfg, runs, timeout ? timeout : limit);
+		if (!n)
+			n = cfg.quick ? sc->runs_quick : sc->runs_full;
+		if (!n)
+			n = cfg.quick ? 3 : 5;
+		run_scenario(sc, &cfg, n, timeout ? timeout : limit);
 	}
-	fprintf(stderr, "  total %.1f s, load average now %.2f\n",
+	fprintf(stderr, "  total %.1f s, load average now %.2f",
 		(bench_now() - t0) / 1e9, loadavg());
+	if (have_ticks && bench_cpu_ticks(&total1, &steal1) == 0 &&
+	    total1 > total0)
+		fprintf(stderr, ", %.1f%% of the CPU time stolen by the "
+			"hypervisor", 100.0 * (double)(steal1 - steal0) /
+			(double)(total1 - total0));
+	fprintf(stderr, "\n");
 
 	memset(&report, 0, sizeof(report));
 	report.workers = cfg.workers;
 	report.quick = cfg.quick;
-	report.runs = runs;
+	report.runs = runs ? runs : cfg.quick ? 3 : 5;
 	report.errors = (const char *const *)errors;
 	report.nerrors = nerrors;
+	report.notes = (const char *const *)notes;
+	report.nnotes = nnotes;
 	build_rows(&report);
 
 	report_table(&report);

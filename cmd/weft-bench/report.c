@@ -23,15 +23,15 @@ same_group(const struct bench_row *a, const struct bench_row *b)
 }
 
 static const struct bench_row *
-find_threads(const struct bench_report *r, const char *scenario,
-	     const char *metric)
+find_impl(const struct bench_report *r, enum bench_impl impl,
+	  const char *scenario, const char *metric)
 {
 	size_t i;
 
 	for (i = 0; i < r->nrows; i++) {
 		const struct bench_row *t = &r->rows[i];
 
-		if (t->impl == IMPL_THREADS && !strcmp(t->scenario, scenario) &&
+		if (t->impl == impl && !strcmp(t->scenario, scenario) &&
 		    !strcmp(t->rec.metric, metric))
 			return t;
 	}
@@ -39,19 +39,20 @@ find_threads(const struct bench_report *r, const char *scenario,
 }
 
 /*
- * The threads row to compare `row` with: the same scenario and metric, or,
- * for a variant threads do not have (wall_ms_1w, ns_per_task_detached,
- * rss_bytes_per_task_nw), the threads row of the base metric.
+ * The baseline row to compare `row` with (threads, or epoll for http): the
+ * same scenario and metric, or, for a variant the baseline does not have
+ * (wall_ms_1w, ns_per_task_detached, rss_bytes_per_task_nw), the baseline
+ * row of the base metric.
  */
 static const struct bench_row *
-threads_row(const struct bench_report *r, const struct bench_row *row)
+baseline_row(const struct bench_report *r, const struct bench_row *row)
 {
 	static const char *const variants[] = { "_1w", "_nw", "_detached" };
 	const struct bench_row *t;
 	char base[sizeof(row->rec.metric)];
 	size_t v;
 
-	t = find_threads(r, row->scenario, row->rec.metric);
+	t = find_impl(r, row->baseline, row->scenario, row->rec.metric);
 	for (v = 0; !t && v < sizeof(variants) / sizeof(variants[0]); v++) {
 		size_t bl = strlen(row->rec.metric);
 		size_t sl = strlen(variants[v]);
@@ -60,7 +61,7 @@ threads_row(const struct bench_report *r, const struct bench_row *row)
 			continue;
 		snprintf(base, sizeof(base), "%.*s", (int)(bl - sl),
 			 row->rec.metric);
-		t = find_threads(r, row->scenario, base);
+		t = find_impl(r, row->baseline, row->scenario, base);
 	}
 	return t;
 }
@@ -77,7 +78,10 @@ fmt_ratio(double x, char *buf, size_t len)
 	return buf;
 }
 
-/* "weft 14.2x faster", "weft uses 0.03x the memory", or "". */
+/*
+ * "weft 14.2x faster", "weft uses 0.03x the memory", or "".  A baseline
+ * other than threads is named: "weft 1.05x higher than epoll".
+ */
 static void
 compare(const struct bench_report *r, const struct bench_row *row,
 	char *buf, size_t len)
@@ -85,21 +89,31 @@ compare(const struct bench_report *r, const struct bench_row *row,
 	const struct bench_row *t;
 	const char *name = bench_impl_name(row->impl);
 	double a = row->rec.value;
+	char than[32] = "";
+	size_t used;
 	double b;
 	char x[32];
 
 	buf[0] = '\0';
-	if (row->impl == IMPL_THREADS || row->rec.kind == KIND_INFO)
+	if (row->impl == row->baseline || row->rec.kind == KIND_INFO)
 		return;
-	t = threads_row(r, row);
+	t = baseline_row(r, row);
 	if (!t)
 		return;
 	b = t->rec.value;
 	if (!(a > 0) || !(b > 0) || !isfinite(a) || !isfinite(b))
 		return;
+	if (row->baseline != IMPL_THREADS)
+		snprintf(than, sizeof(than), " %s %s",
+			 row->rec.kind == KIND_MEMORY ? "of" : "than",
+			 bench_impl_name(row->baseline));
 	/* Closer than the printed precision: say so rather than "1.00x". */
 	if (fabs(a / b - 1) < 0.005) {
-		snprintf(buf, len, "%s on par", name);
+		if (row->baseline != IMPL_THREADS)
+			snprintf(buf, len, "%s on par with %s", name,
+				 bench_impl_name(row->baseline));
+		else
+			snprintf(buf, len, "%s on par", name);
 		return;
 	}
 	switch (row->rec.kind) {
@@ -124,8 +138,10 @@ compare(const struct bench_report *r, const struct bench_row *row,
 				 fmt_ratio(b / a, x, sizeof(x)));
 		break;
 	default:
-		break;
+		return;
 	}
+	used = strlen(buf);
+	snprintf(buf + used, len - used, "%s", than);
 }
 
 /*
@@ -223,6 +239,33 @@ fmt_count(long n, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * The footer's exceptions, per scenario: ", http: 1" where the runs differ
+ * from --runs (what = 0), ", http: epoll" where the baseline is not threads
+ * (what = 1).  Rows of one scenario are contiguous.
+ */
+static void
+print_exceptions(FILE *f, const struct bench_report *r, int what)
+{
+	size_t i, j;
+
+	for (i = 0; i < r->nrows; i = j) {
+		const struct bench_row *first = &r->rows[i];
+		int runs = 0;
+
+		for (j = i; j < r->nrows &&
+		     !strcmp(r->rows[j].scenario, first->scenario); j++) {
+			if (r->rows[j].runs > runs)
+				runs = r->rows[j].runs;
+		}
+		if (what == 0 && runs != r->runs)
+			fprintf(f, ", %s: %d", first->scenario, runs);
+		if (what == 1 && first->baseline != IMPL_THREADS)
+			fprintf(f, ", %s: %s", first->scenario,
+				bench_impl_name(first->baseline));
+	}
+}
+
 void
 report_table(const struct bench_report *r)
 {
@@ -231,7 +274,7 @@ report_table(const struct bench_report *r)
 
 	printf("\n%-8s %-9s %-22s %6s %12s %-5s  %-*s  %s\n", "scenario",
 	       "impl", "metric", "n", "median", "unit", BAR_WIDTH, "bar",
-	       "vs threads");
+	       "vs baseline");
 	for (i = 0; i < r->nrows; i++) {
 		const struct bench_row *row = &r->rows[i];
 		struct scale s = group_scale(r, row);
@@ -264,9 +307,17 @@ report_table(const struct bench_report *r)
 		       fmt_value(row->rec.value, val, sizeof(val)),
 		       row->rec.unit, BAR_WIDTH, bar, note);
 	}
-	printf("\nmedian of %d run%s; bars compare the rows of one metric:"
-	       " ### linear from 0, === log scale\n", r->runs,
-	       r->runs > 1 ? "s" : "");
+	printf("\nmedian of %d run%s", r->runs, r->runs > 1 ? "s" : "");
+	print_exceptions(stdout, r, 0);
+	printf("; baseline: threads");
+	print_exceptions(stdout, r, 1);
+	printf("\nbars compare the rows of one metric: ### linear from 0,"
+	       " === log scale\n");
+	if (r->nnotes) {
+		printf("\nnotes:\n");
+		for (i = 0; i < r->nnotes; i++)
+			printf("  %s\n", r->notes[i]);
+	}
 	if (r->nerrors) {
 		printf("\n%zu error%s:\n", r->nerrors,
 		       r->nerrors > 1 ? "s" : "");
@@ -339,6 +390,10 @@ json_num(FILE *f, double v)
 		fputs("null", f);
 }
 
+/*
+ * {"results":[{"scenario","impl","metric","value","unit","n","workers",
+ * "runs","min","max","better","baseline"},...],"notes":["...",...]}
+ */
 int
 report_json(const struct bench_report *r, const char *path)
 {
@@ -368,7 +423,15 @@ report_json(const struct bench_report *r, const char *path)
 		json_num(f, row->min);
 		fputs(",\"max\":", f);
 		json_num(f, row->max);
-		fprintf(f, ",\"better\":\"%s\"}", better(row->rec.kind));
+		fprintf(f, ",\"better\":\"%s\",\"baseline\":",
+			better(row->rec.kind));
+		json_str(f, bench_impl_name(row->baseline));
+		fputc('}', f);
+	}
+	fputs("\n],\"notes\":[", f);
+	for (i = 0; i < r->nnotes; i++) {
+		fputs(i ? ",\n" : "\n", f);
+		json_str(f, r->notes[i]);
 	}
 	fputs("\n]}\n", f);
 	return close_out(f, path);
@@ -408,6 +471,10 @@ report_csv(const struct bench_report *r, const char *path)
 static const char *const impl_colors[IMPL_MAX] = {
 	[IMPL_THREADS] = "#4e79a7",
 	[IMPL_PROCESSES] = "#f28e2b",
+	[IMPL_EPOLL] = "#e15759",
+	[IMPL_EPOLL_MT] = "#ff9d9a",
+	[IMPL_NGINX] = "#76b7b2",
+	[IMPL_GO] = "#b07aa1",
 	[IMPL_WEFT] = "#59a14f",
 };
 
@@ -451,10 +518,11 @@ report_svg(const struct bench_report *r, const char *path)
 		"font-weight=\"bold\">weft-bench: threads vs processes vs weft"
 		"</text>\n");
 	fprintf(f, "<text x=\"10\" y=\"40\" fill=\"#555\">median of %d "
-		"run%s, %d worker%s%s; each block has its own scale "
-		"(log where marked)</text>\n", r->runs, r->runs > 1 ? "s" : "",
-		r->workers, r->workers > 1 ? "s" : "",
-		r->quick ? ", --quick" : "");
+		"run%s", r->runs, r->runs > 1 ? "s" : "");
+	print_exceptions(f, r, 0);
+	fprintf(f, "; %d worker%s%s; each block has its own scale "
+		"(log where marked)</text>\n", r->workers,
+		r->workers > 1 ? "s" : "", r->quick ? ", --quick" : "");
 	y = 60;
 	for (i = 0; i < r->nrows; i = j) {
 		const struct bench_row *first = &r->rows[i];

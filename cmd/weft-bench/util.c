@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -100,6 +101,28 @@ bench_alloc_touched(size_t size)
 		bench_fail("cannot allocate %zu bytes", size);
 	memset(p, 0, size);
 	return p;
+}
+
+int
+bench_cpu_ticks(uint64_t *total, uint64_t *steal)
+{
+	unsigned long long v[8] = { 0 };
+	char buf[512];
+	int ret;
+	int i;
+
+	ret = read_proc("/proc/stat", buf, sizeof(buf));
+	if (ret < 0)
+		return ret;
+	/* user nice system idle iowait irq softirq steal (guest is in user) */
+	if (sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+		   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) < 4)
+		return -EINVAL;
+	*total = 0;
+	for (i = 0; i < 8; i++)
+		*total += v[i];
+	*steal = v[7];
+	return 0;
 }
 
 long
@@ -263,4 +286,67 @@ bench_fail(const char *fmt, ...)
 	va_end(ap);
 	send_rec(&rec);
 	_exit(1);
+}
+
+void
+bench_skip(const char *fmt, ...)
+{
+	struct bench_rec rec;
+	va_list ap;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.type = REC_SKIP;
+	va_start(ap, fmt);
+	vsnprintf(rec.msg, sizeof(rec.msg), fmt, ap);
+	va_end(ap);
+	send_rec(&rec);
+	_exit(0);
+}
+
+void
+bench_note(const char *fmt, ...)
+{
+	struct bench_rec rec;
+	va_list ap;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.type = REC_NOTE;
+	va_start(ap, fmt);
+	vsnprintf(rec.msg, sizeof(rec.msg), fmt, ap);
+	va_end(ap);
+	send_rec(&rec);
+}
+
+int
+bench_scratch(const char *name, char *buf, size_t len)
+{
+	const char *tmp = getenv("TMPDIR");
+	struct bench_rec rec;
+
+	if (!tmp || !*tmp)
+		tmp = "/tmp";
+	if ((size_t)snprintf(buf, len, "%s/weft-bench-%s.XXXXXX", tmp, name) >=
+	    len || strlen(buf) >= sizeof(rec.msg))
+		return -ENAMETOOLONG;
+	if (!mkdtemp(buf))
+		return -errno;
+	memset(&rec, 0, sizeof(rec));
+	rec.type = REC_SCRATCH;
+	snprintf(rec.msg, sizeof(rec.msg), "%s", buf);
+	send_rec(&rec);
+	return 0;
+}
+
+static int
+rmtree_entry(const char *path, const struct stat *st, int flag,
+	     struct FTW *ftw)
+{
+	remove(path);
+	return 0;
+}
+
+void
+bench_rmtree(const char *path)
+{
+	nftw(path, rmtree_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
