@@ -307,6 +307,38 @@ bool weft__wake_current(struct weft_task *t, int result);
  */
 bool weft__wake_tail(struct weft_task *t, uint32_t seq, int result);
 
+/*
+ * A waiter that may be a coroutine or a plain thread (channels and sync
+ * primitives work on both).  Same protocol as weft__park(): under the
+ * object's lock, weft__waiter_prepare() and record the waiter; then
+ * weft__waiter_wait(unlock, arg, deadline) releases the lock and waits;
+ * then relock and remove the record if it is still there.  A waker holding
+ * the lock calls weft__waiter_wake(), which returns false if the waiter
+ * already left (timed out or was cancelled): wake someone else then.
+ * A coroutine waits through weft__park(); a thread on a futex word
+ * (0 waiting, 1 woken, 2 gave up, 3 claimed by a waker that has not
+ * committed yet), and cannot be cancelled.
+ */
+struct weft__waiter {
+	struct weft_task *task;		/* NULL: a plain thread */
+	uint32_t seq;			/* task's park */
+	uint32_t futex;			/* thread: see above (atomic) */
+	int result;			/* thread: the waker's result */
+};
+
+void weft__waiter_prepare(struct weft__waiter *wt);
+int weft__waiter_wait(struct weft__waiter *wt, void (*unlock)(void *),
+		      void *arg, int64_t deadline);
+bool weft__waiter_wake(struct weft__waiter *wt, int result);
+/*
+ * weft__waiter_wake() in two steps, for wakers that must hand data over
+ * only if they win the waiter (select: several channels race for one
+ * waiter): claim, then (if it returned true) write the data, then commit.
+ * Caller holds the lock that guards the waiter's record throughout.
+ */
+bool weft__waiter_claim(struct weft__waiter *wt);
+void weft__waiter_commit(struct weft__waiter *wt, int result);
+
 /* Make a woken task runnable (`next`: into run-next).  Any thread. */
 void weft__ready(struct weft_task *t, bool next);
 

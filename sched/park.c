@@ -16,6 +16,11 @@
  * run queues until its context is saved.
  */
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "runtime/runtime.h"
 #include "sched/sched.h"
@@ -230,4 +235,94 @@ weft__park_io(void)
 		weft__switch_out(w, t, AS_PARK);
 	ck_pr_store_32(&t->state, WEFT_RUNNING);
 	return ck_pr_load_int(&t->park_result);
+}
+
+/* Waiters that may be plain threads: see runtime.h. */
+void
+weft__waiter_prepare(struct weft__waiter *wt)
+{
+	wt->task = weft__task_self();
+	if (wt->task) {
+		wt->seq = weft__park_prepare(wt->task);
+	} else {
+		wt->seq = 0;
+		ck_pr_store_32(&wt->futex, 0);
+		wt->result = 0;
+	}
+}
+
+static long
+futex(uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0);
+}
+
+int
+weft__waiter_wait(struct weft__waiter *wt, void (*unlock)(void *), void *arg,
+		  int64_t deadline)
+{
+	struct timespec ts;
+	uint32_t v;
+	int64_t now;
+
+	if (wt->task)
+		return weft__park(unlock, arg, deadline);
+	if (unlock)
+		unlock(arg);
+	for (;;) {
+		v = ck_pr_load_32(&wt->futex);
+		if (v == 1)
+			break;
+		/* Claimed (3): the commit follows; wait for it untimed. */
+		if (v == 0 && deadline != WEFT_DEADLINE_NONE) {
+			now = weft_now();
+			if (now >= deadline) {
+				if (ck_pr_cas_32(&wt->futex, 0, 2))
+					return -ETIMEDOUT;
+				continue;
+			}
+			ts.tv_sec = (deadline - now) / WEFT_SEC;
+			ts.tv_nsec = (deadline - now) % WEFT_SEC;
+			futex(&wt->futex, FUTEX_WAIT_PRIVATE, v, &ts);
+		} else {
+			futex(&wt->futex, FUTEX_WAIT_PRIVATE, v, NULL);
+		}
+	}
+	/* Pairs with the release in weft__waiter_commit(). */
+	ck_pr_fence_load();
+	return ck_pr_load_int(&wt->result);
+}
+
+bool
+weft__waiter_claim(struct weft__waiter *wt)
+{
+	if (wt->task)
+		return claim(wt->task, wt->seq, true);
+	return ck_pr_cas_32(&wt->futex, 0, 3);
+}
+
+void
+weft__waiter_commit(struct weft__waiter *wt, int result)
+{
+	if (wt->task) {
+		commit(wt->task, result, true);
+		return;
+	}
+	ck_pr_store_int(&wt->result, result);
+	ck_pr_fence_store();
+	ck_pr_store_32(&wt->futex, 1);
+	/*
+	 * The waiter relocks the object's lock (held by our caller) before
+	 * its record goes, so wt is still there for the wake.
+	 */
+	futex(&wt->futex, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
+bool
+weft__waiter_wake(struct weft__waiter *wt, int result)
+{
+	if (!weft__waiter_claim(wt))
+		return false;
+	weft__waiter_commit(wt, result);
+	return true;
 }

@@ -1,0 +1,525 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Channels and select, after Go's runtime/chan.go and select.go.
+ *
+ * A channel is a lock, a ring buffer of `cap` values and two FIFO queues of
+ * waiters (senders blocked on a full or unbuffered channel, receivers
+ * blocked on an empty one).  A value goes straight from a sender to a
+ * waiting receiver's destination (and back) without touching the buffer.
+ *
+ * Waiters are `struct sudog` records on the waiting side's stack.  A plain
+ * send or receive has one record and its own waiter; a select has one
+ * record per case, all sharing the select's single waiter: whichever
+ * channel's waker claims that waiter first (weft__waiter_claim) fires its
+ * case, and the others, finding the claim taken, skip the record.  The
+ * claim comes before the data is copied and the commit after, so a select
+ * whose claim was lost never sees a half-done case.
+ *
+ * Lock order: channel locks by address (select takes several), then
+ * whatever weft__waiter_commit() takes (sched.lock on a foreign wake).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/runtime.h"
+#include "sched/sched.h"
+
+struct sudog {
+	/* Immutable while queued. */
+	struct weft__waiter *wt;	/* own, or the select's shared one */
+	void *val;			/* send: source; recv: destination */
+	int idx;			/* select case index (0 otherwise) */
+	/* Under the channel's lock. */
+	struct sudog *next, *prev;
+	bool queued;
+	int result;			/* written by the winning waker */
+};
+
+struct waitq {
+	struct sudog *head, *tail;	/* under the channel's lock */
+};
+
+struct weft_chan {
+	ck_spinlock_t lock;
+	uint32_t refs;			/* atomic */
+	/* Immutable after make. */
+	size_t elem;
+	size_t cap;
+	char *buf;			/* cap * elem bytes */
+	/* Under lock. */
+	size_t head;			/* index of the oldest buffered value */
+	size_t len;			/* buffered values (also read atomically) */
+	bool closed;
+	struct waitq sendq;
+	struct waitq recvq;
+};
+
+static void
+q_push(struct waitq *q, struct sudog *sg)
+{
+	sg->next = NULL;
+	sg->prev = q->tail;
+	if (q->tail)
+		q->tail->next = sg;
+	else
+		q->head = sg;
+	q->tail = sg;
+	sg->queued = true;
+}
+
+static void
+q_unlink(struct waitq *q, struct sudog *sg)
+{
+	if (sg->prev)
+		sg->prev->next = sg->next;
+	else
+		q->head = sg->next;
+	if (sg->next)
+		sg->next->prev = sg->prev;
+	else
+		q->tail = sg->prev;
+	sg->queued = false;
+}
+
+/*
+ * First waiter of q whose claim we win (it is unlinked); waiters that are
+ * leaving (timed out, cancelled, or a select another channel fired) are
+ * unlinked and skipped.  Caller holds the channel's lock.
+ */
+static struct sudog *
+q_claim(struct waitq *q)
+{
+	struct sudog *sg;
+
+	while ((sg = q->head)) {
+		q_unlink(q, sg);
+		if (weft__waiter_claim(sg->wt))
+			return sg;
+	}
+	return NULL;
+}
+
+/* Hand the claimed waiter its outcome and make it run. */
+static void
+finish(struct sudog *sg, int result)
+{
+	sg->result = result;
+	weft__waiter_commit(sg->wt, sg->idx);
+}
+
+static void *
+slot(struct weft_chan *ch, size_t i)
+{
+	return ch->buf + ((ch->head + i) % ch->cap) * ch->elem;
+}
+
+static void
+copy(struct weft_chan *ch, void *dst, const void *src)
+{
+	if (dst && src)
+		memcpy(dst, src, ch->elem);
+}
+
+int
+weft_chan_make(struct weft_chan **out, size_t elem_size, size_t capacity)
+{
+	struct weft_chan *ch;
+
+	if (!out || elem_size == 0 || elem_size > 65536 ||
+	    capacity > ((size_t)1 << 40) / elem_size)
+		return -EINVAL;
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return -ENOMEM;
+	if (capacity) {
+		ch->buf = malloc(capacity * elem_size);
+		if (!ch->buf) {
+			free(ch);
+			return -ENOMEM;
+		}
+	}
+	ck_spinlock_init(&ch->lock);
+	ch->refs = 1;
+	ch->elem = elem_size;
+	ch->cap = capacity;
+	*out = ch;
+	return 0;
+}
+
+struct weft_chan *
+weft_chan_retain(struct weft_chan *ch)
+{
+	ck_pr_inc_32(&ch->refs);
+	return ch;
+}
+
+void
+weft_chan_release(struct weft_chan *ch)
+{
+	if (!ch)
+		return;
+	/* Full barrier: every use by this holder happens before the free. */
+	if (ck_pr_faa_32(&ch->refs, (uint32_t)-1) != 1)
+		return;
+	free(ch->buf);
+	free(ch);
+}
+
+size_t
+weft_chan_len(const struct weft_chan *ch)
+{
+	return ck_pr_load_64((const uint64_t *)(const void *)&ch->len);
+}
+
+size_t
+weft_chan_cap(const struct weft_chan *ch)
+{
+	return ch->cap;
+}
+
+/*
+ * Try to send without waiting.  Returns 0 (done), -EPIPE (closed) or
+ * -EAGAIN.  Caller holds the lock.
+ */
+static int
+send_locked(struct weft_chan *ch, const void *val)
+{
+	struct sudog *sg;
+
+	if (ch->closed)
+		return -EPIPE;
+	if ((sg = q_claim(&ch->recvq))) {
+		copy(ch, sg->val, val);
+		finish(sg, 0);
+		return 0;
+	}
+	if (ch->len < ch->cap) {
+		copy(ch, slot(ch, ch->len), val);
+		ck_pr_store_64((uint64_t *)(void *)&ch->len, ch->len + 1);
+		return 0;
+	}
+	return -EAGAIN;
+}
+
+/* Try to receive without waiting; as send_locked(). */
+static int
+recv_locked(struct weft_chan *ch, void *out)
+{
+	struct sudog *sg;
+
+	if (ch->len > 0) {
+		copy(ch, out, slot(ch, 0));
+		ch->head = (ch->head + 1) % ch->cap;
+		ck_pr_store_64((uint64_t *)(void *)&ch->len, ch->len - 1);
+		/* Room now: the first waiting sender moves in. */
+		if ((sg = q_claim(&ch->sendq))) {
+			copy(ch, slot(ch, ch->len), sg->val);
+			ck_pr_store_64((uint64_t *)(void *)&ch->len,
+				       ch->len + 1);
+			finish(sg, 0);
+		}
+		return 0;
+	}
+	if ((sg = q_claim(&ch->sendq))) {
+		copy(ch, out, sg->val);
+		finish(sg, 0);
+		return 0;
+	}
+	return ch->closed ? -EPIPE : -EAGAIN;
+}
+
+static void
+chan_unlock(void *arg)
+{
+	struct weft_chan *ch = arg;
+
+	ck_spinlock_unlock(&ch->lock);
+}
+
+/* Block in one queue of one channel.  Called with the lock held. */
+static int
+wait_locked(struct weft_chan *ch, struct waitq *q, void *val,
+	    int64_t deadline)
+{
+	struct weft__waiter wt;
+	struct sudog sg = { .wt = &wt, .val = val, .idx = 0 };
+	int ret;
+
+	weft__waiter_prepare(&wt);
+	q_push(q, &sg);
+	ret = weft__waiter_wait(&wt, chan_unlock, ch, deadline);
+	ck_spinlock_lock(&ch->lock);
+	if (sg.queued)
+		q_unlink(q, &sg);
+	ck_spinlock_unlock(&ch->lock);
+	return ret < 0 ? ret : sg.result;
+}
+
+static int
+cancelled(void)
+{
+	struct weft_task *t = weft__task_self();
+
+	return t && (ck_pr_load_32(&t->flags) & TASK_CANCELLED) ?
+	       -ECANCELED : 0;
+}
+
+int
+weft_chan_send(struct weft_chan *ch, const void *val, int64_t deadline)
+{
+	int ret;
+
+	if (!ch)
+		return -EINVAL;
+	if ((ret = cancelled()))
+		return ret;
+	ck_spinlock_lock(&ch->lock);
+	ret = send_locked(ch, val);
+	if (ret != -EAGAIN) {
+		ck_spinlock_unlock(&ch->lock);
+		return ret;
+	}
+	if (deadline != WEFT_DEADLINE_NONE && deadline <= weft_now()) {
+		ck_spinlock_unlock(&ch->lock);
+		return -ETIMEDOUT;
+	}
+	return wait_locked(ch, &ch->sendq, (void *)val, deadline);
+}
+
+int
+weft_chan_recv(struct weft_chan *ch, void *out, int64_t deadline)
+{
+	int ret;
+
+	if (!ch)
+		return -EINVAL;
+	if ((ret = cancelled()))
+		return ret;
+	ck_spinlock_lock(&ch->lock);
+	ret = recv_locked(ch, out);
+	if (ret != -EAGAIN) {
+		ck_spinlock_unlock(&ch->lock);
+		return ret;
+	}
+	if (deadline != WEFT_DEADLINE_NONE && deadline <= weft_now()) {
+		ck_spinlock_unlock(&ch->lock);
+		return -ETIMEDOUT;
+	}
+	return wait_locked(ch, &ch->recvq, out, deadline);
+}
+
+int
+weft_chan_trysend(struct weft_chan *ch, const void *val)
+{
+	int ret;
+
+	if (!ch)
+		return -EINVAL;
+	ck_spinlock_lock(&ch->lock);
+	ret = send_locked(ch, val);
+	ck_spinlock_unlock(&ch->lock);
+	return ret;
+}
+
+int
+weft_chan_tryrecv(struct weft_chan *ch, void *out)
+{
+	int ret;
+
+	if (!ch)
+		return -EINVAL;
+	ck_spinlock_lock(&ch->lock);
+	ret = recv_locked(ch, out);
+	ck_spinlock_unlock(&ch->lock);
+	return ret;
+}
+
+int
+weft_chan_close(struct weft_chan *ch)
+{
+	struct sudog *sg;
+
+	if (!ch)
+		return -EINVAL;
+	ck_spinlock_lock(&ch->lock);
+	if (ch->closed) {
+		ck_spinlock_unlock(&ch->lock);
+		return -EPIPE;
+	}
+	ch->closed = true;
+	/* Receivers only wait on an empty buffer: they get the close. */
+	while ((sg = q_claim(&ch->recvq)))
+		finish(sg, -EPIPE);
+	while ((sg = q_claim(&ch->sendq)))
+		finish(sg, -EPIPE);
+	ck_spinlock_unlock(&ch->lock);
+	return 0;
+}
+
+/*
+ * Select.  Channels are locked in address order (each once, though several
+ * cases may name the same channel) and polled in a random order, so the
+ * first ready case in that order is a uniform choice among the ready ones.
+ */
+#define SELECT_STACK_CASES 16
+
+struct selstate {
+	struct weft_select_case *cases;
+	int n;
+	struct weft_chan **locks;	/* distinct channels, address order */
+	int nlocks;
+};
+
+static void
+sel_lock(struct selstate *st)
+{
+	for (int i = 0; i < st->nlocks; i++)
+		ck_spinlock_lock(&st->locks[i]->lock);
+}
+
+static void
+sel_unlock(void *arg)
+{
+	struct selstate *st = arg;
+
+	for (int i = st->nlocks - 1; i >= 0; i--)
+		ck_spinlock_unlock(&st->locks[i]->lock);
+}
+
+static int
+cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(void *const *)a;
+	uintptr_t y = (uintptr_t)*(void *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static uint32_t
+sel_rand(void)
+{
+	static __thread uint64_t s;
+
+	if (!s)
+		s = (uint64_t)weft_now() ^ (uintptr_t)&s;
+	s ^= s << 13;
+	s ^= s >> 7;
+	s ^= s << 17;
+	return (uint32_t)(s >> 16);
+}
+
+int
+weft_select(struct weft_select_case *cases, int n, int64_t deadline)
+{
+	struct weft_chan *lock_stack[SELECT_STACK_CASES];
+	struct sudog sg_stack[SELECT_STACK_CASES];
+	int order_stack[SELECT_STACK_CASES];
+	struct weft_chan **locks = lock_stack;
+	struct sudog *sg = sg_stack;
+	int *order = order_stack;
+	struct selstate st;
+	struct weft__waiter wt;
+	int i, j, ret, fired = -1;
+
+	if (!cases || n < 0 || n > 65536)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (cases[i].ch && cases[i].op != WEFT_SELECT_SEND &&
+		    cases[i].op != WEFT_SELECT_RECV)
+			return -EINVAL;
+	if ((ret = cancelled()))
+		return ret;
+	if (n > SELECT_STACK_CASES) {
+		locks = malloc(sizeof(*locks) * (size_t)n);
+		sg = malloc(sizeof(*sg) * (size_t)n);
+		order = malloc(sizeof(*order) * (size_t)n);
+		if (!locks || !sg || !order) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	/* The distinct channels, sorted: the lock order. */
+	st.nlocks = 0;
+	for (i = 0; i < n; i++)
+		if (cases[i].ch)
+			locks[st.nlocks++] = cases[i].ch;
+	qsort(locks, (size_t)st.nlocks, sizeof(*locks), cmp_ptr);
+	for (i = 0, j = 0; i < st.nlocks; i++)
+		if (j == 0 || locks[j - 1] != locks[i])
+			locks[j++] = locks[i];
+	st.nlocks = j;
+	st.locks = locks;
+	st.cases = cases;
+	st.n = n;
+	/* A random poll order (Fisher-Yates). */
+	for (i = 0; i < n; i++) {
+		j = (int)(sel_rand() % (uint32_t)(i + 1));
+		order[i] = order[j];
+		order[j] = i;
+	}
+
+	sel_lock(&st);
+	for (i = 0; i < n; i++) {
+		struct weft_select_case *c = &cases[order[i]];
+
+		if (!c->ch)
+			continue;
+		ret = c->op == WEFT_SELECT_SEND ? send_locked(c->ch, c->val) :
+						  recv_locked(c->ch, c->val);
+		if (ret != -EAGAIN) {
+			c->result = ret;
+			fired = order[i];
+			break;
+		}
+	}
+	if (fired >= 0 || st.nlocks == 0 ||
+	    (deadline != WEFT_DEADLINE_NONE && deadline <= weft_now())) {
+		sel_unlock(&st);
+		if (fired >= 0)
+			ret = fired;
+		else if (deadline != WEFT_DEADLINE_NONE &&
+			 deadline <= weft_now())
+			ret = -EAGAIN;
+		else if (deadline == WEFT_DEADLINE_NONE)
+			ret = -EINVAL;	/* no case: nothing could ever fire */
+		else
+			ret = weft_sleep_until(deadline) ?: -ETIMEDOUT;
+		goto out;
+	}
+
+	/* Wait on every case at once. */
+	weft__waiter_prepare(&wt);
+	for (i = 0; i < n; i++) {
+		struct weft_select_case *c = &cases[i];
+
+		sg[i].queued = false;
+		if (!c->ch)
+			continue;
+		sg[i].wt = &wt;
+		sg[i].val = c->val;
+		sg[i].idx = i;
+		q_push(c->op == WEFT_SELECT_SEND ? &c->ch->sendq :
+						   &c->ch->recvq, &sg[i]);
+	}
+	ret = weft__waiter_wait(&wt, sel_unlock, &st, deadline);
+	sel_lock(&st);
+	for (i = 0; i < n; i++) {
+		struct weft_select_case *c = &cases[i];
+
+		if (sg[i].queued)
+			q_unlink(c->op == WEFT_SELECT_SEND ? &c->ch->sendq :
+							     &c->ch->recvq,
+				 &sg[i]);
+	}
+	sel_unlock(&st);
+	if (ret >= 0)
+		cases[ret].result = sg[ret].result;
+out:
+	if (locks != lock_stack) {
+		free(locks);
+		free(sg);
+		free(order);
+	}
+	return ret;
+}
