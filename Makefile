@@ -72,10 +72,13 @@ LIB_SRCS	:= \
 	io/uring.c \
 	runtime/ctx_aarch64.S \
 	runtime/ctx_x86_64.S \
+	runtime/gen.c \
 	runtime/stack.c \
 	runtime/task.c \
+	sched/chan.c \
 	sched/park.c \
 	sched/runq.c \
+	sched/sync.c \
 	sched/timer.c \
 	sched/worker.c
 

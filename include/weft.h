@@ -251,6 +251,251 @@ WEFT_EXPORT enum weft_task_state weft_task_state(const struct weft_task *t);
 WEFT_EXPORT bool weft_task_is_cancelled(const struct weft_task *t);
 
 /*
+ * Channels and select
+ *
+ * Go's channels: typed by size (values of `elem_size` bytes are copied in
+ * and out), unbuffered (capacity 0: a send waits for a receiver) or
+ * buffered.  Every side may run on any worker at the same moment, or on a
+ * plain thread that is not a worker (the call then blocks that thread).
+ * Channels are reference counted: weft_chan_make() returns one reference.
+ */
+
+struct weft_chan;
+
+/*
+ * Make a channel of `elem_size`-byte values (1 .. 65536) with room for
+ * `capacity` buffered values (0: unbuffered).  Returns 0, -EINVAL or
+ * -ENOMEM.  Any thread.
+ */
+WEFT_EXPORT int weft_chan_make(struct weft_chan **out, size_t elem_size,
+			       size_t capacity);
+/* Take / drop a reference; the last release frees the channel.  Any thread. */
+WEFT_EXPORT struct weft_chan *weft_chan_retain(struct weft_chan *ch);
+WEFT_EXPORT void weft_chan_release(struct weft_chan *ch);
+
+/*
+ * Send the value at `val`: returns 0 once a receiver took it or it is
+ * buffered; -EPIPE if the channel is (or gets) closed, -ETIMEDOUT,
+ * -ECANCELED.  A cancellation point.  Any thread.
+ */
+WEFT_EXPORT int weft_chan_send(struct weft_chan *ch, const void *val,
+			       int64_t deadline);
+/*
+ * Receive into `out` (may be NULL to drop the value): 0, or -EPIPE once the
+ * channel is closed and drained, -ETIMEDOUT, -ECANCELED.  A cancellation
+ * point.  Any thread.
+ */
+WEFT_EXPORT int weft_chan_recv(struct weft_chan *ch, void *out,
+			       int64_t deadline);
+/* Without waiting: 0, -EAGAIN (would block) or -EPIPE.  Any thread. */
+WEFT_EXPORT int weft_chan_trysend(struct weft_chan *ch, const void *val);
+WEFT_EXPORT int weft_chan_tryrecv(struct weft_chan *ch, void *out);
+/*
+ * Close: waiting and later senders get -EPIPE; receivers drain the buffer,
+ * then get -EPIPE.  Returns 0, or -EPIPE if it was closed already.
+ * Any thread.
+ */
+WEFT_EXPORT int weft_chan_close(struct weft_chan *ch);
+/* Buffered values right now, and the capacity.  Any thread. */
+WEFT_EXPORT size_t weft_chan_len(const struct weft_chan *ch);
+WEFT_EXPORT size_t weft_chan_cap(const struct weft_chan *ch);
+
+/* One case of weft_select(). */
+struct weft_select_case {
+	struct weft_chan *ch;	/* NULL: the case never fires */
+	int op;			/* WEFT_SELECT_SEND or WEFT_SELECT_RECV */
+	void *val;		/* send: the value; recv: where it goes (or NULL) */
+	int result;		/* out: 0, or -EPIPE (closed) for the fired case */
+};
+
+#define WEFT_SELECT_SEND 1
+#define WEFT_SELECT_RECV 2
+
+/*
+ * Wait until one of the `n` cases can proceed, carry it out and return its
+ * index; its `result` says 0 or -EPIPE (a closed channel fires a receive
+ * with -EPIPE, a send likewise).  When several are ready, one is chosen
+ * uniformly at random (Go's fairness).  `deadline` 0 (or any past time) is
+ * the non-blocking form: -EAGAIN if none is ready.  Returns the index,
+ * -ETIMEDOUT, -ECANCELED, -EINVAL.  A cancellation point.  Any thread.
+ */
+WEFT_EXPORT int weft_select(struct weft_select_case *cases, int n,
+			    int64_t deadline);
+
+/*
+ * Sync primitives
+ *
+ * Locks and counters that park the calling coroutine, not its worker.
+ * They are fixed-size objects to embed, with static initialisers; the
+ * blocking calls take a deadline and are cancellation points, and also work
+ * on plain threads (which then block).  None needs freeing.
+ */
+
+struct weft_mutex {
+	_Alignas(16) unsigned char opaque_[48];
+};
+#define WEFT_MUTEX_INIT { { 0 } }
+
+/*
+ * Lock: 0, -ETIMEDOUT, -ECANCELED.  Fair under contention in Go's way: a
+ * waiter that has waited more than 1 ms gets the lock handed to it
+ * (starvation mode).  Not recursive: relocking from the owner deadlocks
+ * until the deadline.  A cancelled task still takes a free mutex (one CAS,
+ * so that cleanup code can lock); it gets -ECANCELED only when it would
+ * wait.
+ */
+WEFT_EXPORT int weft_mutex_lock(struct weft_mutex *m, int64_t deadline);
+/* 0 or -EAGAIN. */
+WEFT_EXPORT int weft_mutex_trylock(struct weft_mutex *m);
+/* 0, or -EPERM if the mutex was not locked. */
+WEFT_EXPORT int weft_mutex_unlock(struct weft_mutex *m);
+
+struct weft_rwlock {
+	_Alignas(16) unsigned char opaque_[64];
+};
+#define WEFT_RWLOCK_INIT { { 0 } }
+/*
+ * Shared and exclusive locking; a waiting writer stops new readers (so a
+ * reader that read-locks again while a writer waits deadlocks until its
+ * deadline, as with Go's RWMutex).  0, -ETIMEDOUT, -ECANCELED, -EAGAIN
+ * (try forms); unlock: 0 or -EPERM if nothing is held.
+ */
+WEFT_EXPORT int weft_rwlock_rdlock(struct weft_rwlock *l, int64_t deadline);
+WEFT_EXPORT int weft_rwlock_wrlock(struct weft_rwlock *l, int64_t deadline);
+WEFT_EXPORT int weft_rwlock_tryrdlock(struct weft_rwlock *l);
+WEFT_EXPORT int weft_rwlock_trywrlock(struct weft_rwlock *l);
+WEFT_EXPORT int weft_rwlock_unlock(struct weft_rwlock *l);
+
+struct weft_cond {
+	_Alignas(16) unsigned char opaque_[32];
+};
+#define WEFT_COND_INIT { { 0 } }
+/*
+ * Unlock `m`, wait for a signal, relock `m` (also on -ETIMEDOUT and
+ * -ECANCELED, as pthread_cond_timedwait).  Returns 0, -ETIMEDOUT,
+ * -ECANCELED, or -EPERM at once if `m` is not locked.  Spurious wake-ups
+ * may happen: wait in a loop.
+ */
+WEFT_EXPORT int weft_cond_wait(struct weft_cond *c, struct weft_mutex *m,
+			       int64_t deadline);
+WEFT_EXPORT int weft_cond_signal(struct weft_cond *c);
+WEFT_EXPORT int weft_cond_broadcast(struct weft_cond *c);
+
+struct weft_waitgroup {
+	_Alignas(16) unsigned char opaque_[32];
+};
+#define WEFT_WAITGROUP_INIT { { 0 } }
+/*
+ * Add `delta` (may be negative); -EINVAL if the count would go below 0,
+ * -EOVERFLOW above INT64_MAX.
+ */
+WEFT_EXPORT int weft_waitgroup_add(struct weft_waitgroup *wg, int64_t delta);
+WEFT_EXPORT int weft_waitgroup_done(struct weft_waitgroup *wg);
+/* Wait until the count is 0: 0, -ETIMEDOUT, -ECANCELED. */
+WEFT_EXPORT int weft_waitgroup_wait(struct weft_waitgroup *wg,
+				    int64_t deadline);
+
+struct weft_sem {
+	_Alignas(16) uint64_t count_;	/* private: the live count */
+	unsigned char opaque_[24];
+};
+/*
+ * A counting semaphore starting at `n`: WEFT_SEM_INIT(n) or weft_sem_init()
+ * (returns 0).  acquire: 0, -ETIMEDOUT, -ECANCELED; tryacquire: 0 or
+ * -EAGAIN; release: 0 or -EOVERFLOW.
+ */
+#define WEFT_SEM_INIT(n) { (n), { 0 } }
+WEFT_EXPORT int weft_sem_init(struct weft_sem *s, uint64_t n);
+WEFT_EXPORT int weft_sem_acquire(struct weft_sem *s, int64_t deadline);
+WEFT_EXPORT int weft_sem_tryacquire(struct weft_sem *s);
+WEFT_EXPORT int weft_sem_release(struct weft_sem *s);
+
+struct weft_once {
+	_Alignas(16) unsigned char opaque_[32];
+};
+#define WEFT_ONCE_INIT { { 0 } }
+/*
+ * Run fn(arg) exactly once over all callers; the others wait until it has
+ * returned.  Returns 0, -ETIMEDOUT, -ECANCELED (fn may still be running),
+ * -EINVAL if fn is NULL.
+ */
+WEFT_EXPORT int weft_once(struct weft_once *o, void (*fn)(void *), void *arg,
+			  int64_t deadline);
+
+/*
+ * Generators
+ *
+ * Python's generator protocol in C.  A generator's body runs on its own
+ * small stack, driven synchronously by whoever calls weft_gen_next() or
+ * weft_gen_send() (the workers do not schedule it); if the body blocks, the
+ * caller blocks.  One caller at a time, from any coroutine or worker.
+ */
+
+struct weft_gen;
+
+enum weft_gen_state {
+	WEFT_GEN_CREATED = 0,	/* made, never resumed */
+	WEFT_GEN_RUNNING = 1,	/* its body runs (inside next/send) */
+	WEFT_GEN_SUSPENDED = 2,	/* paused in weft_gen_yield() */
+	WEFT_GEN_CLOSED = 3,	/* the body returned */
+};
+
+/* The body: runs with `arg`; its return value is the generator's result. */
+typedef void *(*weft_gen_fn)(struct weft_gen *g, void *arg);
+
+/* Generator options; zero every field for the defaults. */
+struct weft_gen_opts {
+	size_t stack_size;	/* 0: the runtime's default */
+	long reserved_[4];	/* must be zero */
+};
+
+/* Make a generator (not started).  0, -EINVAL, -ENOMEM.  Coroutine context. */
+WEFT_EXPORT int weft_gen_make(struct weft_gen **out, weft_gen_fn fn,
+			      void *arg, const struct weft_gen_opts *opts);
+/*
+ * Resume the body until it yields (returns 1, *out = the yielded value) or
+ * returns (returns 0, *out = its return value, and the generator is
+ * CLOSED).  weft_gen_send() makes the pending weft_gen_yield() return
+ * `in` (the first resume must send NULL: -EINVAL otherwise, as Python's
+ * TypeError).  -EBUSY while another caller resumes it; -EPIPE once closed.
+ */
+WEFT_EXPORT int weft_gen_next(struct weft_gen *g, void **out);
+WEFT_EXPORT int weft_gen_send(struct weft_gen *g, void *in, void **out);
+/*
+ * Inside the body of `g`: hand `value` to the caller and pause.  Returns 0
+ * with *sent (if non-NULL) = the value the caller sends next (NULL from
+ * weft_gen_next), or -ECANCELED when weft_gen_close() asks the body to
+ * finish (Python's GeneratorExit): the body should clean up and return.
+ * -EPERM unless called from g's own body.
+ */
+WEFT_EXPORT int weft_gen_yield(struct weft_gen *g, void *value, void **sent);
+/*
+ * Inside the body: delegate to `sub` until it returns (Python's `yield
+ * from`): its values go out to our caller, the caller's sends go into it.
+ * Returns 0 with *result = sub's return value, or -ECANCELED if we were
+ * closed meanwhile (sub is closed too).
+ */
+WEFT_EXPORT int weft_gen_yield_from(struct weft_gen *g, struct weft_gen *sub,
+				    void **result);
+/*
+ * Close: a suspended body's weft_gen_yield() reports the close and the body
+ * runs to its end; a generator never started just becomes CLOSED.
+ * Returns 0; -EBUSY while it runs; -EPROTO if the body yielded again
+ * instead of finishing (Python's RuntimeError: it stays SUSPENDED, close
+ * again); -EPERM for a suspended generator outside coroutine context (its
+ * cleanup must run in a task); -EINVAL for NULL.
+ */
+WEFT_EXPORT int weft_gen_close(struct weft_gen *g);
+WEFT_EXPORT enum weft_gen_state weft_gen_state(const struct weft_gen *g);
+/*
+ * Free a generator that is CLOSED or CREATED: 0; -EBUSY if it is running or
+ * suspended (close it first); -EPERM outside coroutine context for one
+ * that still holds its stack (CREATED).  A generator left suspended when
+ * the run ends keeps its stack: close generators before returning.
+ */
+WEFT_EXPORT int weft_gen_free(struct weft_gen *g);
+
+/*
  * I/O
  *
  * Each call parks only the calling task until the kernel has finished the
