@@ -115,6 +115,30 @@ int http_epoll_mt(const struct bench_cfg *cfg);
 int http_nginx(const struct bench_cfg *cfg);
 int http_go(const struct bench_cfg *cfg);
 int http_weft(const struct bench_cfg *cfg);
+int chan_threads(const struct bench_cfg *cfg);
+int chan_go(const struct bench_cfg *cfg);
+int chan_weft(const struct bench_cfg *cfg);
+int skynet_threads(const struct bench_cfg *cfg);
+int skynet_go(const struct bench_cfg *cfg);
+int skynet_weft(const struct bench_cfg *cfg);
+int mutex_threads(const struct bench_cfg *cfg);
+int mutex_weft(const struct bench_cfg *cfg);
+
+/*
+ * Small embedded Go programs (goprog.c), for the chan and skynet go
+ * implementations.  bench_go_build() writes `src` to main.go in a scratch
+ * directory and builds it offline (as the http scenario builds its Go
+ * server) into `bin`; it skips the child if Go is not installed and fails
+ * it if the build fails.  bench_go_run() runs `bin arg1 [arg2]` with
+ * GOMAXPROCS=gomaxprocs and returns the number it printed (which must be
+ * positive; the child fails otherwise).  bench_go_done() removes the
+ * scratch directory.
+ */
+void bench_go_build(const char *name, const char *src, char *bin,
+		    size_t binlen);
+double bench_go_run(const char *bin, const char *arg1, const char *arg2,
+		    int gomaxprocs, int limit_s);
+void bench_go_done(void);
 
 /*
  * `weft-bench --serve threads|epoll`: run one of the http scenario's

@@ -127,6 +127,38 @@ static const struct scenario scenarios[] = {
 		.runs_full = 3,
 		.interleave = true,
 	},
+	{
+		.name = "chan",
+		.what = "unbuffered channel ping-pong round trip",
+		.fn = {
+			[IMPL_THREADS] = chan_threads,
+			[IMPL_GO] = chan_go,
+			[IMPL_WEFT] = chan_weft,
+		},
+		.limit_quick = 15,
+		.limit_full = 90,
+	},
+	{
+		.name = "skynet",
+		.what = "skynet: a 10-way tree of 1M leaves summing up",
+		.fn = {
+			[IMPL_THREADS] = skynet_threads,
+			[IMPL_GO] = skynet_go,
+			[IMPL_WEFT] = skynet_weft,
+		},
+		.limit_quick = 30,
+		.limit_full = 90,
+	},
+	{
+		.name = "mutex",
+		.what = "contended counter under one mutex",
+		.fn = {
+			[IMPL_THREADS] = mutex_threads,
+			[IMPL_WEFT] = mutex_weft,
+		},
+		.limit_quick = 15,
+		.limit_full = 90,
+	},
 };
 
 #define NSCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
