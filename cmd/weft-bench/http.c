@@ -600,8 +600,8 @@ sleep_ms(long ms)
 }
 
 /* Read a small file into buf (NUL-terminated); bytes read or -errno. */
-static ssize_t
-read_file(const char *path, char *buf, size_t size)
+ssize_t
+bench_read_file(const char *path, char *buf, size_t size)
 {
 	size_t have = 0;
 	int fd;
@@ -623,8 +623,8 @@ read_file(const char *path, char *buf, size_t size)
 	return (ssize_t)have;
 }
 
-static int
-write_file(const char *path, const char *text)
+int
+bench_write_file(const char *path, const char *text)
 {
 	size_t len = strlen(text);
 	int fd;
@@ -640,11 +640,11 @@ write_file(const char *path, const char *text)
 }
 
 /* The last line or so of a log, on one line, for an error message. */
-static const char *
-log_tail(const char *path)
+const char *
+bench_log_tail(const char *path)
 {
 	static char buf[65536];
-	ssize_t n = read_file(path, buf, sizeof(buf));
+	ssize_t n = bench_read_file(path, buf, sizeof(buf));
 	char *p;
 
 	if (n <= 0)
@@ -739,8 +739,8 @@ find_in_path(const char *path, const char *name, char *out, size_t len)
  * The first executable of: the absolute paths in `first`, `name` in $PATH
  * (unless name is NULL), the paths in `then`.  NULL if none.
  */
-static const char *
-find_prog(const char *const *first, const char *name,
+const char *
+bench_find_prog(const char *const *first, const char *name,
 	  const char *const *then, char *out, size_t len)
 {
 	const char *path = getenv("PATH");
@@ -789,7 +789,7 @@ tree_refresh(struct server *s)
 				continue;
 			snprintf(file, sizeof(file), "%s/%.32s/children", path,
 				 e->d_name);
-			if (read_file(file, buf, sizeof(buf)) <= 0)
+			if (bench_read_file(file, buf, sizeof(buf)) <= 0)
 				continue;
 			for (p = buf; s->ntree < MAX_TREE; p = end) {
 				long child = strtol(p, &end, 10);
@@ -814,7 +814,7 @@ proc_cpu_ticks(pid_t pid)
 	char *p;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (read_file(path, buf, sizeof(buf)) <= 0)
+	if (bench_read_file(path, buf, sizeof(buf)) <= 0)
 		return 0;
 	p = strrchr(buf, ')');
 	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
@@ -831,7 +831,7 @@ proc_rss_kib(pid_t pid)
 	char buf[256];
 
 	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
-	if (read_file(path, buf, sizeof(buf)) <= 0 ||
+	if (bench_read_file(path, buf, sizeof(buf)) <= 0 ||
 	    sscanf(buf, "%lu %lu", &size, &resident) != 2)
 		return 0;
 	return (long)resident * (sysconf(_SC_PAGESIZE) / 1024);
@@ -898,8 +898,9 @@ spawn(char *const argv[], char *const env[], const char *log)
 }
 
 /* Run a command to its end (bounded by limit_s); its exit status or -1. */
-static int
-run_cmd(char *const argv[], char *const env[], const char *log, int limit_s)
+int
+bench_run_cmd(char *const argv[], char *const env[], const char *log,
+	      int limit_s)
 {
 	int64_t deadline = bench_now() + (int64_t)limit_s * 1000000000;
 	pid_t pid = spawn(argv, env, log);
@@ -978,7 +979,7 @@ server_start(struct server *s, char *const argv[], char *const env[],
 		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
 			s->pid = 0;
 			http_fail("%s exited before listening: %s", s->impl,
-				  log_tail(s->log));
+				  bench_log_tail(s->log));
 		}
 		if (port) {
 			int fd = connect_port(port);
@@ -987,7 +988,7 @@ server_start(struct server *s, char *const argv[], char *const env[],
 				close(fd);
 				s->port = port;
 			}
-		} else if (read_file(s->log, buf, sizeof(buf)) > 0) {
+		} else if (bench_read_file(s->log, buf, sizeof(buf)) > 0) {
 			char *p = strstr(buf, "listening on ");
 			char *eol = p ? strchr(p, '\n') : NULL;
 
@@ -997,14 +998,14 @@ server_start(struct server *s, char *const argv[], char *const env[],
 				s->port = p ? atoi(p + 1) : 0;
 				if (s->port <= 0)
 					http_fail("%s: no port in '%s'",
-						  s->impl, log_tail(s->log));
+						  s->impl, bench_log_tail(s->log));
 			}
 		}
 		if (s->port)
 			break;
 		if (bench_now() > deadline)
 			http_fail("%s not listening after 10 s: %s", s->impl,
-				  log_tail(s->log));
+				  bench_log_tail(s->log));
 		sleep_ms(5);
 	}
 	tree_refresh(s);
@@ -1247,15 +1248,15 @@ run_wrk(const char *wrk, struct server *s, int conns, int secs,
 	if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
 		s->pid = 0;
 		http_fail("%s died under wrk -c%d: %s", s->impl, conns,
-			  log_tail(s->log));
+			  bench_log_tail(s->log));
 	}
-	if (read_file(log, out, sizeof(out)) < 0 ||
+	if (bench_read_file(log, out, sizeof(out)) < 0 ||
 	    !(p = strstr(out, "weft-bench-wrk: ")) ||
 	    sscanf(p, "weft-bench-wrk: requests=%lf duration_us=%lf "
 		   "p99_us=%lf connect=%ld read=%ld write=%ld status=%ld "
 		   "timeout=%ld", &req, &dur_us, &p99_us, &connect, &rd, &wr,
 		   &status, &timeout) != 8)
-		http_fail("%s: wrk -c%d: %s", s->impl, conns, log_tail(log));
+		http_fail("%s: wrk -c%d: %s", s->impl, conns, bench_log_tail(log));
 	if (req < 1 || dur_us <= 0)
 		http_fail("%s: wrk -c%d: no request answered", s->impl,
 			  conns);
@@ -1408,12 +1409,12 @@ setup_nginx(struct impl *im, int workers, long nofile)
 	size_t used = 0;
 	size_t i;
 
-	if (!find_prog(NULL, "nginx", also, bin, sizeof(bin)))
+	if (!bench_find_prog(NULL, "nginx", also, bin, sizeof(bin)))
 		http_skip("nginx not installed (Debian package nginx-light)");
 	snprintf(log, sizeof(log), "%s/nginx-V.log", scratch);
-	if (run_cmd(vargv, NULL, log, 10) != 0 ||
-	    read_file(log, text, sizeof(text)) <= 0)
-		http_fail("%s -V failed: %s", bin, log_tail(log));
+	if (bench_run_cmd(vargv, NULL, log, 10) != 0 ||
+	    bench_read_file(log, text, sizeof(text)) <= 0)
+		http_fail("%s -V failed: %s", bin, bench_log_tail(log));
 	for (i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
 		char without[64];
 
@@ -1453,7 +1454,7 @@ setup_nginx(struct impl *im, int workers, long nofile)
 		 "\t}\n"
 		 "}\n", workers, scratch, nofile,
 		 IDLE_CONNS + LOAD_CONNS_HI + 1000, scratch, temps, im->port);
-	if (write_file(conf, text) < 0)
+	if (bench_write_file(conf, text) < 0)
 		http_fail("%s: %s", conf, strerror(errno));
 	im->argv[0] = impl_str(im, 0, "%s", bin);
 	im->argv[1] = "-p";
@@ -1468,32 +1469,15 @@ setup_nginx(struct impl *im, int workers, long nofile)
 static void
 setup_go(struct impl *im, int workers)
 {
-	static const char *const also[] = {
-		"/usr/lib/go-1.19/bin/go", NULL,
-	};
-	static const char *const later[] = {
-		"/usr/lib/go/bin/go", "/usr/local/go/bin/go", NULL,
-	};
-	char go[PATH_MAX], src[PATH_MAX], bin[PATH_MAX], log[PATH_MAX];
-	char gocache[PATH_MAX + 16], gopath[PATH_MAX + 16];
-	char home[PATH_MAX + 16];
-	char *argv[] = { go, "build", "-o", bin, src, NULL };
-	char *env[] = { gocache, gopath, home, "GOFLAGS=-mod=mod",
-			"GOPROXY=off", "CGO_ENABLED=0", "GOTOOLCHAIN=local",
-			NULL };
+	char bin[PATH_MAX];
+	int ret;
 
-	if (!find_prog(also, "go", later, go, sizeof(go)))
+	ret = bench_go_compile(scratch, "go-httpd", go_server, bin,
+			       sizeof(bin));
+	if (ret == -ENOENT)
 		http_skip("go not installed (Debian package golang-1.19)");
-	snprintf(src, sizeof(src), "%s/main.go", scratch);
-	snprintf(bin, sizeof(bin), "%s/go-httpd", scratch);
-	snprintf(log, sizeof(log), "%s/go-build.log", scratch);
-	snprintf(gocache, sizeof(gocache), "GOCACHE=%s/gocache", scratch);
-	snprintf(gopath, sizeof(gopath), "GOPATH=%s/gopath", scratch);
-	snprintf(home, sizeof(home), "HOME=%s", scratch);
-	if (write_file(src, go_server) < 0)
-		http_fail("%s: %s", src, strerror(errno));
-	if (run_cmd(argv, env, log, 120) != 0)
-		http_fail("go build failed: %s", log_tail(log));
+	if (ret < 0)
+		http_fail("go build failed: %s", bench_go_log(scratch));
 	im->argv[0] = impl_str(im, 0, "%s", bin);
 	im->argv[1] = "--host";
 	im->argv[2] = "127.0.0.1";
@@ -1546,7 +1530,7 @@ http_run(const struct bench_cfg *cfg, enum bench_impl which)
 
 	/* Orphans of a server (nginx workers) become ours to reap. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	if (!find_prog(NULL, "wrk", NULL, wrk, sizeof(wrk)))
+	if (!bench_find_prog(NULL, "wrk", NULL, wrk, sizeof(wrk)))
 		bench_skip("wrk not installed (Debian package wrk)");
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
@@ -1567,7 +1551,7 @@ http_run(const struct bench_cfg *cfg, enum bench_impl which)
 		bench_fail("scratch directory: %s", strerror(-ret));
 	}
 	snprintf(path, sizeof(path), "%s/done.lua", scratch);
-	if (write_file(path, wrk_script) < 0)
+	if (bench_write_file(path, wrk_script) < 0)
 		http_fail("%s: %s", path, strerror(errno));
 
 	memset(&im, 0, sizeof(im));
