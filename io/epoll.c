@@ -172,8 +172,7 @@ epoll_wait_io(struct weft__io *io, int64_t timeout_ns)
 		tsp = &ts;
 	}
 	n = epoll_pwait2(io->epoll.epfd, evs, 64, tsp, NULL);
-	if (weft__worker_self())
-		WEFT_STAT_INC(weft__worker_self(), io_enters);
+	WEFT_STAT_INC(weft__io_worker(io), io_enters);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	for (i = 0; i < n; i++) {

@@ -170,12 +170,11 @@ int weft__epoll_wait_fd(struct weft__worker *w, int fd, uint32_t events,
 			int64_t deadline);
 
 /*
- * Route a cancellation to the ring that holds t's operation (any thread);
- * called by weft_cancel() when the park refused the direct claim.
+ * Route a cancellation to the ring that holds t's operation (any thread):
+ * weft_cancel() when the park refused the direct claim, and the expiry of
+ * t's I/O deadline (timer heap lock held).
  */
 void weft__io_cancel_route(struct weft_task *t);
-/* The I/O deadline of t passed (timer expiry, heap lock held). */
-void weft__io_timeout(struct weft_task *t);
 
 /*
  * Blocking pool (io/pool.c): run fn(arg) on a pool thread while the

@@ -434,13 +434,15 @@ do_op(struct op *op, int64_t deadline)
 }
 
 /*
- * Ask the owner of the ring holding t's in-flight operation to cancel it.
+ * Ask the owner of the ring holding t's in-flight operation to cancel it:
+ * weft_cancel() when the I/O park refused its claim, and the expiry of an
+ * I/O deadline (heap lock held).
  * io_w is read before io_key (the task stores them in the other order), so
  * the key is at least as new as the worker; a stale pair names a request
  * that is over, and its generation no longer matches.  Any thread.
  */
-static void
-route(struct weft_task *t)
+void
+weft__io_cancel_route(struct weft_task *t)
 {
 	struct weft__worker *w = ck_pr_load_ptr(&t->io_w);
 	struct weft__worker *self;
@@ -453,28 +455,18 @@ route(struct weft_task *t)
 	key = ck_pr_load_64(&t->io_key);
 	io = &w->io;
 	ck_spinlock_lock(&io->cancel_lock);
-	if (io->cancel_n < sizeof(io->cancel_keys) / sizeof(io->cancel_keys[0]))
-		io->cancel_keys[io->cancel_n] = key,
+	if (io->cancel_n <
+	    sizeof(io->cancel_keys) / sizeof(io->cancel_keys[0])) {
+		io->cancel_keys[io->cancel_n] = key;
 		ck_pr_store_32(&io->cancel_n, io->cancel_n + 1);
-	else
+	} else {
 		ck_pr_store_8((uint8_t *)&io->cancel_overflow, 1);
+	}
 	ck_spinlock_unlock(&io->cancel_lock);
 	self = weft__worker_self();
 	/* The owner itself drains the queue before its next poll or sleep. */
 	if (self != w)
 		weft__sched.io_ops->wake(self ? &self->io : NULL, io);
-}
-
-void
-weft__io_cancel_route(struct weft_task *t)
-{
-	route(t);
-}
-
-void
-weft__io_timeout(struct weft_task *t)
-{
-	route(t);
 }
 
 ssize_t
@@ -636,7 +628,6 @@ weft_close(int fd, int64_t deadline)
 {
 	struct op op = { .kind = OP_CLOSE, .fd = fd };
 
-	(void)deadline;
 	return (int)do_op(&op, deadline);
 }
 

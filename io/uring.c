@@ -359,8 +359,7 @@ uring_wait(struct weft__io *io, int64_t timeout_ns)
 		ts.tv_nsec = timeout_ns % 1000000000;
 		tsp = &ts;
 	}
-	if (weft__worker_self())
-		WEFT_STAT_INC(weft__worker_self(), io_enters);
+	WEFT_STAT_INC(weft__io_worker(io), io_enters);
 	if (timeout_ns == 0) {
 		/*
 		 * Under DEFER_TASKRUN completions are posted only when the

@@ -197,7 +197,7 @@ struct weft__timer {
 	int32_t idx;			/* heap index or -1: under heap->lock */
 	/*
 	 * An I/O deadline: expiry asks the ring's owner to cancel the
-	 * operation (weft__io_timeout) instead of waking the task.  Written
+	 * operation (weft__io_cancel_route) instead of waking the task.  Written
 	 * by the owner task before add.
 	 */
 	bool io;

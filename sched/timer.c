@@ -253,7 +253,7 @@ weft__timers_run(struct weft__worker *w, struct weft__timers *tm, int64_t now,
 			remove_at_locked(tm, 0);
 			t->io_live = false;
 			/* The heap lock keeps task alive (and parked). */
-			weft__io_timeout(task);
+			weft__io_cancel_route(task);
 		} else {
 			remove_at_locked(tm, 0);
 			weft__wake(task, t->seq, -ETIMEDOUT);
