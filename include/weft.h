@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -654,6 +655,269 @@ struct weft_serve_opts {
  */
 WEFT_EXPORT int weft_serve(int lfd, weft_conn_fn fn, void *arg,
 			   const struct weft_serve_opts *opts);
+
+/*
+ * Futures
+ *
+ * A future is a one-shot result slot, asyncio's Future and
+ * concurrent.futures' Future in one: any thread (a task, a plain thread, a
+ * callback from another library) completes it once, with a value
+ * (weft_future_set), an error (weft_future_fail) or a cancellation; tasks
+ * and plain threads wait for it.  Futures are reference counted:
+ * weft_future_make() returns one reference.  Every task is also a future
+ * (weft_task_future), and so is every job of a blocking pool.
+ */
+
+struct weft_future;
+
+/* Where a future is in its life, as weft_future_state() reports it. */
+enum weft_future_state {
+	WEFT_FUTURE_PENDING = 0,	/* not complete; its work has not begun */
+	WEFT_FUTURE_RUNNING = 1,	/* its task or pool job is running */
+	WEFT_FUTURE_DONE = 2,		/* completed with a value or an error */
+	WEFT_FUTURE_CANCELLED = 3,	/* completed by a cancellation */
+};
+
+/* A done callback: runs once, on a worker, after `f` completed. */
+typedef void (*weft_future_cb)(struct weft_future *f, void *arg);
+
+/*
+ * Make a pending future.  Returns 0, -EINVAL or -ENOMEM.  Any thread
+ * (while a runtime runs: -ESRCH otherwise).
+ */
+WEFT_EXPORT int weft_future_make(struct weft_future **out);
+/* Take / drop a reference; the last release frees it.  Any thread. */
+WEFT_EXPORT struct weft_future *weft_future_retain(struct weft_future *f);
+WEFT_EXPORT void weft_future_release(struct weft_future *f);
+
+/*
+ * Complete `f` with `value` (set) or with the negative errno `err` (fail;
+ * -EINVAL if err >= 0).  The first completion wins: returns 0, or
+ * -EALREADY if `f` was complete already (its outcome is unchanged), -EPERM
+ * on a task's or a pool job's future (only the task or job completes
+ * those).  Wakes every waiter and schedules the done callbacks.  Never
+ * blocks and never runs a callback inside the call.  Any thread.
+ */
+WEFT_EXPORT int weft_future_set(struct weft_future *f, void *value);
+WEFT_EXPORT int weft_future_fail(struct weft_future *f, int err);
+
+/*
+ * Cancel `f`.  A plain future completes as WEFT_FUTURE_CANCELLED at once; a
+ * task's future calls weft_cancel() on the task (it completes when the task
+ * ends); a pool job that has not started is removed and completes as
+ * cancelled, but a running job cannot be stopped: it runs to its end, and
+ * the call returns -EBUSY.  Returns 0, -EALREADY (complete already) or
+ * -EBUSY.  Any thread.
+ */
+WEFT_EXPORT int weft_future_cancel(struct weft_future *f);
+
+/* The future's state right now.  Any thread holding a reference. */
+WEFT_EXPORT enum weft_future_state
+weft_future_state(const struct weft_future *f);
+
+/*
+ * The outcome of a complete future, without waiting: 0 with `*value` (if
+ * non-NULL) set, the error it failed with, -ECANCELED if it was cancelled
+ * (a task future: if the task was cancelled before it ran), or -EAGAIN
+ * while it is not complete.  Any thread.
+ */
+WEFT_EXPORT int weft_future_result(const struct weft_future *f, void **value);
+
+/*
+ * Wait until `f` is complete, then return weft_future_result().  Also
+ * -ETIMEDOUT, and -ECANCELED when the caller is cancelled (tell the two
+ * -ECANCELED apart with weft_future_state()).  A cancellation point.  Any
+ * thread: a plain thread blocks (it cannot be cancelled).
+ */
+WEFT_EXPORT int weft_future_wait(struct weft_future *f, void **value,
+				 int64_t deadline);
+
+/*
+ * Call `cb(f, arg)` once `f` is complete: callbacks run in the order they
+ * were registered, on a worker, in a task of their own (never inside the
+ * call that completes `f`, nor inside this one, even when `f` is complete
+ * already).  A callback may block.  Holds a reference to `f` until the
+ * callback has returned.  Returns 0, or -ENOMEM (then `cb` will never be
+ * called).  Any thread while a runtime runs.
+ */
+WEFT_EXPORT int weft_future_on_done(struct weft_future *f, weft_future_cb cb,
+				    void *arg);
+
+/*
+ * gather: wait until all `n` futures are complete (look at each with
+ * weft_future_result()).  Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL.
+ * A cancellation point.  Any thread.
+ */
+WEFT_EXPORT int weft_wait_all(struct weft_future *const *fs, int n,
+			      int64_t deadline);
+/*
+ * asyncio.wait(FIRST_COMPLETED): wait until one of the `n` futures is
+ * complete and return its index (the lowest index if several were complete
+ * already, else the first to complete).  Returns the index, -ETIMEDOUT,
+ * -ECANCELED, -EINVAL (n < 1).  A cancellation point.  Any thread.
+ */
+WEFT_EXPORT int weft_wait_any(struct weft_future *const *fs, int n,
+			      int64_t deadline);
+
+/*
+ * The future of task `t`: RUNNING once it has started, DONE with its return
+ * value when it returns, CANCELLED if it was cancelled before it ran.  A
+ * borrowed reference, valid while the handle is; retain it to keep it
+ * longer (it stays valid after the handle is given up).  Any thread
+ * holding the handle.
+ */
+WEFT_EXPORT struct weft_future *weft_task_future(struct weft_task *t);
+
+/* weft_join_for() flags. */
+#define WEFT_JOIN_CANCEL	0x1	/* on timeout, cancel t and wait for it */
+
+/*
+ * weft_join() with asyncio.wait_for's option: with WEFT_JOIN_CANCEL, when
+ * the deadline passes the task is cancelled and awaited (without a
+ * deadline: its blocking calls return -ECANCELED at once), its handle is
+ * released, and -ETIMEDOUT is returned.  Same codes as weft_join(), plus
+ * -EINVAL for unknown flags.  Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT int weft_join_for(struct weft_task *t, void **result,
+			      int64_t deadline, unsigned int flags);
+
+/*
+ * Structured groups
+ *
+ * libdill's bundles, Trio's nurseries, Go's errgroup: tasks spawned into a
+ * group are waited for, or cancelled, together, and none outlives
+ * weft_group_free().  A group member returns an int: >= 0 is success, a
+ * negative errno a failure.
+ */
+
+struct weft_group;
+
+typedef int (*weft_group_fn)(void *arg);
+
+/* weft_group_make() flags. */
+#define WEFT_GROUP_CANCEL_ON_ERROR 0x1	/* first failure cancels the rest */
+
+/* Returns 0, -EINVAL (unknown flags) or -ENOMEM.  Any thread. */
+WEFT_EXPORT int weft_group_make(struct weft_group **out, unsigned int flags);
+/*
+ * Spawn `fn(arg)` into the group (opts as weft_spawn; may be NULL).
+ * Returns 0, -ECANCELED if the group was cancelled (nothing is spawned),
+ * or weft_spawn()'s errors.  Any thread.
+ */
+WEFT_EXPORT int weft_group_spawn(struct weft_group *g, weft_group_fn fn,
+				 void *arg,
+				 const struct weft_spawn_opts *opts);
+/*
+ * Wait until every member has finished.  Returns 0 if all succeeded, else
+ * the first failure's error (by time of failure; members that were
+ * cancelled by the group do not count), -ETIMEDOUT, -ECANCELED (the
+ * caller).  A cancellation point.  Any thread.
+ */
+WEFT_EXPORT int weft_group_wait(struct weft_group *g, int64_t deadline);
+/* Cancel every member, now and later spawns.  Returns 0.  Any thread. */
+WEFT_EXPORT int weft_group_cancel(struct weft_group *g);
+/* Members spawned and not yet finished.  Any thread. */
+WEFT_EXPORT int weft_group_live(const struct weft_group *g);
+/*
+ * Cancel what is left, wait for it (no deadline: cancelled members stop at
+ * their next blocking call), free the group.  Returns weft_group_wait()'s
+ * result.  A task's own group must not be freed from inside it (-EDEADLK).
+ * Any thread.
+ */
+WEFT_EXPORT int weft_group_free(struct weft_group *g);
+
+/*
+ * Blocking pools (run_in_executor, ThreadPoolExecutor)
+ *
+ * A pool runs plain blocking C calls on threads of its own while the
+ * calling task parks.  Threads start on demand up to the limit and exit
+ * after being idle; the queue is bounded.  A job that has not started can
+ * be cancelled (it is removed, its future completes as cancelled); a
+ * running job cannot be stopped: it runs to its end, and its result is
+ * dropped if nobody waits for it any more.
+ */
+
+struct weft_pool;
+
+/* weft_pool_make() options; zero every field for the defaults. */
+struct weft_pool_opts {
+	size_t queue_max;	/* jobs waiting for a thread; 0: 1024 */
+	int64_t idle_ns;	/* an idle thread exits after this; 0: 10 s */
+	long reserved_[4];	/* must be zero */
+};
+
+/*
+ * Make a pool of at most `max_threads` (1 .. 1024) threads.  Returns 0,
+ * -EINVAL or -ENOMEM.  Any thread.
+ */
+WEFT_EXPORT int weft_pool_make(struct weft_pool **out, int max_threads,
+			       const struct weft_pool_opts *opts);
+/*
+ * Queue `fn(arg)`; `*out` receives its future (one reference, the caller's
+ * to release), which completes with fn's return value.  Returns 0,
+ * -EAGAIN when the queue is full (nothing is queued), -EPIPE after
+ * weft_pool_free() began, -ENOMEM.  Never blocks.  Any thread.
+ */
+WEFT_EXPORT int weft_pool_submit(struct weft_pool *p, struct weft_future **out,
+				 weft_fn fn, void *arg);
+/*
+ * Apply `fn` to each of args[0..n-1]; results[i] receives fn(args[i]), in
+ * order.  Jobs are queued as room allows (a full queue makes map wait, not
+ * fail).  Returns 0 once all have run, -ETIMEDOUT or -ECANCELED (jobs not
+ * started are removed; running ones finish and are awaited first, so
+ * `args` and `results` are no longer touched when it returns), -EINVAL,
+ * -ENOMEM.  A cancellation point.  Any thread.
+ */
+WEFT_EXPORT int weft_pool_map(struct weft_pool *p, weft_fn fn, void **args,
+			      void **results, size_t n, int64_t deadline);
+/*
+ * Stop taking jobs, cancel the ones not started, wait for the running ones
+ * and the threads, free the pool.  Returns 0.  Any thread (a task parks).
+ */
+WEFT_EXPORT int weft_pool_free(struct weft_pool *p);
+
+/*
+ * Run `fn(arg)` on the runtime's own blocking pool (WEFT_POOL_THREADS
+ * threads, default 4) while the calling task parks; `*result` (if
+ * non-NULL) receives its return value.  Returns 0, -ETIMEDOUT or
+ * -ECANCELED (a job that has not started is removed; a running one is
+ * abandoned: it runs to its end and its result is dropped), -EAGAIN (queue
+ * full), -ENOMEM, -ESRCH (no runtime).  A cancellation point.  Any thread.
+ */
+WEFT_EXPORT int weft_blocking(weft_fn fn, void *arg, void **result,
+			      int64_t deadline);
+/* As weft_blocking(), but returns at once with the job's future in *out. */
+WEFT_EXPORT int weft_blocking_submit(struct weft_future **out, weft_fn fn,
+				     void *arg);
+
+/*
+ * Diagnostics
+ *
+ * Deadlock detection.  When every task is parked on something only another
+ * task can release (a join, a future, a channel, a lock, a cond, a wait
+ * group) and nothing else can wake any of them (no timer or deadline is
+ * armed, no I/O is in flight, no pool job is queued or running, and the
+ * process has no threads but weft's own, so no foreign thread can act),
+ * weft prints "weft: all tasks are asleep - deadlock!" to stderr, then
+ * each task (id, name, state, what it waits on and for how long) and the
+ * cycle in the wait-for graph if there is one, and aborts.  With the
+ * environment variable WEFT_DEADLOCK=report it prints the report once and
+ * goes on waiting instead.
+ *
+ * A task that keeps its worker busy for longer than a threshold (default
+ * 100 ms; WEFT_SLOW_MS, 0 turns it off) is reported once on stderr with its
+ * id and name.
+ */
+
+/*
+ * Print every live task (id, name, state, worker, what it waits on and
+ * for how long), the per-worker counters and the stack memory in use.
+ * Returns 0, -EINVAL, or -EIO if writing failed.  Any thread.  With
+ * WEFT_DUMP_SIGNAL=SIGUSR1 (or another signal's name) in the environment,
+ * the runtime prints the dump to stderr on that signal (from a thread of
+ * its own, not inside the handler).
+ */
+WEFT_EXPORT int weft_dump(FILE *out);
 
 /*
  * Introspection
