@@ -322,6 +322,9 @@ bool weft__wake_tail(struct weft_task *t, uint32_t seq, int result);
 struct weft__waiter {
 	struct weft_task *task;		/* NULL: a plain thread */
 	uint32_t seq;			/* task's park */
+	uint64_t word;			/* task: the park word the claim left,
+					 * written by the claimer under the
+					 * object's lock, read by its commit */
 	uint32_t futex;			/* thread: see above (atomic) */
 	int result;			/* thread: the waker's result */
 };

@@ -249,6 +249,16 @@ wait_locked(struct weft_chan *ch, struct waitq *q, void *val,
 	weft__waiter_prepare(&wt);
 	q_push(q, &sg);
 	ret = weft__waiter_wait(&wt, chan_unlock, ch, deadline);
+	/*
+	 * A coroutine woken by the channel (ret >= 0: the waker's claim won,
+	 * so it unlinked our record under the lock before claiming and does
+	 * not touch it after the commit) need not relock, as in Go.  A
+	 * timeout or cancellation left the record queued, and a thread's
+	 * waker still holds the lock while it issues the futex wake on our
+	 * record: both relock.
+	 */
+	if (ret >= 0 && wt.task)
+		return sg.result;
 	ck_spinlock_lock(&ch->lock);
 	if (sg.queued)
 		q_unlink(q, &sg);

@@ -59,30 +59,49 @@ weft__park_prepare_io(struct weft_task *self)
 
 /*
  * Try to claim park `seq` of t (any seq if !match; never an I/O park then).
+ * Returns the park word as the claim left it (CLAIMED set, never 0), or 0
+ * if the park is over, not the one asked for, or someone else won it.
  * Any thread.
  */
-static bool
+static uint64_t
 claim(struct weft_task *t, uint32_t seq, bool match)
 {
 	uint64_t old = ck_pr_load_64(&t->park);
 
 	for (;;) {
 		if ((old & (PARK_ARMED | PARK_CLAIMED)) != PARK_ARMED)
-			return false;
+			return 0;
 		if (match ? PARK_SEQ(old) != seq : (old & PARK_IO) != 0)
-			return false;
+			return 0;
 		if (ck_pr_cas_64_value(&t->park, old, old | PARK_CLAIMED, &old))
-			return true;
+			return old | PARK_CLAIMED;
 	}
 }
 
-/* The claimer stores the result and makes t runnable if it is off-CPU. */
+/*
+ * The claimer stores the result and makes t runnable if it is off-CPU.
+ * `word` is what claim() returned.
+ */
 static void
-commit(struct weft_task *t, int result, bool next)
+commit(struct weft_task *t, int result, bool next, uint64_t word)
 {
 	uint64_t old;
 
 	ck_pr_store_int(&t->park_result, result);
+	if (word & PARK_SAVED) {
+		/*
+		 * Saved before we claimed it: nobody else writes the word
+		 * now (other claimers see CLAIMED; the task is off-CPU and
+		 * not runnable until we say so), so a release store does
+		 * what the add would.  The common case of a waiter that
+		 * parked a while ago: one atomic read-modify-write per wake
+		 * (the claim), not two.
+		 */
+		ck_pr_fence_store();
+		ck_pr_store_64(&t->park, word | PARK_COMMITTED);
+		weft__ready(t, next);
+		return;
+	}
 	/*
 	 * Full barrier: orders park_result before COMMITTED for whoever sees
 	 * both bits.  Pairs with the add of SAVED in weft__after_switch().
@@ -102,18 +121,22 @@ commit(struct weft_task *t, int result, bool next)
 bool
 weft__wake(struct weft_task *t, uint32_t seq, int result)
 {
-	if (!claim(t, seq, true))
+	uint64_t word = claim(t, seq, true);
+
+	if (!word)
 		return false;
-	commit(t, result, true);
+	commit(t, result, true, word);
 	return true;
 }
 
 bool
 weft__wake_tail(struct weft_task *t, uint32_t seq, int result)
 {
-	if (!claim(t, seq, true))
+	uint64_t word = claim(t, seq, true);
+
+	if (!word)
 		return false;
-	commit(t, result, false);
+	commit(t, result, false, word);
 	return true;
 }
 
@@ -121,9 +144,11 @@ weft__wake_tail(struct weft_task *t, uint32_t seq, int result)
 bool
 weft__wake_current(struct weft_task *t, int result)
 {
-	if (!claim(t, 0, false))
+	uint64_t word = claim(t, 0, false);
+
+	if (!word)
 		return false;
-	commit(t, result, true);
+	commit(t, result, true, word);
 	return true;
 }
 
@@ -296,8 +321,10 @@ weft__waiter_wait(struct weft__waiter *wt, void (*unlock)(void *), void *arg,
 bool
 weft__waiter_claim(struct weft__waiter *wt)
 {
-	if (wt->task)
-		return claim(wt->task, wt->seq, true);
+	if (wt->task) {
+		wt->word = claim(wt->task, wt->seq, true);
+		return wt->word != 0;
+	}
 	return ck_pr_cas_32(&wt->futex, 0, 3);
 }
 
@@ -305,7 +332,7 @@ void
 weft__waiter_commit(struct weft__waiter *wt, int result)
 {
 	if (wt->task) {
-		commit(wt->task, result, true);
+		commit(wt->task, result, true, wt->word);
 		return;
 	}
 	ck_pr_store_int(&wt->result, result);
