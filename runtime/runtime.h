@@ -273,7 +273,53 @@ struct weft_task {
 	struct weft__worker *io_w;
 	/* Key of that operation (slot+generation); stored before io_w. */
 	uint64_t io_key;
+
+	/*
+	 * What the task waits on, for weft_dump() and the deadlock detector
+	 * (sched/diag.c).  Written by the task itself with
+	 * weft__wait_note() before it parks; read racily by the dump (a
+	 * snapshot) and by the detector (which runs only when every worker
+	 * is idle, so nothing changes under it).
+	 */
+	uint8_t wait_kind;		/* enum weft__wait_kind */
+	const void *wait_obj;		/* the object; for WAIT_JOIN a task */
+	int64_t wait_since;		/* weft_now()-scale time of the park */
 };
+
+/* What a parked task waits on (struct weft_task.wait_kind). */
+enum weft__wait_kind {
+	WAIT_NONE = 0,
+	WAIT_SLEEP,		/* weft_sleep: a timer */
+	WAIT_JOIN,		/* weft_join: wait_obj is the task */
+	WAIT_FUTURE,		/* weft_future_wait: wait_obj is the future */
+	WAIT_FUTURES,		/* weft_wait_all/any: wait_obj is the array */
+	WAIT_CHAN_SEND,
+	WAIT_CHAN_RECV,
+	WAIT_SELECT,
+	WAIT_MUTEX,
+	WAIT_RWLOCK,
+	WAIT_COND,
+	WAIT_WAITGROUP,
+	WAIT_SEM,
+	WAIT_ONCE,
+	WAIT_GROUP,		/* weft_group_wait/free */
+	WAIT_IO,		/* an I/O operation (wait_obj NULL) */
+	WAIT_POOL,		/* a blocking-pool job */
+	WAIT_GEN,		/* other */
+};
+
+/*
+ * Record what the calling task `t` is about to wait on.  Two plain stores:
+ * cheap enough for every park.  The park itself stamps wait_since.
+ * Executed only by the task t.
+ */
+static inline void
+weft__wait_note(struct weft_task *t, enum weft__wait_kind kind,
+		const void *obj)
+{
+	t->wait_kind = (uint8_t)kind;
+	t->wait_obj = obj;
+}
 
 /*
  * Park/wake (sched/park.c): the one blocking primitive every other waits

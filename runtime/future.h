@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Futures, the runtime's side (runtime/future.c).  Private to weft.
+ *
+ * A plain future (weft_future_make) is completed by whoever calls
+ * weft_future_set/fail/cancel.  An "owned" future is completed only by its
+ * owner, the runtime code that made it: a task (its task future) or a
+ * blocking-pool job.  The owner moves it PENDING -> RUNNING -> DONE or
+ * CANCELLED through the calls below; the public set/fail return -EPERM on
+ * it, and the public cancel asks the owner through ops->cancel.
+ */
+#ifndef WEFT_FUTURE_H
+#define WEFT_FUTURE_H
+
+#include "runtime/runtime.h"
+
+struct weft__future_ops {
+	/*
+	 * weft_future_cancel() on an owned future that is not complete.
+	 * Return 0 if the owner has completed it as cancelled or will
+	 * complete it soon (a task: weft_cancel() was called), or -EBUSY if
+	 * the work cannot be stopped (a running pool job).  Called without
+	 * any future lock held, from any thread.
+	 */
+	int (*cancel)(struct weft_future *f, void *owner);
+};
+
+/*
+ * Make an owned future in state PENDING, with one reference (the
+ * caller's).  Returns 0 or -ENOMEM.  Any thread.
+ */
+int weft__future_make_owned(struct weft_future **out,
+			    const struct weft__future_ops *ops, void *owner);
+
+/* PENDING -> RUNNING (no-op in any other state).  The owner, any thread. */
+void weft__future_running(struct weft_future *f);
+
+/*
+ * Complete an owned future: with `value` if err == 0, as failed with `err`
+ * (< 0) otherwise, or as WEFT_FUTURE_CANCELLED with `cancelled`.  Wakes the
+ * waiters and schedules the done callbacks (never runs them here).
+ * Returns 0 or -EALREADY.  The owner, any thread; never blocks.
+ */
+int weft__future_complete(struct weft_future *f, void *value, int err,
+			  bool cancelled);
+
+/*
+ * The task that will complete `f` (a task future's task), or NULL.  For
+ * the deadlock detector's wait-for graph; read while the world is idle.
+ */
+struct weft_task *weft__future_owner_task(const struct weft_future *f);
+
+#endif /* WEFT_FUTURE_H */
