@@ -305,7 +305,7 @@ enum weft__wait_kind {
 	WAIT_GROUP,		/* weft_group_wait/free */
 	WAIT_IO,		/* an I/O operation (wait_obj NULL) */
 	WAIT_POOL,		/* a blocking-pool job */
-	WAIT_GEN,		/* other */
+	WAIT_OTHER,		/* anything else */
 };
 
 /*
