@@ -434,5 +434,8 @@ int weft__task_start(struct weft__worker *w, struct weft_task *t);
 void weft__task_release_stack(struct weft__worker *w, struct weft_task *t);
 /* The main task of weft_run, with a handle.  Before the workers start. */
 struct weft_task *weft__task_make_main(weft_fn fn, void *arg);
+void weft__task_forget_main(void);
+size_t weft__tasks_foreach(void (*fn)(struct weft_task *t, void *arg),
+			   void *arg);
 
 #endif /* WEFT_RUNTIME_H */

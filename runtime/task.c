@@ -241,7 +241,7 @@ task_init(struct weft_task *t, weft_fn fn, void *arg, size_t stack_size,
 	} else {
 		t->name[0] = '\0';
 	}
-	t->refs = handle ? 2 : 1;
+	ck_pr_store_32(&t->refs, handle ? 2 : 1);
 	t->state = WEFT_PENDING;
 	t->flags = handle ? TASK_HANDLE : 0;
 	t->park_result = 0;
@@ -271,6 +271,9 @@ weft__task_unref(struct weft__worker *w, struct weft_task *t)
 		task_free(w, t);
 }
 
+/* The run's main task (calloc'ed, not in a chunk): under tpool.lock. */
+static struct weft_task *main_task;
+
 struct weft_task *
 weft__task_make_main(weft_fn fn, void *arg)
 {
@@ -279,7 +282,92 @@ weft__task_make_main(weft_fn fn, void *arg)
 	if (!t)
 		return NULL;
 	task_init(t, fn, arg, 0, "main", true, task_id(NULL));
+	pthread_mutex_lock(&tpool.lock);
+	main_task = t;
+	pthread_mutex_unlock(&tpool.lock);
 	return t;
+}
+
+/* weft_run's teardown, before it frees the main task. */
+void
+weft__task_forget_main(void)
+{
+	pthread_mutex_lock(&tpool.lock);
+	main_task = NULL;
+	pthread_mutex_unlock(&tpool.lock);
+}
+
+/*
+ * Take a reference on t unless it has none left (a free descriptor).
+ * Any thread.
+ */
+static bool
+task_tryref(struct weft_task *t)
+{
+	uint32_t refs = ck_pr_load_32(&t->refs);
+
+	while (refs != 0)
+		if (ck_pr_cas_32_value(&t->refs, refs, refs + 1, &refs))
+			return true;
+	return false;
+}
+
+/*
+ * Call fn(t, arg) for every task that is alive (spawned, descriptor not yet
+ * freed) when the walk reaches it, holding a reference on it for the call.
+ * Descriptors are recycled, so a task spawned during the walk may or may
+ * not be visited, and a visited task may have finished by the time fn
+ * looks at it: fn reads its fields as snapshots.  fn must not spawn, free
+ * descriptors' last references in bulk, or call this again (tpool.lock is
+ * held).  Any thread; returns the number of tasks visited.
+ */
+size_t
+weft__tasks_foreach(void (*fn)(struct weft_task *t, void *arg), void *arg)
+{
+	struct weft__worker *w = weft__worker_self();
+	struct task_chunk *c;
+	struct weft_task *drop[64];
+	size_t n = 0;
+	int ndrop = 0;
+
+	pthread_mutex_lock(&tpool.lock);
+	if (main_task && task_tryref(main_task)) {
+		fn(main_task, arg);
+		n++;
+		/* The main task is not in the pool: its refs never reach 0. */
+		ck_pr_dec_32(&main_task->refs);
+	}
+	for (c = tpool.chunks; c; c = c->next) {
+		for (int i = 0; i < TASK_CHUNK; i++) {
+			struct weft_task *t = &c->tasks[i];
+
+			if (!task_tryref(t))
+				continue;
+			fn(t, arg);
+			n++;
+			/* Not the last reference: drop it here. */
+			if (ck_pr_faa_32(&t->refs, (uint32_t)-1) == 1) {
+				/*
+				 * It was: the task went away during fn.
+				 * task_free() takes tpool.lock, so free it
+				 * after the walk (re-taking our reference
+				 * as a placeholder is not possible: it hit
+				 * zero), in batches.
+				 */
+				drop[ndrop++] = t;
+				if (ndrop == 64) {
+					pthread_mutex_unlock(&tpool.lock);
+					while (ndrop > 0)
+						task_free(w, drop[--ndrop]);
+					pthread_mutex_lock(&tpool.lock);
+				}
+			}
+		}
+	}
+	pthread_mutex_unlock(&tpool.lock);
+	while (ndrop > 0)
+		task_free(w, drop[--ndrop]);
+	return n;
 }
 
 int

@@ -921,6 +921,7 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	weft__task_pool_teardown();
 out_free_main:
 	/* Never ran if setup failed: still queued, so free it directly. */
+	weft__task_forget_main();
 	free(main_task);
 out_free_workers:
 	pthread_mutex_lock(&stats_lock);
