@@ -376,6 +376,8 @@ struct weft__waiter {
 };
 
 void weft__waiter_prepare(struct weft__waiter *wt);
+/* The same for a caller that knows weft__task_self() already. */
+void weft__waiter_prepare_as(struct weft__waiter *wt, struct weft_task *self);
 int weft__waiter_wait(struct weft__waiter *wt, void (*unlock)(void *),
 		      void *arg, int64_t deadline);
 bool weft__waiter_wake(struct weft__waiter *wt, int result);

@@ -423,7 +423,7 @@ weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
 	ck_pr_store_64(&w->spawned, w->spawned + 1);
 	WEFT_STAT_INC(w, spawns);
 	weft__runq_put(w, t, true);
-	weft__wakep();
+	weft__wakep_w(w);
 	if (out)
 		*out = t;
 	return 0;

@@ -117,8 +117,19 @@ slot(struct weft_chan *ch, size_t i)
 static void
 copy(struct weft_chan *ch, void *dst, const void *src)
 {
-	if (dst && src)
+	if (!dst || !src)
+		return;
+	/* The common word sizes inline: no call into libc per value. */
+	switch (ch->elem) {
+	case 4:
+		memcpy(dst, src, 4);
+		break;
+	case 8:
+		memcpy(dst, src, 8);
+		break;
+	default:
 		memcpy(dst, src, ch->elem);
+	}
 }
 
 int
@@ -240,13 +251,13 @@ chan_unlock(void *arg)
 /* Block in one queue of one channel.  Called with the lock held. */
 static int
 wait_locked(struct weft_chan *ch, struct waitq *q, void *val,
-	    int64_t deadline)
+	    int64_t deadline, struct weft_task *self)
 {
 	struct weft__waiter wt;
 	struct sudog sg = { .wt = &wt, .val = val, .idx = 0 };
 	int ret;
 
-	weft__waiter_prepare(&wt);
+	weft__waiter_prepare_as(&wt, self);
 	q_push(q, &sg);
 	ret = weft__waiter_wait(&wt, chan_unlock, ch, deadline);
 	/*
@@ -266,11 +277,10 @@ wait_locked(struct weft_chan *ch, struct waitq *q, void *val,
 	return ret < 0 ? ret : sg.result;
 }
 
+/* -ECANCELED if `t` (the caller, NULL on a plain thread) is cancelled. */
 static int
-cancelled(void)
+cancelled(struct weft_task *t)
 {
-	struct weft_task *t = weft__task_self();
-
 	return t && (ck_pr_load_32(&t->flags) & TASK_CANCELLED) ?
 	       -ECANCELED : 0;
 }
@@ -278,11 +288,13 @@ cancelled(void)
 int
 weft_chan_send(struct weft_chan *ch, const void *val, int64_t deadline)
 {
+	struct weft_task *self;
 	int ret;
 
 	if (!ch)
 		return -EINVAL;
-	if ((ret = cancelled()))
+	self = weft__task_self();
+	if ((ret = cancelled(self)))
 		return ret;
 	ck_spinlock_lock(&ch->lock);
 	ret = send_locked(ch, val);
@@ -294,17 +306,19 @@ weft_chan_send(struct weft_chan *ch, const void *val, int64_t deadline)
 		ck_spinlock_unlock(&ch->lock);
 		return -ETIMEDOUT;
 	}
-	return wait_locked(ch, &ch->sendq, (void *)val, deadline);
+	return wait_locked(ch, &ch->sendq, (void *)val, deadline, self);
 }
 
 int
 weft_chan_recv(struct weft_chan *ch, void *out, int64_t deadline)
 {
+	struct weft_task *self;
 	int ret;
 
 	if (!ch)
 		return -EINVAL;
-	if ((ret = cancelled()))
+	self = weft__task_self();
+	if ((ret = cancelled(self)))
 		return ret;
 	ck_spinlock_lock(&ch->lock);
 	ret = recv_locked(ch, out);
@@ -316,7 +330,7 @@ weft_chan_recv(struct weft_chan *ch, void *out, int64_t deadline)
 		ck_spinlock_unlock(&ch->lock);
 		return -ETIMEDOUT;
 	}
-	return wait_locked(ch, &ch->recvq, out, deadline);
+	return wait_locked(ch, &ch->recvq, out, deadline, self);
 }
 
 int
@@ -438,7 +452,7 @@ weft_select(struct weft_select_case *cases, int n, int64_t deadline)
 		if (cases[i].ch && cases[i].op != WEFT_SELECT_SEND &&
 		    cases[i].op != WEFT_SELECT_RECV)
 			return -EINVAL;
-	if ((ret = cancelled()))
+	if ((ret = cancelled(weft__task_self())))
 		return ret;
 	if (n > SELECT_STACK_CASES) {
 		locks = malloc(sizeof(*locks) * (size_t)n);

@@ -37,12 +37,15 @@ weft__park_prepare(struct weft_task *self)
 
 	/*
 	 * Published to ordinary wakers by the lock that guards the waiter
-	 * record.  The exchange is also a full barrier: it pairs with the
-	 * one in weft_cancel() (flag set, then park word read) against our
-	 * arming here followed by the flag read in weft__park(), so either
-	 * the park sees the flag or the cancel sees the park armed.
+	 * record.  A plain store, atomic because a canceller may read or
+	 * CAS the word concurrently.  weft_cancel() sets the flag, then
+	 * reads the park word; its Dekker partner here is the add of SAVED
+	 * in weft__after_switch(), a full barrier between this arming and
+	 * the authoritative flag read that follows it there: either that
+	 * read sees the flag, or the cancel sees the park armed.  (The
+	 * flag read in weft__park() before the switch is only a shortcut.)
 	 */
-	ck_pr_fas_64(&self->park, ((uint64_t)seq << 32) | PARK_ARMED);
+	ck_pr_store_64(&self->park, ((uint64_t)seq << 32) | PARK_ARMED);
 	return seq;
 }
 
@@ -164,7 +167,7 @@ weft__ready(struct weft_task *t, bool next)
 	ck_pr_store_32(&t->state, WEFT_RUNNING);
 	if (w) {
 		weft__runq_put(w, t, next);
-		weft__wakep();
+		weft__wakep_w(w);
 		return;
 	}
 	pthread_mutex_lock(&weft__sched.lock);
@@ -198,8 +201,10 @@ weft__park(void (*unlock)(void *), void *arg, int64_t deadline)
 	WEFT_ASSERT(ck_pr_load_64(&t->park) & PARK_ARMED);
 	/*
 	 * Cancellation first: once cancelled, every blocking call returns
-	 * -ECANCELED, even one whose deadline has already passed.  Ordered
-	 * after the arming by the exchange in weft__park_prepare().
+	 * -ECANCELED, even one whose deadline has already passed.  This read
+	 * is not ordered after the arming; a cancel that slips past both it
+	 * and the canceller's look at the park word is caught after the
+	 * switch (weft__after_switch()).
 	 */
 	if (ck_pr_load_32(&t->flags) & TASK_CANCELLED)
 		weft__wake(t, seq, -ECANCELED);
@@ -266,7 +271,13 @@ weft__park_io(void)
 void
 weft__waiter_prepare(struct weft__waiter *wt)
 {
-	wt->task = weft__task_self();
+	weft__waiter_prepare_as(wt, weft__task_self());
+}
+
+void
+weft__waiter_prepare_as(struct weft__waiter *wt, struct weft_task *self)
+{
+	wt->task = self;
 	if (wt->task) {
 		wt->seq = weft__park_prepare(wt->task);
 	} else {

@@ -191,6 +191,7 @@ struct weft_task *weft__globrunq_get_locked(struct weft__worker *w, int max);
 
 /* Worker (sched/worker.c). */
 void weft__wakep(void);
+void weft__wakep_slow(struct weft__worker *self);
 void weft__wakep_locked(void);
 uint64_t weft__tasks_live(void);
 void weft__after_switch(struct weft__worker *w);
@@ -266,6 +267,19 @@ weft__runq_put(struct weft__worker *w, struct weft_task *t, bool next)
 	}
 	if (WEFT_UNLIKELY(!ck_ring_enqueue_spmc(&w->runq, w->runq_buf, t)))
 		weft__runq_put_slow(w, t);
+}
+
+/*
+ * weft__wakep() for a caller that knows its worker (`self`, NULL on a plain
+ * thread): saves the TLS lookup on the wake path.  A lone worker that
+ * readies work runs it itself.
+ */
+static inline void
+weft__wakep_w(struct weft__worker *self)
+{
+	if (self && weft__sched.nworkers == 1)
+		return;
+	weft__wakep_slow(self);
 }
 
 /*

@@ -197,8 +197,15 @@ wake_worker(struct weft__worker *v)
 void
 weft__wakep(void)
 {
+	weft__wakep_w(weft__worker_self());
+}
+
+/* weft__wakep_w() past its inline checks: self is a worker of a pool. */
+void
+weft__wakep_slow(struct weft__worker *self)
+{
 	struct weft__sched *s = &weft__sched;
-	struct weft__worker *v, *self = weft__worker_self();
+	struct weft__worker *v;
 
 	if (!self) {
 		pthread_mutex_lock(&s->lock);
@@ -206,9 +213,6 @@ weft__wakep(void)
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
-	/* A lone worker that readies work runs it itself. */
-	if (s->nworkers == 1)
-		return;
 	/* StoreLoad: the work we published before the counters we read. */
 	ck_pr_fence_memory();
 	if (ck_pr_load_32(&s->npidle) == 0 || ck_pr_load_32(&s->nspinning))
@@ -335,7 +339,19 @@ after_switch(struct weft__worker *w)
 		old = ck_pr_faa_64(&t->park, PARK_SAVED);
 		if (old & PARK_COMMITTED) {
 			weft__runq_put(w, t, false);
-			weft__wakep();
+			weft__wakep_w(w);
+		} else if (WEFT_UNLIKELY(ck_pr_load_32(&t->flags) &
+					 TASK_CANCELLED) &&
+			   !(old & (PARK_CLAIMED | PARK_IO))) {
+			/*
+			 * The flag read that weft__park_prepare() leaves to
+			 * us: after the add above (a full barrier), so a
+			 * weft_cancel() that found the park not yet armed
+			 * is seen here.  Wake the park as the canceller
+			 * would have (a lost race with another waker just
+			 * fails the claim).
+			 */
+			weft__wake(t, PARK_SEQ(old), -ECANCELED);
 		}
 		break;
 	case AS_EXIT:
