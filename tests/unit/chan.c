@@ -360,6 +360,107 @@ START_TEST(cancel_while_waiting_in_send_recv_select)
 }
 END_TEST
 
+/*
+ * A cancel that lands while the victim is between arming its park and
+ * leaving the CPU must not be lost: the park's flag read before the switch
+ * is unordered, and the one after the switch (weft__after_switch) has to
+ * catch it.  The victim waits with no deadline on a channel nobody sends
+ * on, so a lost cancel hangs the join (and the test's timeout fails it).
+ * The canceller runs on the other worker, or on a plain thread.
+ */
+#define CANCEL_RACE_ROUNDS 3000
+
+struct cancel_race {
+	struct weft_chan *never;
+	atomic_int armed;	/* the victim is about to receive */
+	int ret;		/* what its receive returned */
+};
+
+static void *
+race_victim(void *arg)
+{
+	struct cancel_race *cr = arg;
+	int v;
+
+	atomic_store(&cr->armed, 1);
+	cr->ret = weft_chan_recv(cr->never, &v, WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+struct race_thread {
+	struct weft_task *_Atomic victim;
+	atomic_int stop;
+	atomic_long done;
+};
+
+static void *
+race_thread_canceller(void *arg)
+{
+	struct race_thread *rt = arg;
+	struct weft_task *t;
+
+	while (!atomic_load(&rt->stop)) {
+		t = atomic_exchange(&rt->victim, NULL);
+		if (!t) {
+			t_cpu_relax();
+			continue;
+		}
+		weft_cancel(t);
+		atomic_fetch_add(&rt->done, 1);
+	}
+	return NULL;
+}
+
+static void *
+cancel_race_main(void *arg)
+{
+	struct race_thread rt = { .victim = NULL };
+	struct cancel_race cr;
+	struct weft_task *t;
+	pthread_t th;
+	long lost = 0;
+
+	(void)arg;
+	T_EXPECT_INT(pthread_create(&th, NULL, race_thread_canceller, &rt),
+		     ==, 0);
+	for (int round = 0; round < CANCEL_RACE_ROUNDS && !t_failed();
+	     round++) {
+		memset(&cr, 0, sizeof(cr));
+		cr.never = mk(sizeof(int), 0);
+		T_EXPECT_INT(weft_spawn(&t, race_victim, &cr, NULL), ==, 0);
+		/* Spin (no yield) until it is about to park, then cancel. */
+		while (!atomic_load(&cr.armed))
+			if (weft_workers() == 1 || round % 4 == 3)
+				weft_yield();
+		if (round % 2) {
+			long before = atomic_load(&rt.done);
+
+			atomic_store(&rt.victim, t);
+			while (atomic_load(&rt.done) == before)
+				weft_yield();
+		} else {
+			t_burn((round % 7) * 100);
+			weft_cancel(t);
+		}
+		T_EXPECT_INT(weft_join(t, NULL, weft_now() + t_stall_ns()), ==, 0);
+		if (cr.ret != -ECANCELED)
+			lost++;
+		weft_chan_release(cr.never);
+	}
+	atomic_store(&rt.stop, 1);
+	pthread_join(th, NULL);
+	T_EXPECT_INT(lost, ==, 0);
+	return NULL;
+}
+
+START_TEST(cancel_racing_a_channel_park_is_never_lost)
+{
+	struct weft_config cfg = t_config(2);
+
+	T_RUN(cancel_race_main, NULL, &cfg, NULL);
+}
+END_TEST
+
 /* A plain thread feeds coroutines (it blocks on the channel). */
 #define FEED 5000
 
@@ -576,6 +677,7 @@ chan_suite(void)
 	tcase_add_test(tc, select_chooses_ready_cases_uniformly);
 	tcase_add_test(tc, select_waits_times_out_and_sees_close);
 	tcase_add_test(tc, cancel_while_waiting_in_send_recv_select);
+	tcase_add_test(tc, cancel_racing_a_channel_park_is_never_lost);
 
 	tc = t_tcase(s, "scale", T_TIMEOUT_LONG);
 	tcase_add_test(tc, daisy_chain_of_ten_thousand);
