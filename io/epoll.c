@@ -60,7 +60,7 @@ dispatch(struct weft__io *io, uint64_t key, uint32_t revents)
 {
 	struct weft__ioreq *req;
 
-	ck_spinlock_lock(&io->epoll.lock);
+	weft__spin_lock(&io->epoll.lock);
 	req = weft__ioslot_find(&io->epoll.slots, key);
 	/*
 	 * Under the lock the waiter cannot have gone: it frees its slot
@@ -86,7 +86,7 @@ unlock_io(void *arg)
 static void
 forget(struct weft__io *io, uint64_t key, struct weft__ioreq *req)
 {
-	ck_spinlock_lock(&io->epoll.lock);
+	weft__spin_lock(&io->epoll.lock);
 	if (weft__ioslot_find(&io->epoll.slots, key) == req)
 		weft__ioslot_put(&io->epoll.slots, key);
 	ck_pr_store_32(&io->epoll.waiting, io->epoll.slots.used);
@@ -115,7 +115,7 @@ weft__epoll_wait_fd(struct weft__worker *w, int fd, uint32_t events,
 	uint64_t key;
 
 	req.task = t;
-	ck_spinlock_lock(&io->epoll.lock);
+	weft__spin_lock(&io->epoll.lock);
 	ret = weft__ioslot_get(&io->epoll.slots, &req, &key);
 	if (ret < 0) {
 		ck_spinlock_unlock(&io->epoll.lock);

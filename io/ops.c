@@ -454,7 +454,7 @@ weft__io_cancel_route(struct weft_task *t)
 	ck_pr_fence_load();
 	key = ck_pr_load_64(&t->io_key);
 	io = &w->io;
-	ck_spinlock_lock(&io->cancel_lock);
+	weft__spin_lock(&io->cancel_lock);
 	if (io->cancel_n <
 	    sizeof(io->cancel_keys) / sizeof(io->cancel_keys[0])) {
 		io->cancel_keys[io->cancel_n] = key;

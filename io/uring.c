@@ -191,7 +191,7 @@ cancel_drain(struct weft__io *io)
 	if (!ck_pr_load_32(&io->cancel_n) && !ck_pr_load_8((uint8_t *)
 						&io->cancel_overflow))
 		return;
-	ck_spinlock_lock(&io->cancel_lock);
+	weft__spin_lock(&io->cancel_lock);
 	n = io->cancel_n;
 	memcpy(keys, io->cancel_keys, n * sizeof(keys[0]));
 	all = io->cancel_overflow;

@@ -45,6 +45,25 @@
 		     __LINE__))
 #endif
 
+/*
+ * weft's spinlocks (ck_spinlock_t) guard short critical sections, but a
+ * worker thread can be preempted by the kernel (or its vCPU by the
+ * hypervisor) while it holds one, and a waiter that only spins then burns
+ * its whole time slice.  weft__spin_lock() spins a little, then
+ * sched_yield()s between rounds so that a preempted holder on the same CPU
+ * can finish.  Release with ck_spinlock_unlock().  Any thread.
+ */
+void weft__spin_lock_slow(ck_spinlock_t *l);
+
+static inline void
+weft__spin_lock(ck_spinlock_t *l)
+{
+	/* Acquire: ck_spinlock_trylock's exchange and its fence_lock. */
+	if (WEFT_LIKELY(ck_spinlock_trylock(l)))
+		return;
+	weft__spin_lock_slow(l);
+}
+
 /* Print "weft: <message>" to stderr and abort().  Any thread. */
 __attribute__((noreturn, format(printf, 1, 2), cold))
 void weft__panic(const char *fmt, ...);

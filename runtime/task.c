@@ -494,7 +494,7 @@ wake_joiner_locked(struct weft_task *t)
 void
 weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t)
 {
-	ck_spinlock_lock(&t->lock);
+	weft__spin_lock(&t->lock);
 	ck_pr_store_32(&t->state, WEFT_CANCELLED);
 	wake_joiner_locked(t);
 	ck_spinlock_unlock(&t->lock);
@@ -522,7 +522,7 @@ weft__task_entry(void *arg, void *pass)
 		weft__timer_del(&t->timer);
 
 	t->result = result;
-	ck_spinlock_lock(&t->lock);
+	weft__spin_lock(&t->lock);
 	/* The lock's release orders result before the state for joiners. */
 	ck_pr_store_32(&t->state, WEFT_DONE);
 	wake_joiner_locked(t);
@@ -560,7 +560,7 @@ weft_join(struct weft_task *t, void **result, int64_t deadline)
 		ck_pr_fence_load();
 		goto collect;
 	}
-	ck_spinlock_lock(&t->lock);
+	weft__spin_lock(&t->lock);
 	state = ck_pr_load_32(&t->state);
 	if (state != WEFT_DONE && state != WEFT_CANCELLED) {
 		if (t->joiner) {
@@ -570,7 +570,7 @@ weft_join(struct weft_task *t, void **result, int64_t deadline)
 		t->joiner_seq = weft__park_prepare(self);
 		t->joiner = self;
 		ret = weft__park(unlock_spin, &t->lock, deadline);
-		ck_spinlock_lock(&t->lock);
+		weft__spin_lock(&t->lock);
 		if (t->joiner == self)
 			t->joiner = NULL;
 		state = ck_pr_load_32(&t->state);

@@ -270,7 +270,7 @@ wait_locked(struct weft_chan *ch, struct waitq *q, void *val,
 	 */
 	if (ret >= 0 && wt.task)
 		return sg.result;
-	ck_spinlock_lock(&ch->lock);
+	weft__spin_lock(&ch->lock);
 	if (sg.queued)
 		q_unlink(q, &sg);
 	ck_spinlock_unlock(&ch->lock);
@@ -296,7 +296,7 @@ weft_chan_send(struct weft_chan *ch, const void *val, int64_t deadline)
 	self = weft__task_self();
 	if ((ret = cancelled(self)))
 		return ret;
-	ck_spinlock_lock(&ch->lock);
+	weft__spin_lock(&ch->lock);
 	ret = send_locked(ch, val);
 	if (ret != -EAGAIN) {
 		ck_spinlock_unlock(&ch->lock);
@@ -320,7 +320,7 @@ weft_chan_recv(struct weft_chan *ch, void *out, int64_t deadline)
 	self = weft__task_self();
 	if ((ret = cancelled(self)))
 		return ret;
-	ck_spinlock_lock(&ch->lock);
+	weft__spin_lock(&ch->lock);
 	ret = recv_locked(ch, out);
 	if (ret != -EAGAIN) {
 		ck_spinlock_unlock(&ch->lock);
@@ -340,7 +340,7 @@ weft_chan_trysend(struct weft_chan *ch, const void *val)
 
 	if (!ch)
 		return -EINVAL;
-	ck_spinlock_lock(&ch->lock);
+	weft__spin_lock(&ch->lock);
 	ret = send_locked(ch, val);
 	ck_spinlock_unlock(&ch->lock);
 	return ret;
@@ -353,7 +353,7 @@ weft_chan_tryrecv(struct weft_chan *ch, void *out)
 
 	if (!ch)
 		return -EINVAL;
-	ck_spinlock_lock(&ch->lock);
+	weft__spin_lock(&ch->lock);
 	ret = recv_locked(ch, out);
 	ck_spinlock_unlock(&ch->lock);
 	return ret;
@@ -366,7 +366,7 @@ weft_chan_close(struct weft_chan *ch)
 
 	if (!ch)
 		return -EINVAL;
-	ck_spinlock_lock(&ch->lock);
+	weft__spin_lock(&ch->lock);
 	if (ch->closed) {
 		ck_spinlock_unlock(&ch->lock);
 		return -EPIPE;
@@ -399,7 +399,7 @@ static void
 sel_lock(struct selstate *st)
 {
 	for (int i = 0; i < st->nlocks; i++)
-		ck_spinlock_lock(&st->locks[i]->lock);
+		weft__spin_lock(&st->locks[i]->lock);
 }
 
 static void

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "runtime/runtime.h"
+#include "sched/sched.h"
 
 /*
  * Waiter records and their lists
@@ -125,7 +126,7 @@ wait_locked(ck_spinlock_t *lk, struct wrec *r, int64_t deadline)
 	int ret;
 
 	ret = weft__waiter_wait(&r->wt, spin_unlock, lk, deadline);
-	ck_spinlock_lock(lk);
+	weft__spin_lock(lk);
 	return ret;
 }
 
@@ -168,6 +169,12 @@ wake_all_locked(struct wlist *l)
  * newcomers queue at the tail.  Starvation mode ends when the queue empties
  * or the waiter handed the lock had waited less than 1 ms.
  *
+ * At most one waiter is woken at a time (MX_WOKEN, Go's mutexWoken): an
+ * unlock that finds a woken waiter still on its way releases the lock
+ * without waking another, so a task that locks and unlocks in a loop wakes
+ * one waiter per hand-over, not one per unlock.  While the lock is free,
+ * newcomers take it with a CAS even if others wait (barging).
+ *
  * Uncontended lock and unlock are one CAS each on `state`.  The lock is a
  * cancellation point only when it has to wait: the fast path does not look
  * at the caller's cancel flag (as a cancelled Go goroutine still takes a
@@ -176,18 +183,23 @@ wake_all_locked(struct wlist *l)
 #define MX_LOCKED	0x1u
 #define MX_WAITERS	0x2u	/* the list may be non-empty */
 #define MX_STARVING	0x4u	/* hand-off mode; implies MX_LOCKED */
+#define MX_WOKEN	0x8u	/* a waiter was woken to retry and has not */
 
 /* Wake results of a mutex waiter. */
 #define MX_RETRY	0	/* normal mode: try to take it again */
 #define MX_HANDOFF	1	/* starvation mode: you own it */
 
 #define MX_STARVE_NS	WEFT_MSEC
+#define MX_SPIN		4	/* rounds of 30 pauses before queueing */
 
 struct mutex_impl {
 	/*
 	 * MX_* bits, atomic.  LOCKED is set by whoever takes the lock (CAS)
 	 * and cleared by the unlocker; WAITERS and STARVING are changed only
 	 * under lk (by CAS, since the fast paths CAS the word concurrently).
+	 * WOKEN is set by the unlocker that chooses to wake (in the CAS that
+	 * releases LOCKED) and cleared by the woken waiter in its next CAS,
+	 * or by that unlocker under lk if nobody was left to wake.
 	 */
 	uint32_t state;
 	ck_spinlock_t lk;
@@ -227,6 +239,7 @@ mutex_lock_slow(struct mutex_impl *m, int64_t deadline, bool cancellable)
 {
 	struct wrec r;
 	bool requeue = false;
+	bool woken = false;	/* we hold MX_WOKEN: clear it in our CAS */
 	uint32_t s;
 	uint32_t want;
 	int ret;
@@ -234,11 +247,13 @@ mutex_lock_slow(struct mutex_impl *m, int64_t deadline, bool cancellable)
 	r.since = 0;
 	r.writer = false;
 	r.linked = false;
-	ck_spinlock_lock(&m->lk);
+	weft__spin_lock(&m->lk);
 	for (;;) {
 		s = ck_pr_load_32(&m->state);
 		if (!(s & (MX_LOCKED | MX_STARVING))) {
-			if (ck_pr_cas_32(&m->state, s, s | MX_LOCKED))
+			if (ck_pr_cas_32(&m->state, s,
+					 (s | MX_LOCKED) &
+					 ~(woken ? MX_WOKEN : 0)))
 				break;
 			continue;
 		}
@@ -249,10 +264,13 @@ mutex_lock_slow(struct mutex_impl *m, int64_t deadline, bool cancellable)
 		 * fails, so it takes lk and finds our record.
 		 */
 		want = s | MX_WAITERS;
+		if (woken)
+			want &= ~MX_WOKEN;
 		if (requeue && weft_now() - r.since > MX_STARVE_NS)
 			want |= MX_STARVING;
 		if (!ck_pr_cas_32(&m->state, s, want))
 			continue;
+		woken = false;
 		if (!requeue)
 			r.since = weft_now();
 		weft__waiter_prepare(&r.wt);
@@ -269,6 +287,7 @@ mutex_lock_slow(struct mutex_impl *m, int64_t deadline, bool cancellable)
 		if (ret == MX_RETRY) {
 			WEFT_ASSERT(!r.linked);
 			requeue = true;
+			woken = true;
 			continue;
 		}
 		/* Timed out or cancelled; no waker chose us. */
@@ -283,7 +302,7 @@ mutex_lock_slow(struct mutex_impl *m, int64_t deadline, bool cancellable)
 			 * owner (maybe on this worker) can run, then retry.
 			 */
 			(void)weft_yield();
-			ck_spinlock_lock(&m->lk);
+			weft__spin_lock(&m->lk);
 			requeue = true;
 			continue;
 		}
@@ -297,9 +316,28 @@ mutex_lock_slow(struct mutex_impl *m, int64_t deadline, bool cancellable)
 static int
 mutex_lock(struct mutex_impl *m, int64_t deadline, bool cancellable)
 {
+	uint32_t s;
+
 	/* Pairs with the release in weft_mutex_unlock() (CAS, seq_cst). */
-	if (WEFT_LIKELY(ck_pr_cas_32(&m->state, 0, MX_LOCKED)))
+	if (WEFT_LIKELY(ck_pr_cas_32_value(&m->state, 0, MX_LOCKED, &s)))
 		return 0;
+	/*
+	 * Free but with waiters, in normal mode: barge in.  Held: spin a
+	 * little first when other workers run (the holder is likely on one
+	 * of them, inside a short critical section), as Go's sync.Mutex
+	 * does; parking costs a switch now and a wake-up later.
+	 */
+	for (int spin = weft__sched.nworkers > 1 ? MX_SPIN : 0;; spin--) {
+		while (!(s & (MX_LOCKED | MX_STARVING)))
+			if (ck_pr_cas_32_value(&m->state, s, s | MX_LOCKED,
+					       &s))
+				return 0;
+		if (spin <= 0 || (s & MX_STARVING))
+			break;
+		for (int i = 0; i < 30; i++)
+			ck_pr_stall();
+		s = ck_pr_load_32(&m->state);
+	}
 	return mutex_lock_slow(m, deadline, cancellable);
 }
 
@@ -331,11 +369,19 @@ weft_mutex_unlock(struct weft_mutex *mx)
 	uint32_t s;
 
 	/* Release: pairs with the CAS of the next locker. */
-	if (WEFT_LIKELY(ck_pr_cas_32(&m->state, MX_LOCKED, 0)))
+	if (WEFT_LIKELY(ck_pr_cas_32_value(&m->state, MX_LOCKED, 0, &s)))
 		return 0;
-	if (!(ck_pr_load_32(&m->state) & MX_LOCKED))
-		return -EPERM;
-	ck_spinlock_lock(&m->lk);
+	/* Normal mode with nobody to wake (or one woken already): no lk. */
+	for (;;) {
+		if (!(s & MX_LOCKED))
+			return -EPERM;
+		if ((s & MX_STARVING) ||
+		    ((s & MX_WAITERS) && !(s & MX_WOKEN)))
+			break;
+		if (ck_pr_cas_32_value(&m->state, s, s & ~MX_LOCKED, &s))
+			return 0;
+	}
+	weft__spin_lock(&m->lk);
 	s = ck_pr_load_32(&m->state);
 	if (!(s & MX_LOCKED)) {
 		ck_spinlock_unlock(&m->lk);
@@ -368,11 +414,27 @@ weft_mutex_unlock(struct weft_mutex *mx)
 		ck_spinlock_unlock(&m->lk);
 		return 0;
 	}
-	/* Normal mode: release, then let the first waiter compete. */
+	/*
+	 * Normal mode: release, then let the first waiter compete, unless a
+	 * woken one is on its way already (then lockers will find it).
+	 */
 	s = ck_pr_load_32(&m->state);
-	while (!ck_pr_cas_32_value(&m->state, s, s & ~MX_LOCKED, &s))
-		;
-	(void)wake_one_locked(&m->waiters, MX_RETRY);
+	for (;;) {
+		uint32_t to = s & ~MX_LOCKED;
+
+		if ((s & MX_WAITERS) && !(s & MX_WOKEN))
+			to |= MX_WOKEN;
+		if (ck_pr_cas_32_value(&m->state, s, to, &s)) {
+			s = to;
+			break;
+		}
+	}
+	if (s & MX_WOKEN && !wake_one_locked(&m->waiters, MX_RETRY)) {
+		/* Every waiter had left: nobody will clear WOKEN but us. */
+		s = ck_pr_load_32(&m->state);
+		while (!ck_pr_cas_32_value(&m->state, s, s & ~MX_WOKEN, &s))
+			;
+	}
 	mutex_waiters_update_locked(m);
 	ck_spinlock_unlock(&m->lk);
 	return 0;
@@ -457,7 +519,7 @@ weft_rwlock_rdlock(struct weft_rwlock *rw, int64_t deadline)
 {
 	struct rwlock_impl *l = (struct rwlock_impl *)(void *)rw;
 
-	ck_spinlock_lock(&l->lk);
+	weft__spin_lock(&l->lk);
 	if (!l->writer && l->wwait == 0 && !l->waiters.head) {
 		l->readers++;
 		ck_spinlock_unlock(&l->lk);
@@ -471,7 +533,7 @@ weft_rwlock_wrlock(struct weft_rwlock *rw, int64_t deadline)
 {
 	struct rwlock_impl *l = (struct rwlock_impl *)(void *)rw;
 
-	ck_spinlock_lock(&l->lk);
+	weft__spin_lock(&l->lk);
 	if (!l->writer && l->readers == 0 && !l->waiters.head) {
 		l->writer = true;
 		ck_spinlock_unlock(&l->lk);
@@ -486,7 +548,7 @@ weft_rwlock_tryrdlock(struct weft_rwlock *rw)
 	struct rwlock_impl *l = (struct rwlock_impl *)(void *)rw;
 	int ret = -EAGAIN;
 
-	ck_spinlock_lock(&l->lk);
+	weft__spin_lock(&l->lk);
 	if (!l->writer && l->wwait == 0 && !l->waiters.head) {
 		l->readers++;
 		ret = 0;
@@ -501,7 +563,7 @@ weft_rwlock_trywrlock(struct weft_rwlock *rw)
 	struct rwlock_impl *l = (struct rwlock_impl *)(void *)rw;
 	int ret = -EAGAIN;
 
-	ck_spinlock_lock(&l->lk);
+	weft__spin_lock(&l->lk);
 	if (!l->writer && l->readers == 0 && !l->waiters.head) {
 		l->writer = true;
 		ret = 0;
@@ -516,7 +578,7 @@ weft_rwlock_unlock(struct weft_rwlock *rw)
 {
 	struct rwlock_impl *l = (struct rwlock_impl *)(void *)rw;
 
-	ck_spinlock_lock(&l->lk);
+	weft__spin_lock(&l->lk);
 	if (l->writer) {
 		l->writer = false;
 	} else if (l->readers) {
@@ -563,7 +625,7 @@ weft_cond_wait(struct weft_cond *cv, struct weft_mutex *mx, int64_t deadline)
 	if (!(ck_pr_load_32(&((struct mutex_impl *)(void *)mx)->state) &
 	      MX_LOCKED))
 		return -EPERM;
-	ck_spinlock_lock(&c->lk);
+	weft__spin_lock(&c->lk);
 	weft__waiter_prepare(&r.wt);
 	list_push_tail(&c->waiters, &r);
 	ck_spinlock_unlock(&c->lk);
@@ -575,7 +637,7 @@ weft_cond_wait(struct weft_cond *cv, struct weft_mutex *mx, int64_t deadline)
 		 * the prepared wait at once (deadline 0) rather than abandon
 		 * it: a waker or canceller that claimed it must finish first.
 		 */
-		ck_spinlock_lock(&c->lk);
+		weft__spin_lock(&c->lk);
 		if (r.linked)
 			list_remove(&c->waiters, &r);
 		ck_spinlock_unlock(&c->lk);
@@ -583,7 +645,7 @@ weft_cond_wait(struct weft_cond *cv, struct weft_mutex *mx, int64_t deadline)
 		return err;
 	}
 	ret = weft__waiter_wait(&r.wt, NULL, NULL, deadline);
-	ck_spinlock_lock(&c->lk);
+	weft__spin_lock(&c->lk);
 	if (r.linked)
 		list_remove(&c->waiters, &r);
 	ck_spinlock_unlock(&c->lk);
@@ -597,7 +659,7 @@ weft_cond_signal(struct weft_cond *cv)
 {
 	struct cond_impl *c = (struct cond_impl *)(void *)cv;
 
-	ck_spinlock_lock(&c->lk);
+	weft__spin_lock(&c->lk);
 	(void)wake_one_locked(&c->waiters, 0);
 	ck_spinlock_unlock(&c->lk);
 	return 0;
@@ -608,7 +670,7 @@ weft_cond_broadcast(struct weft_cond *cv)
 {
 	struct cond_impl *c = (struct cond_impl *)(void *)cv;
 
-	ck_spinlock_lock(&c->lk);
+	weft__spin_lock(&c->lk);
 	wake_all_locked(&c->waiters);
 	ck_spinlock_unlock(&c->lk);
 	return 0;
@@ -636,7 +698,7 @@ weft_waitgroup_add(struct weft_waitgroup *g, int64_t delta)
 	struct waitgroup_impl *wg = (struct waitgroup_impl *)(void *)g;
 	int64_t n;
 
-	ck_spinlock_lock(&wg->lk);
+	weft__spin_lock(&wg->lk);
 	if (__builtin_add_overflow(wg->count, delta, &n)) {
 		ck_spinlock_unlock(&wg->lk);
 		return delta < 0 ? -EINVAL : -EOVERFLOW;
@@ -665,7 +727,7 @@ weft_waitgroup_wait(struct weft_waitgroup *g, int64_t deadline)
 	struct wrec r;
 	int ret;
 
-	ck_spinlock_lock(&wg->lk);
+	weft__spin_lock(&wg->lk);
 	if (wg->count == 0) {
 		ck_spinlock_unlock(&wg->lk);
 		return 0;
@@ -717,7 +779,7 @@ weft_sem_acquire(struct weft_sem *sm, int64_t deadline)
 	struct wrec r;
 	int ret;
 
-	ck_spinlock_lock(&s->lk);
+	weft__spin_lock(&s->lk);
 	if (s->count > 0) {
 		s->count--;
 		ck_spinlock_unlock(&s->lk);
@@ -739,7 +801,7 @@ weft_sem_tryacquire(struct weft_sem *sm)
 	struct sem_impl *s = (struct sem_impl *)(void *)sm;
 	int ret = -EAGAIN;
 
-	ck_spinlock_lock(&s->lk);
+	weft__spin_lock(&s->lk);
 	if (s->count > 0) {
 		s->count--;
 		ret = 0;
@@ -755,7 +817,7 @@ weft_sem_release(struct weft_sem *sm)
 	struct sem_impl *s = (struct sem_impl *)(void *)sm;
 	int ret = 0;
 
-	ck_spinlock_lock(&s->lk);
+	weft__spin_lock(&s->lk);
 	if (!wake_one_locked(&s->waiters, 0)) {
 		if (s->count == UINT64_MAX)
 			ret = -EOVERFLOW;
@@ -800,7 +862,7 @@ weft_once(struct weft_once *on, void (*fn)(void *), void *arg,
 		ck_pr_fence_load();
 		return 0;
 	}
-	ck_spinlock_lock(&o->lk);
+	weft__spin_lock(&o->lk);
 	switch (o->state) {
 	case ONCE_DONE:
 		ck_spinlock_unlock(&o->lk);
@@ -809,7 +871,7 @@ weft_once(struct weft_once *on, void (*fn)(void *), void *arg,
 		ck_pr_store_32(&o->state, ONCE_RUNNING);
 		ck_spinlock_unlock(&o->lk);
 		fn(arg);
-		ck_spinlock_lock(&o->lk);
+		weft__spin_lock(&o->lk);
 		/* Orders fn's effects first: pairs with the load above. */
 		ck_pr_fence_store();
 		ck_pr_store_32(&o->state, ONCE_DONE);

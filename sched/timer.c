@@ -119,7 +119,7 @@ weft__timer_add(struct weft__worker *w, struct weft__timer *tmr)
 {
 	struct weft__timers *tm = &w->timers;
 
-	ck_spinlock_lock(&tm->lock);
+	weft__spin_lock(&tm->lock);
 	if (tm->n == tm->cap) {
 		uint32_t cap = tm->cap ? tm->cap * 2 : 64;
 		struct weft__timer **h = realloc(tm->heap, cap * sizeof(*h));
@@ -153,7 +153,7 @@ weft__timer_del(struct weft__timer *tmr)
 
 	if (!tm)
 		return;
-	ck_spinlock_lock(&tm->lock);
+	weft__spin_lock(&tm->lock);
 	if (tmr->idx >= 0) {
 		bool first = tmr->idx == 0;
 
@@ -179,7 +179,7 @@ weft__timer_io_arm(struct weft__worker *w, struct weft__timer *tmr,
 	struct weft__timers *tm = tmr->heap;
 
 	if (tm == &w->timers && tmr->io) {
-		ck_spinlock_lock(&tm->lock);
+		weft__spin_lock(&tm->lock);
 		if (tmr->idx >= 0 && deadline >= tmr->when) {
 			tmr->io_when = deadline;
 			tmr->io_live = true;
@@ -208,7 +208,7 @@ weft__timer_io_disarm(struct weft__timer *tmr)
 
 	if (!tm)
 		return;
-	ck_spinlock_lock(&tm->lock);
+	weft__spin_lock(&tm->lock);
 	tmr->io_live = false;
 	ck_spinlock_unlock(&tm->lock);
 }
@@ -231,7 +231,7 @@ weft__timers_run(struct weft__worker *w, struct weft__timers *tm, int64_t now,
 		if (!ck_spinlock_trylock(&tm->lock))
 			return 0;
 	} else {
-		ck_spinlock_lock(&tm->lock);
+		weft__spin_lock(&tm->lock);
 	}
 	while (tm->n && tm->heap[0]->when <= now) {
 		struct weft__timer *t = tm->heap[0];
