@@ -45,6 +45,17 @@
 #define ALTSTACK_SIZE (64 * 1024)
 #define STACK_MIN (16 * 1024)
 #define STACK_MAX ((size_t)1 << 30)
+/*
+ * Stacks of other sizes (weft_spawn_opts.stack_size): a few size classes,
+ * each a free list, so that a program spawning many tasks of one odd size
+ * does not pay an mmap and a munmap per task (~10 us, measured 20 s for
+ * skynet's 1.1M tasks).  A class holds at most ODD_CLASS_MAX stacks and all
+ * of them together at most ODD_BYTES_MAX of address space; the rest are
+ * unmapped as before.
+ */
+#define ODD_CLASSES 8
+#define ODD_CLASS_MAX 4096
+#define ODD_BYTES_MAX ((size_t)256 << 20)
 
 struct slab {
 	char *base;			/* mapping: SLAB_STACKS * stack size */
@@ -68,6 +79,12 @@ static struct {
 	struct slab *slabs;
 	struct slab *cur_slab;		/* slab being carved */
 	int slab_used;
+	struct {
+		size_t size;		/* 0: class unused */
+		struct weft__stack *free;
+		uint32_t n;
+	} odd[ODD_CLASSES];		/* free stacks of other sizes */
+	size_t odd_bytes;		/* their total size */
 
 	/* Atomics: any thread. */
 	uint64_t nguarded;		/* guarded stacks mapped now */
@@ -317,7 +334,21 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 		goto out;
 	}
 	size = (size + pool.page - 1) & ~(pool.page - 1);
-	st = map_single(size, err);
+	st = NULL;
+	pthread_mutex_lock(&pool.lock);
+	for (int i = 0; i < ODD_CLASSES; i++) {
+		if (pool.odd[i].size != size || !pool.odd[i].free)
+			continue;
+		st = pool.odd[i].free;
+		pool.odd[i].free = st->next;
+		pool.odd[i].n--;
+		pool.odd_bytes -= size;
+		ck_pr_dec_64(&pool.cached);
+		break;
+	}
+	pthread_mutex_unlock(&pool.lock);
+	if (!st)
+		st = map_single(size, err);
 	if (!st)
 		return NULL;
 out:
@@ -403,6 +434,45 @@ pool_put_locked(struct weft__stack *st)
 	ck_pr_store_64(&pool.nwarm, pool.nwarm + 1);
 }
 
+/*
+ * Keep a stack of a non-default size in its class (taking a free class if
+ * none matches).  Returns false if the class or the byte budget is full.
+ * Any thread.
+ */
+static bool
+odd_put(struct weft__stack *st)
+{
+	int i, empty = -1;
+	bool kept = false;
+
+	pthread_mutex_lock(&pool.lock);
+	if (pool.odd_bytes + st->size > ODD_BYTES_MAX)
+		goto out;
+	for (i = 0; i < ODD_CLASSES; i++) {
+		if (pool.odd[i].size == st->size)
+			break;
+		if (empty < 0 && !pool.odd[i].free)
+			empty = i;
+	}
+	if (i == ODD_CLASSES) {
+		if (empty < 0)
+			goto out;
+		i = empty;
+		pool.odd[i].size = st->size;
+	}
+	if (pool.odd[i].n >= ODD_CLASS_MAX)
+		goto out;
+	st->next = pool.odd[i].free;
+	pool.odd[i].free = st;
+	pool.odd[i].n++;
+	pool.odd_bytes += st->size;
+	ck_pr_inc_64(&pool.cached);
+	kept = true;
+out:
+	pthread_mutex_unlock(&pool.lock);
+	return kept;
+}
+
 void
 weft__stack_put(struct weft__worker *w, struct weft__stack *st)
 {
@@ -412,7 +482,8 @@ weft__stack_put(struct weft__worker *w, struct weft__stack *st)
 #endif
 	ck_pr_dec_64(&pool.in_use);
 	if (st->size != pool.default_size) {
-		unmap_single(st);
+		if (!odd_put(st))
+			unmap_single(st);
 		return;
 	}
 	ck_pr_inc_64(&pool.cached);
@@ -474,6 +545,13 @@ weft__stack_teardown(void)
 	free_list(pool.cold);
 	pool.warm = pool.cold = NULL;
 	pool.nwarm = pool.ncold = 0;
+	for (int i = 0; i < ODD_CLASSES; i++) {
+		free_list(pool.odd[i].free);
+		pool.odd[i].free = NULL;
+		pool.odd[i].n = 0;
+		pool.odd[i].size = 0;
+	}
+	pool.odd_bytes = 0;
 	for (sl = pool.slabs; sl; sl = next) {
 		next = sl->next;
 		munmap(sl->base, sl->len);

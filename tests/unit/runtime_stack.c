@@ -294,6 +294,57 @@ bad_size_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Stacks of a size other than the run's default are pooled per size: a
+ * task's 48 KiB stack stays cached when it ends, and the next 48 KiB task
+ * takes it instead of mapping a new one.
+ */
+struct odd_reuse {
+	struct weft_stats in_second;
+};
+
+static void *
+odd_second(void *arg)
+{
+	struct odd_reuse *o = arg;
+
+	weft_stats(&o->in_second);
+	return NULL;
+}
+
+static void *
+odd_reuse_main(void *arg)
+{
+	struct odd_reuse *o = arg;
+	struct weft_spawn_opts opts = { .stack_size = 48 * T_KIB };
+	struct weft_stats before, after;
+	struct weft_task *t;
+
+	T_EXPECT_INT(weft_stats(&before), ==, 0);
+	T_EXPECT_INT(weft_spawn(&t, ret_arg, NULL, &opts), ==, 0);
+	T_EXPECT_INT(weft_join(t, NULL, WEFT_DEADLINE_NONE), ==, 0);
+	T_EXPECT_INT(weft_stats(&after), ==, 0);
+	/* Kept: one more cached stack, no more address space than in use. */
+	T_EXPECT_INT(after.stacks_cached, ==, before.stacks_cached + 1);
+	T_EXPECT_INT(weft_spawn(&t, odd_second, o, &opts), ==, 0);
+	T_EXPECT_INT(weft_join(t, NULL, WEFT_DEADLINE_NONE), ==, 0);
+	/* The second task ran on it: the cache was one smaller meanwhile. */
+	T_EXPECT_INT(o->in_second.stacks_cached, ==, before.stacks_cached);
+	T_EXPECT_INT(o->in_second.stack_bytes_mapped, ==,
+		     after.stack_bytes_mapped);
+	return NULL;
+}
+
+START_TEST(odd_size_stacks_are_reused)
+{
+	struct weft_config cfg = t_config(1);
+	struct odd_reuse o;
+
+	memset(&o, 0, sizeof(o));
+	T_RUN(odd_reuse_main, &o, &cfg, NULL);
+}
+END_TEST
+
 START_TEST(spawn_bad_stack_size_returns_einval)
 {
 	struct bad_size bs;
@@ -573,6 +624,7 @@ runtime_stack_suite(void)
 	tcase_add_test(tc, spawn_stack_size_256k_fits_128k_local);
 	tcase_add_test(tc, config_stack_size_is_the_default);
 	tcase_add_test(tc, mixed_stack_sizes_coexist);
+	tcase_add_test(tc, odd_size_stacks_are_reused);
 	tcase_add_test(tc, spawn_bad_stack_size_returns_einval);
 
 	tc = t_tcase(s, "guards", T_TIMEOUT);
