@@ -41,6 +41,7 @@
 #include <time.h>
 
 #include "io/io.h"
+#include "runtime/future.h"
 #include "runtime/runtime.h"
 #include "sched/sched.h"
 
@@ -87,6 +88,7 @@ struct job {
 	void (*ifn)(void *);		/* an internal job (weft__pool_run) */
 	void (*abandon)(void *);	/* internal: frees arg if abandoned */
 	void *arg;
+	struct weft_future *fut;	/* the pool's reference, or NULL */
 	struct batch *batch;		/* weft_pool_map's, or NULL */
 	void **slot;			/* map: where the value goes */
 	bool internal;			/* not counted against queue_max */
@@ -328,12 +330,27 @@ job_run(struct weft_pool *p, struct job *j)
 {
 	void *value = NULL;
 
+	if (j->fut)
+		weft__future_running(j->fut);
 	if (j->ifn)
 		j->ifn(j->arg);
 	else
 		value = j->fn(j->arg);
 	if (j->slot)
 		*j->slot = value;	/* read by the map after `left` hits 0 */
+	if (j->fut) {
+		/*
+		 * Nobody else completes it: it left the queue as RUNNING,
+		 * and job_future_cancel() looks only at the queue.
+		 */
+		weft__future_complete(j->fut, value, 0, false);
+		weft_future_release(j->fut);
+		pthread_mutex_lock(&p->lock);
+		p->running--;
+		pthread_mutex_unlock(&p->lock);
+		free(j);
+		return;
+	}
 	pthread_mutex_lock(&p->lock);
 	p->running--;
 	if (j->state == JOB_ABANDONED) {
@@ -729,6 +746,7 @@ int
 weft_pool_free(struct weft_pool *p)
 {
 	struct weft_task *self = weft__task_self();
+	struct job *cancelled = NULL;
 	struct pool_waiter pw;
 	struct batch *b;
 	struct job *j;
@@ -747,12 +765,26 @@ weft_pool_free(struct weft_pool *p)
 			pw_wake_locked(&j->batch->pw);
 		} else if (j->pw) {
 			pw_wake_locked(j->pw);
+		} else if (j->fut) {
+			j->next = cancelled;
+			cancelled = j;
 		}
 	}
 	for (b = p->room; b; b = b->room_next)
 		pw_wake_locked(&b->pw);
 	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+
+	/* Their waiters learn now, not after the running jobs. */
+	while ((j = cancelled)) {
+		cancelled = j->next;
+		weft__future_complete(j->fut, NULL, 0, true);
+		weft_future_release(j->fut);
+		free(j);
+	}
+
 	/* Running jobs finish; then the threads see `closing` and exit. */
+	pthread_mutex_lock(&p->lock);
 	while (p->threads > 0 || p->callers > 0) {
 		pw_prepare_locked(&pw, self, true);
 		p->freer = &pw;
@@ -768,6 +800,111 @@ weft_pool_free(struct weft_pool *p)
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 	return 0;
+}
+
+/*
+ * weft_future_cancel() on a job's future.  `owner` is the pool the job was
+ * queued on, which may have been freed since: it is only compared with the
+ * registry's live pools, and the job is looked for by its future, which
+ * the canceller holds a reference to.  O(jobs queued on that pool).
+ * Returns 0 (removed before it started: completed as cancelled), -EBUSY
+ * (running) or -EALREADY (complete).  Any thread.
+ */
+static int
+job_future_cancel(struct weft_future *f, void *owner)
+{
+	struct weft_pool *p;
+	struct job *j = NULL;
+	enum weft_future_state st;
+
+	pthread_mutex_lock(&registry.lock);
+	for (p = registry.head; p && p != owner; p = p->reg_next)
+		;
+	if (p) {
+		/* Held with registry.lock: p cannot be unregistered. */
+		pthread_mutex_lock(&p->lock);
+		for (j = p->head; j && j->fut != f; j = j->next)
+			;
+		if (j) {
+			dequeue_locked(p, j);
+			j->state = JOB_CANCELLED;
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+	pthread_mutex_unlock(&registry.lock);
+	if (j) {
+		weft__future_complete(f, NULL, 0, true);
+		weft_future_release(j->fut);
+		free(j);
+		return 0;
+	}
+	st = weft_future_state(f);
+	return st == WEFT_FUTURE_DONE || st == WEFT_FUTURE_CANCELLED ?
+	       -EALREADY : -EBUSY;
+}
+
+static const struct weft__future_ops job_future_ops = {
+	.cancel = job_future_cancel,
+};
+
+/* weft_pool_submit() and weft_blocking_submit().  Any thread. */
+static int
+future_submit(struct weft_pool *p, struct weft_future **out, weft_fn fn,
+	      void *arg)
+{
+	struct weft_future *f;
+	struct job *j;
+	int r;
+
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->fn = fn;
+	j->arg = arg;
+	j->heap = true;
+	r = weft__future_make_owned(&f, &job_future_ops, p);
+	if (r < 0)
+		goto out_free_job;
+	j->fut = weft_future_retain(f);	/* the pool's, until completion */
+	pthread_mutex_lock(&p->lock);
+	r = submit_locked(p, j);
+	pthread_mutex_unlock(&p->lock);
+	if (r < 0) {
+		weft_future_release(f);
+		weft_future_release(f);
+		goto out_free_job;
+	}
+	*out = f;
+	return 0;
+
+out_free_job:
+	free(j);
+	return r;
+}
+
+int
+weft_pool_submit(struct weft_pool *p, struct weft_future **out, weft_fn fn,
+		 void *arg)
+{
+	if (!p || !out || !fn)
+		return -EINVAL;
+	return future_submit(p, out, fn, arg);
+}
+
+int
+weft_blocking_submit(struct weft_future **out, weft_fn fn, void *arg)
+{
+	struct weft_pool *p;
+	int r;
+
+	if (!out || !fn)
+		return -EINVAL;
+	if (!ck_pr_load_32(&weft__sched.running))
+		return -ESRCH;
+	r = default_get(&p);
+	if (r < 0)
+		return r;
+	return future_submit(p, out, fn, arg);
 }
 
 int
