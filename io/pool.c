@@ -28,7 +28,8 @@
  * many jobs are queued or running and how many pool threads live
  * (weft__pool_busy, weft__pool_threads).
  *
- * Lock order: registry.lock < pool->lock < sched.lock.  A pool thread wakes
+ * Lock order (sched/sched.h spells pool->lock bpool->lock):
+ * registry.lock < pool->lock < sched.lock.  A pool thread wakes
  * waiters under pool->lock (a wake from a non-worker takes sched.lock); a
  * future is completed with no pool lock held.
  */
