@@ -897,8 +897,9 @@ WEFT_EXPORT int weft_pool_map(struct weft_pool *p, weft_fn fn, void **args,
 /*
  * Stop taking jobs, cancel the ones not started (their futures complete as
  * cancelled at once), wait for the running ones, the threads and any
- * weft_pool_map() still inside, free the pool.  Returns 0, or -EINVAL for
- * NULL.  Not a cancellation point: it always waits.  `p` must not be used
+ * weft_pool_map() still inside, free the pool.  Returns 0, -EINVAL for
+ * NULL, or -EDEADLK from a job running on `p` itself (nothing is done).
+ * Not a cancellation point: it always waits.  `p` must not be used
  * once the call has begun, except by maps and submits already inside.
  * Any thread (a task parks).
  */

@@ -151,6 +151,9 @@ static int default_err;			/* written once, under default_once */
 
 static uint32_t thread_seq;		/* names threads; atomic */
 
+/* The pool whose thread this is (weft_pool_free from a job: -EDEADLK). */
+static __thread struct weft_pool *self_pool;
+
 static void
 pool_unlock(void *arg)
 {
@@ -386,6 +389,7 @@ pool_main(void *arg)
 	snprintf(name, sizeof(name), "weft-pool-%u",
 		 ck_pr_faa_32(&thread_seq, 1) % 100000);
 	pthread_setname_np(pthread_self(), name);
+	self_pool = p;
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
@@ -754,6 +758,9 @@ weft_pool_free(struct weft_pool *p)
 
 	if (!p || p->builtin)
 		return -EINVAL;
+	/* It would wait for its own thread to exit. */
+	if (self_pool == p)
+		return -EDEADLK;
 	pthread_mutex_lock(&p->lock);
 	WEFT_ASSERT(!p->closing);
 	p->closing = true;

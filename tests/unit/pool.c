@@ -731,6 +731,27 @@ START_TEST(free_cancels_queued_waits_for_running)
 }
 END_TEST
 
+/* A job that frees its own pool would wait for itself. */
+static void *
+self_free_job(void *arg)
+{
+	return t_ptr(weft_pool_free(arg));
+}
+
+START_TEST(free_from_own_job_returns_edeadlk)
+{
+	struct weft_pool *p = NULL;
+	void *args[1], *res[1] = { NULL };
+
+	ck_assert_int_eq(weft_pool_make(&p, 1, NULL), 0);
+	args[0] = p;
+	ck_assert_int_eq(weft_pool_map(p, self_free_job, args, res, 1,
+				       WEFT_DEADLINE_NONE), 0);
+	ck_assert_int_eq(t_int(res[0]), -EDEADLK);
+	ck_assert_int_eq(weft_pool_free(p), 0);
+}
+END_TEST
+
 /* From a plain thread, outside any runtime: make, map, free. */
 START_TEST(pool_on_plain_thread)
 {
@@ -1115,6 +1136,7 @@ pool_suite(void)
 
 	tc = t_tcase(s, "free", T_TIMEOUT);
 	tcase_add_test(tc, free_cancels_queued_waits_for_running);
+	tcase_add_test(tc, free_from_own_job_returns_edeadlk);
 
 	tc = t_tcase(s, "args", T_TIMEOUT);
 	tcase_add_test(tc, malformed_args_return_einval);
