@@ -768,7 +768,8 @@ WEFT_EXPORT int weft_wait_all(struct weft_future *const *fs, int n,
  * asyncio.wait(FIRST_COMPLETED): wait until one of the `n` futures is
  * complete and return its index (the lowest index if several were complete
  * already, else the first to complete).  Returns the index, -ETIMEDOUT,
- * -ECANCELED, -EINVAL (n < 1).  A cancellation point.  Any thread.
+ * -ECANCELED, -EINVAL (n < 1), -ENOMEM (more than 8 futures need a
+ * record array).  A cancellation point.  Any thread.
  */
 WEFT_EXPORT int weft_wait_any(struct weft_future *const *fs, int n,
 			      int64_t deadline);

@@ -30,7 +30,9 @@ struct member {
 	weft_group_fn fn;
 	void *arg;
 	/* Under g->lock. */
-	struct weft_task *task;		/* the handle; NULL until spawned */
+	struct weft_task *task;		/* the handle; NULL until spawned
+					 * (stored by the spawner and by the
+					 * member itself, whichever is first) */
 	struct member *next;
 	struct member *prev;
 	bool cancelled;			/* cancelled by the group */
@@ -163,7 +165,17 @@ static void *
 member_main(void *arg)
 {
 	struct member *m = arg;
+	struct weft_group *g = m->g;
 
+	/*
+	 * The spawner stores m->task once weft_spawn() returns, which may be
+	 * after we run: store it too (the same value, under the lock), so
+	 * that weft_group_free() from inside this member sees -EDEADLK
+	 * instead of waiting for itself.  g outlives every live member.
+	 */
+	weft__spin_lock(&g->lock);
+	m->task = weft_self();
+	ck_spinlock_unlock(&g->lock);
 	return (void *)(intptr_t)m->fn(m->arg);
 }
 
