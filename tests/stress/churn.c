@@ -32,6 +32,12 @@
 #define DEPTH	 3
 
 static atomic_long failures;
+/*
+ * Set when churn_main returns: weft_run then cancels every task left
+ * (detached subtrees), so from then on a child may end with -ECANCELED,
+ * or never start (-ECHILD), without its parent having cancelled it.
+ */
+static atomic_int run_ending;
 static atomic_long checks;
 static char first_failure[512];
 
@@ -254,7 +260,8 @@ child(const struct node *parent, uint64_t *s)
 		fl.phase = "join with deadline";
 		r = weft_join(t, &res,
 			      weft_now() + (int64_t)(rnd(s) % 100) * WEFT_USEC);
-		CHECK(r == 0 || r == -ETIMEDOUT || r == -ECANCELED,
+		CHECK(r == 0 || r == -ETIMEDOUT || r == -ECANCELED ||
+		      (r == -ECHILD && atomic_load(&run_ending)),
 		      "join(deadline): %d", r);
 		if (r != -ETIMEDOUT)
 			break;
@@ -262,7 +269,9 @@ child(const struct node *parent, uint64_t *s)
 	case A_JOIN:
 		fl.phase = "join";
 		r = weft_join(t, &res, WEFT_DEADLINE_NONE);
-		CHECK(r == 0 || r == -ECANCELED, "join: %d", r);
+		CHECK(r == 0 || r == -ECANCELED ||
+		      (r == -ECHILD && atomic_load(&run_ending)),
+		      "join: %d", r);
 		break;
 	case A_CANCEL_JOIN:
 		cancelled = true;
@@ -289,6 +298,13 @@ child(const struct node *parent, uint64_t *s)
 	}
 	if (cancelled && (intptr_t)res == -ECHILD)
 		return; /* never started */
+	/*
+	 * Cancelled by weft_run when main returned (the flag is stored
+	 * before that cancellation, which happened before the child ended).
+	 */
+	if (atomic_load(&run_ending) &&
+	    (r == -ECHILD || (c.kind != K_RET && (intptr_t)res == -ECANCELED)))
+		return;
 	if (cancelled && c.kind != K_RET && (intptr_t)res == -ECANCELED)
 		return; /* interrupted */
 	CHECK(c.kind != K_LONG, "long child returned %" PRIdPTR, (intptr_t)res);
@@ -331,6 +347,7 @@ churn_main(void *arg)
 	for (it = 0; it < rn->iterations; it++)
 		for (i = 0; i < FANOUT; i++)
 			child(&root, &s);
+	atomic_store(&run_ending, 1);
 	return NULL;
 }
 
