@@ -938,7 +938,8 @@ struct weft_worker_stats {
 	uint64_t global_gets;	/* tasks taken from the global queue */
 	uint64_t io_ops;	/* I/O operations started on this worker */
 	uint64_t io_enters;	/* io_uring_enter / epoll_wait calls */
-	uint64_t reserved_[6];
+	uint64_t io_done;	/* I/O operations completed on this worker */
+	uint64_t reserved_[5];
 };
 
 struct weft_stats {
@@ -950,7 +951,9 @@ struct weft_stats {
 	uint64_t stacks_cached;	/* free stacks kept in pools */
 	uint64_t stacks_guarded; /* mapped stacks with a guard page */
 	uint64_t stack_bytes_mapped; /* address space reserved for stacks */
-	uint64_t reserved_[8];
+	uint64_t slow_tasks;	/* tasks reported for hogging a worker */
+	uint64_t deadlocks;	/* deadlocks reported (WEFT_DEADLOCK=report) */
+	uint64_t reserved_[6];
 };
 
 /* Fill `*s`.  Returns 0 or -EINVAL.  Any thread. */

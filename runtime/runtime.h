@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <ck_pr.h>
 #include <ck_spinlock.h>
@@ -204,6 +205,7 @@ struct weft__fiber {
 #define TASK_CANCELLED	0x1u	/* weft_cancel() was called */
 #define TASK_HANDLE	0x2u	/* a handle was handed out and not given up */
 #define TASK_JOINING	0x4u	/* a joiner is registered */
+#define TASK_SLOW	0x80u	/* reported as a slow task (sched/diag.c) */
 
 /*
  * Timers (sched/timer.c).  A task owns one timer, used by its current park.
@@ -296,9 +298,11 @@ struct weft_task {
 	/*
 	 * What the task waits on, for weft_dump() and the deadlock detector
 	 * (sched/diag.c).  Written by the task itself with
-	 * weft__wait_note() before it parks; read racily by the dump (a
-	 * snapshot) and by the detector (which runs only when every worker
-	 * is idle, so nothing changes under it).
+	 * weft__wait_note() before it parks; wait_since is stamped and
+	 * wait_kind reset to WAIT_NONE by weft__park()/weft__park_io()
+	 * (relaxed atomic stores: plain movs).  Read racily by the dump
+	 * (a snapshot, only for SUSPENDED tasks) and by the detector (which
+	 * runs only when every worker is idle, so nothing changes under it).
 	 */
 	uint8_t wait_kind;		/* enum weft__wait_kind */
 	const void *wait_obj;		/* the object; for WAIT_JOIN a task */
@@ -336,8 +340,34 @@ static inline void
 weft__wait_note(struct weft_task *t, enum weft__wait_kind kind,
 		const void *obj)
 {
-	t->wait_kind = (uint8_t)kind;
-	t->wait_obj = obj;
+	/* Relaxed atomic stores (plain movs): the monitor reads racily. */
+	ck_pr_store_8(&t->wait_kind, (uint8_t)kind);
+	ck_pr_store_ptr(&t->wait_obj, obj);
+}
+
+/*
+ * The same for a waiter that may be a plain thread (wt->task NULL: nothing
+ * to note, a thread is not in the dump).  After weft__waiter_prepare().
+ * Executed only by the waiter.
+ */
+#define weft__waiter_note(wt, kind, obj)				\
+	do {								\
+		if ((wt)->task)						\
+			weft__wait_note((wt)->task, (kind), (obj));	\
+	} while (0)
+
+/*
+ * The clock of wait_since: CLOCK_MONOTONIC at the kernel tick's resolution
+ * (a few ns through the vDSO, no counter read), on weft_now()'s scale.
+ * Any thread.
+ */
+static inline int64_t
+weft__coarse_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /*
