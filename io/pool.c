@@ -1,155 +1,518 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The blocking pool: a few plain threads that run the calls io_uring cannot
- * (getaddrinfo, and openat/fsync under the epoll backend) while the calling
- * task parks.  Threads start on demand, up to POOL_MAX (WEFT_POOL_THREADS
- * overrides), and exit after POOL_IDLE_SEC without work, so an idle process
- * keeps none.  Jobs run in FIFO order.
+ * Blocking pools: plain threads that run the calls a worker must not make
+ * (getaddrinfo, openat/fsync under the epoll backend, and the user's own
+ * blocking C calls through weft_blocking() and weft_pool_*) while the
+ * calling task parks.
  *
- * A job lives on the caller's stack unless it is abandonable (see
- * weft__pool_run() in io.h), in which case the caller allocated it and the
- * pool frees it through `abandon` once the caller has left.
+ * One mechanism serves the runtime's default pool (WEFT_POOL_THREADS
+ * threads, default 4, made on first use and never freed) and the pools a
+ * user makes with weft_pool_make().  Threads start on demand, when a job is
+ * queued and fewer threads are idle than jobs wait, up to the pool's limit,
+ * and exit after idle_ns without work, so an idle process keeps none.  Jobs
+ * run in FIFO order.  A job that has not started can be removed (deadline,
+ * cancellation, weft_future_cancel, weft_pool_free); a running one cannot
+ * be stopped, only waited for or abandoned.
  *
- * Lock order: pool.lock < sched.lock (a pool thread wakes tasks under
- * pool.lock, and a wake from a non-worker takes sched.lock).
+ * A job is completed one of three ways:
+ *  - a waiter (weft__pool_run, weft_blocking): the caller parks (a task) or
+ *    sleeps on a futex (a plain thread) on a pool_waiter, and the thread
+ *    wakes it.  If the caller leaves while the job runs and the job is on
+ *    the heap, the job is ABANDONED and the thread frees it;
+ *  - a batch (weft_pool_map): a counter of the map's jobs queued or
+ *    running; the thread wakes the map's caller when it reaches zero;
+ *  - a future (weft_pool_submit, weft_blocking_submit): the thread
+ *    completes the owned future (runtime/future.h).
+ *
+ * Every live pool is on a registry, so the deadlock detector can ask how
+ * many jobs are queued or running and how many pool threads live
+ * (weft__pool_busy, weft__pool_threads).
+ *
+ * Lock order: registry.lock < pool->lock < sched.lock.  A pool thread wakes
+ * waiters under pool->lock (a wake from a non-worker takes sched.lock); a
+ * future is completed with no pool lock held.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "io/io.h"
 #include "runtime/runtime.h"
 #include "sched/sched.h"
 
-#define POOL_MAX 4
-#define POOL_IDLE_SEC 10
+#define POOL_DEFAULT_THREADS 4
+#define POOL_THREADS_MAX 1024
+#define POOL_QUEUE_DEFAULT 1024
+#define POOL_IDLE_DEFAULT (10 * WEFT_SEC)
 
+/*
+ * A job's life.  QUEUED: on its pool's queue; whoever removes it under the
+ * pool lock (the thread that takes it, a leaving caller, a cancel, the
+ * pool's free) decides its next state.  RUNNING: a thread runs fn; only
+ * that thread moves it on.  DONE and CANCELLED are final; ABANDONED is a
+ * running heap job whose caller has left: the thread frees it.
+ */
 enum job_state {
 	JOB_QUEUED,
 	JOB_RUNNING,
 	JOB_DONE,
-	JOB_ABANDONED,		/* running, and its caller has left */
+	JOB_CANCELLED,
+	JOB_ABANDONED,
 };
 
+/*
+ * A caller waiting on a pool: a task (parks) or a plain thread (futex),
+ * through weft__waiter.  `armed` is set by the caller when it prepares and
+ * cleared by whoever wakes it or by the caller once it is back; both under
+ * the pool lock, so a waker never wakes a wait that is over.
+ */
+struct pool_waiter {
+	struct weft__waiter wt;
+	bool uncancellable;	/* a task in an I/O park: only a wake ends it */
+	bool armed;		/* under pool->lock */
+};
+
+struct batch;
+
 struct job {
-	void (*fn)(void *);
+	/* Queue links: under pool->lock. */
+	struct job *prev, *next;
+
+	/* Immutable once queued. */
+	weft_fn fn;			/* a public job: value = fn(arg) */
+	void (*ifn)(void *);		/* an internal job (weft__pool_run) */
+	void (*abandon)(void *);	/* internal: frees arg if abandoned */
 	void *arg;
-	void (*abandon)(void *);
-	/* Protected by pool.lock. */
+	struct batch *batch;		/* weft_pool_map's, or NULL */
+	void **slot;			/* map: where the value goes */
+	bool internal;			/* not counted against queue_max */
+	bool heap;			/* malloc'ed: may be abandoned */
+
+	/* Under pool->lock. */
 	enum job_state state;
-	struct weft_task *task;		/* waiter, NULL once it left */
-	uint32_t seq;
-	struct job *next;
+	struct pool_waiter *pw;		/* the waiting caller, or NULL */
+	void *result;			/* fn's value once DONE */
+};
+
+/* One weft_pool_map() call. */
+struct batch {
+	struct pool_waiter pw;		/* the map's caller */
+	/* Under pool->lock. */
+	size_t left;			/* its jobs queued or running */
+	bool cancelled;			/* weft_pool_free removed some */
+	bool room_listed;		/* on pool->room */
+	struct batch *room_next;
+};
+
+struct weft_pool {
+	pthread_mutex_t lock;
+	/* Idle threads wait here for a job or for the pool's free. */
+	pthread_cond_t work;
+
+	/* Immutable after make. */
+	int max;			/* threads */
+	size_t queue_max;		/* queued public jobs */
+	int64_t idle_ns;
+	bool builtin;			/* the default pool: never freed */
+
+	/* Under lock. */
+	struct job *head, *tail;	/* FIFO */
+	size_t queued;			/* all jobs on the queue */
+	size_t limited;			/* of those, the public ones */
+	int running;			/* jobs a thread runs right now */
+	int threads;			/* started and not exited */
+	int idle;			/* threads waiting on `work` */
+	int callers;			/* weft_pool_map calls inside */
+	bool closing;			/* weft_pool_free began */
+	struct batch *room;		/* maps waiting for queue room */
+	struct pool_waiter *freer;	/* weft_pool_free's caller */
+
+	/* Under registry.lock. */
+	struct weft_pool *reg_next;
 };
 
 static struct {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	/* Protected by lock. */
-	struct job *head, *tail;
-	int threads;		/* started and not exited */
-	int idle;		/* waiting on cond */
-	int max;		/* 0: not read from the environment yet */
-} pool = {
+	struct weft_pool *head;		/* every live pool: under lock */
+} registry = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
-	.cond = PTHREAD_COND_INITIALIZER,
 };
 
-static void *
-pool_main(void *unused)
+static struct weft_pool default_pool;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+static int default_err;			/* written once, under default_once */
+
+static uint32_t thread_seq;		/* names threads; atomic */
+
+static void
+pool_unlock(void *arg)
 {
-	struct timespec ts;
-	struct job *j;
+	struct weft_pool *p = arg;
 
-	(void)unused;
-	pthread_mutex_lock(&pool.lock);
-	for (;;) {
-		while (!pool.head) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += POOL_IDLE_SEC;
-			pool.idle++;
-			int r = pthread_cond_timedwait(&pool.cond, &pool.lock,
-						       &ts);
-			pool.idle--;
-			if (r == ETIMEDOUT && !pool.head) {
-				pool.threads--;
-				pthread_mutex_unlock(&pool.lock);
-				return NULL;
-			}
-		}
-		j = pool.head;
-		pool.head = j->next;
-		if (!pool.head)
-			pool.tail = NULL;
-		j->state = JOB_RUNNING;
-		pthread_mutex_unlock(&pool.lock);
+	pthread_mutex_unlock(&p->lock);
+}
 
-		j->fn(j->arg);
+/*
+ * Arm `pw` for the calling context `self` (a task, or NULL for a plain
+ * thread).  An uncancellable task waits in an I/O park, which neither a
+ * deadline nor weft_cancel() ends.  Caller holds p->lock.
+ */
+static void
+pw_prepare_locked(struct pool_waiter *pw, struct weft_task *self,
+		  bool uncancellable)
+{
+	if (self && uncancellable) {
+		pw->wt.task = self;
+		pw->wt.seq = weft__park_prepare_io(self);
+	} else {
+		weft__waiter_prepare_as(&pw->wt, self);
+	}
+	pw->uncancellable = uncancellable;
+	pw->armed = true;
+}
 
-		pthread_mutex_lock(&pool.lock);
-		if (j->state == JOB_ABANDONED) {
-			pthread_mutex_unlock(&pool.lock);
-			j->abandon(j->arg);
-			free(j);
-			pthread_mutex_lock(&pool.lock);
-			continue;
-		}
-		j->state = JOB_DONE;
-		/* Last touch: the waiter may return (and the job go) at once. */
-		if (j->task)
-			weft__wake(j->task, j->seq, 0);
+/* Wake `pw` if it still waits.  Caller holds the pool lock. */
+static void
+pw_wake_locked(struct pool_waiter *pw)
+{
+	if (pw && pw->armed) {
+		pw->armed = false;
+		weft__waiter_wake(&pw->wt, 0);
 	}
 }
 
-/* Caller holds pool.lock.  Returns 0 or -errno. */
+/*
+ * Release p->lock, wait on `pw` until woken, `deadline` or cancellation,
+ * and take p->lock again.  Returns 0 (woken), -ETIMEDOUT or -ECANCELED.
+ * Caller holds p->lock and armed pw under it.
+ */
 static int
-pool_grow_locked(void)
+pw_wait_locked(struct weft_pool *p, struct pool_waiter *pw, int64_t deadline)
+{
+	int r;
+
+	if (pw->wt.task && pw->uncancellable) {
+		/*
+		 * A wake between the unlock and the park commits the park
+		 * early; weft__park_io() then returns without switching.
+		 */
+		pthread_mutex_unlock(&p->lock);
+		r = weft__park_io();
+	} else {
+		r = weft__waiter_wait(&pw->wt, pool_unlock, p, deadline);
+	}
+	pthread_mutex_lock(&p->lock);
+	pw->armed = false;
+	return r;
+}
+
+static int
+pool_init(struct weft_pool *p, int max, size_t queue_max, int64_t idle_ns)
+{
+	pthread_condattr_t ca;
+	int r;
+
+	p->max = max;
+	p->queue_max = queue_max;
+	p->idle_ns = idle_ns;
+	r = pthread_mutex_init(&p->lock, NULL);
+	if (r)
+		return -r;
+	r = pthread_condattr_init(&ca);
+	if (r)
+		goto out_destroy_lock;
+	/* Idle timeouts on the monotonic clock, as every weft deadline. */
+	r = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (!r)
+		r = pthread_cond_init(&p->work, &ca);
+	pthread_condattr_destroy(&ca);
+	if (r)
+		goto out_destroy_lock;
+	pthread_mutex_lock(&registry.lock);
+	p->reg_next = registry.head;
+	registry.head = p;
+	pthread_mutex_unlock(&registry.lock);
+	return 0;
+
+out_destroy_lock:
+	pthread_mutex_destroy(&p->lock);
+	return -r;
+}
+
+static void
+pool_unregister(struct weft_pool *p)
+{
+	struct weft_pool **pp;
+
+	pthread_mutex_lock(&registry.lock);
+	for (pp = &registry.head; *pp != p; pp = &(*pp)->reg_next)
+		;
+	*pp = p->reg_next;
+	pthread_mutex_unlock(&registry.lock);
+}
+
+static void
+default_init(void)
+{
+	const char *e = getenv("WEFT_POOL_THREADS");
+	long n = e ? strtol(e, NULL, 10) : 0;
+
+	if (n < 1 || n > POOL_THREADS_MAX)
+		n = POOL_DEFAULT_THREADS;
+	default_pool.builtin = true;
+	default_err = pool_init(&default_pool, (int)n, POOL_QUEUE_DEFAULT,
+				POOL_IDLE_DEFAULT);
+}
+
+/* The runtime's default pool, made on first use.  Any thread. */
+static int
+default_get(struct weft_pool **out)
+{
+	pthread_once(&default_once, default_init);
+	*out = &default_pool;
+	return default_err;
+}
+
+/* Append j to p's queue.  Caller holds p->lock. */
+static void
+enqueue_locked(struct weft_pool *p, struct job *j)
+{
+	j->state = JOB_QUEUED;
+	j->next = NULL;
+	j->prev = p->tail;
+	if (p->tail)
+		p->tail->next = j;
+	else
+		p->head = j;
+	p->tail = j;
+	p->queued++;
+	if (!j->internal)
+		p->limited++;
+	pthread_cond_signal(&p->work);
+}
+
+/* Take the queued job j off p's queue.  Caller holds p->lock. */
+static void
+dequeue_locked(struct weft_pool *p, struct job *j)
+{
+	WEFT_ASSERT(j->state == JOB_QUEUED);
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		p->head = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	else
+		p->tail = j->prev;
+	j->prev = j->next = NULL;
+	p->queued--;
+	if (!j->internal)
+		p->limited--;
+}
+
+/* The pool's free waits for this: no thread and no map caller left. */
+static void
+free_check_locked(struct weft_pool *p)
+{
+	if (p->closing && p->threads == 0 && p->callers == 0)
+		pw_wake_locked(p->freer);
+}
+
+/* The body of a job: run it and complete it.  A pool thread, unlocked. */
+static void
+job_run(struct weft_pool *p, struct job *j)
+{
+	void *value = NULL;
+
+	if (j->ifn)
+		j->ifn(j->arg);
+	else
+		value = j->fn(j->arg);
+	if (j->slot)
+		*j->slot = value;	/* read by the map after `left` hits 0 */
+	pthread_mutex_lock(&p->lock);
+	p->running--;
+	if (j->state == JOB_ABANDONED) {
+		pthread_mutex_unlock(&p->lock);
+		if (j->abandon)
+			j->abandon(j->arg);
+		free(j);
+		return;
+	}
+	j->state = JOB_DONE;
+	j->result = value;
+	if (j->batch) {
+		if (--j->batch->left == 0)
+			pw_wake_locked(&j->batch->pw);
+	} else {
+		/* Last touch: the waiter may free j once we unlock. */
+		pw_wake_locked(j->pw);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void *
+pool_main(void *arg)
+{
+	struct weft_pool *p = arg;
+	struct timespec ts;
+	struct batch *b;
+	struct job *j;
+	char name[16];
+	int r;
+
+	snprintf(name, sizeof(name), "weft-pool-%u",
+		 ck_pr_faa_32(&thread_seq, 1) % 100000);
+	pthread_setname_np(pthread_self(), name);
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->head && !p->closing) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += p->idle_ns / WEFT_SEC;
+			ts.tv_nsec += p->idle_ns % WEFT_SEC;
+			if (ts.tv_nsec >= WEFT_SEC) {
+				ts.tv_sec++;
+				ts.tv_nsec -= WEFT_SEC;
+			}
+			p->idle++;
+			r = pthread_cond_timedwait(&p->work, &p->lock, &ts);
+			p->idle--;
+			if (r == ETIMEDOUT && !p->head)
+				goto out_exit;
+		}
+		j = p->head;
+		if (!j)
+			break;		/* closing, and nothing left to run */
+		dequeue_locked(p, j);
+		j->state = JOB_RUNNING;
+		p->running++;
+		/* Room on the queue: maps waiting for it may queue more. */
+		for (b = p->room; b; b = b->room_next)
+			pw_wake_locked(&b->pw);
+		pthread_mutex_unlock(&p->lock);
+
+		job_run(p, j);
+
+		pthread_mutex_lock(&p->lock);
+	}
+out_exit:
+	p->threads--;
+	free_check_locked(p);
+	/* Last touch of p: its free may go on once we unlock. */
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/*
+ * Start a thread if the queue holds more jobs than idle threads can take
+ * and the pool is below its limit.  Returns 0, or -errno if no thread runs
+ * at all and none could be started.  Caller holds p->lock.
+ */
+static int
+grow_locked(struct weft_pool *p)
 {
 	pthread_attr_t attr;
 	pthread_t th;
 	int r;
 
-	if (!pool.max) {
-		const char *e = getenv("WEFT_POOL_THREADS");
-		long n = e ? strtol(e, NULL, 10) : 0;
-
-		pool.max = n >= 1 && n <= 256 ? (int)n : POOL_MAX;
-	}
-	if (pool.idle > 0 || pool.threads >= pool.max)
+	if ((size_t)p->idle >= p->queued || p->threads >= p->max)
 		return 0;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	/* getaddrinfo and NSS modules want more than a coroutine stack. */
-	pthread_attr_setstacksize(&attr, 256 * 1024);
-	r = pthread_create(&th, &attr, pool_main, NULL);
+	r = pthread_create(&th, &attr, pool_main, p);
 	pthread_attr_destroy(&attr);
 	if (r)
-		return pool.threads ? 0 : -r;
-	pool.threads++;
+		return p->threads ? 0 : -r;
+	p->threads++;
 	return 0;
 }
 
-static void
-pool_unlock(void *unused)
+/*
+ * Queue j on p and make sure a thread will run it.  Returns 0, -EPIPE
+ * (the pool is being freed), -EAGAIN (queue full) or -errno from
+ * pthread_create.  Caller holds p->lock.
+ */
+static int
+submit_locked(struct weft_pool *p, struct job *j)
 {
-	(void)unused;
-	pthread_mutex_unlock(&pool.lock);
+	int r;
+
+	if (p->closing)
+		return -EPIPE;
+	if (!j->internal && p->limited >= p->queue_max)
+		return -EAGAIN;
+	enqueue_locked(p, j);
+	r = grow_locked(p);
+	if (r < 0)
+		dequeue_locked(p, j);
+	return r;
 }
 
-/* Remove a queued job.  Caller holds pool.lock. */
-static void
-dequeue_locked(struct job *j)
+/*
+ * Queue j and wait for it as `self` (a task, or NULL on a plain thread).
+ * Before j starts, the deadline and cancellation remove it.  Once it runs,
+ * a heap job is abandoned to the pool (the caller returns the error and
+ * the thread frees j, calling j->abandon first: *abandoned tells); a job
+ * on the caller's stack is waited for, uncancellably.  Returns 0 when j
+ * ran to its end for the caller (its value in j->result), else an error,
+ * and then j->abandon (if any) has been or will be called.  Any thread.
+ */
+static int
+job_wait(struct weft_pool *p, struct job *j, struct weft_task *self,
+	 int64_t deadline, bool *abandoned)
 {
-	struct job **pp = &pool.head, *prev = NULL;
+	struct pool_waiter pw;
+	int r;
 
-	while (*pp != j) {
-		prev = *pp;
-		pp = &(*pp)->next;
+	*abandoned = false;
+	pthread_mutex_lock(&p->lock);
+	r = submit_locked(p, j);
+	if (r < 0)
+		goto out_unlock;
+	j->pw = &pw;
+	for (;;) {
+		pw_prepare_locked(&pw, self, false);
+		if (self)
+			weft__wait_note(self, WAIT_POOL, j);
+		r = pw_wait_locked(p, &pw, deadline);
+		if (j->state != JOB_QUEUED && j->state != JOB_RUNNING)
+			break;
+		if (r == 0)
+			continue;	/* not the completion: wait on */
+		if (j->state == JOB_QUEUED) {
+			dequeue_locked(p, j);
+			j->state = JOB_CANCELLED;
+			goto out_unlock;
+		}
+		if (j->heap) {
+			/* Running: leave it to the pool, which frees it. */
+			j->state = JOB_ABANDONED;
+			j->pw = NULL;
+			*abandoned = true;
+			pthread_mutex_unlock(&p->lock);
+			return r;
+		}
+		/* fn works on the caller's memory: wait for it. */
+		while (j->state == JOB_RUNNING) {
+			pw_prepare_locked(&pw, self, true);
+			pw_wait_locked(p, &pw, WEFT_DEADLINE_NONE);
+		}
+		break;
 	}
-	*pp = j->next;
-	if (pool.tail == j)
-		pool.tail = prev;
+	/* DONE, or CANCELLED by the pool's free. */
+	r = j->state == JOB_DONE ? 0 : -ECANCELED;
+
+out_unlock:
+	j->pw = NULL;
+	pthread_mutex_unlock(&p->lock);
+	if (r < 0 && j->abandon)
+		j->abandon(j->arg);
+	return r;
 }
 
 int
@@ -158,70 +521,283 @@ weft__pool_run(void (*fn)(void *), void *arg, void (*abandon)(void *),
 {
 	struct weft_task *t = weft__task_self();
 	struct job stack_job, *j = &stack_job;
+	struct weft_pool *p;
+	bool abandoned;
 	int ret;
 
-	if (!t)
-		return -EPERM;
+	if (!t) {
+		ret = -EPERM;
+		goto out_abandon;
+	}
+	ret = default_get(&p);
+	if (ret < 0)
+		goto out_abandon;
 	if (abandon) {
 		j = malloc(sizeof(*j));
-		if (!j)
-			return -ENOMEM;
+		if (!j) {
+			ret = -ENOMEM;
+			goto out_abandon;
+		}
 	}
-	j->fn = fn;
+	memset(j, 0, sizeof(*j));
+	j->ifn = fn;
 	j->arg = arg;
 	j->abandon = abandon;
-	j->state = JOB_QUEUED;
-	j->task = t;
-	j->next = NULL;
-	pthread_mutex_lock(&pool.lock);
-	ret = pool_grow_locked();
-	if (ret < 0) {
-		pthread_mutex_unlock(&pool.lock);
-		if (abandon)
-			free(j);
-		return ret;
-	}
-	if (pool.tail)
-		pool.tail->next = j;
-	else
-		pool.head = j;
-	pool.tail = j;
-	pthread_cond_signal(&pool.cond);
-	j->seq = weft__park_prepare(t);
-	ret = weft__park(pool_unlock, NULL, deadline);
-	if (ret == 0) {
-		/* Done: the pool thread has let go of j. */
-		if (abandon)
-			free(j);
-		return 0;
-	}
+	j->internal = true;
+	j->heap = abandon != NULL;
+	ret = job_wait(p, j, t, deadline, &abandoned);
+	/* An abandoned job is the pool's; any other we free. */
+	if (abandon && !abandoned)
+		free(j);
+	return ret;
 
-	/* Timed out or cancelled. */
-	pthread_mutex_lock(&pool.lock);
-	switch (j->state) {
-	case JOB_QUEUED:
-		dequeue_locked(j);
-		pthread_mutex_unlock(&pool.lock);
-		if (abandon)
-			free(j);
+out_abandon:
+	if (abandon)
+		abandon(arg);
+	return ret;
+}
+
+int
+weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline)
+{
+	struct weft_pool *p;
+	struct job *j;
+	bool abandoned;
+	int ret;
+
+	if (!fn)
+		return -EINVAL;
+	if (!ck_pr_load_32(&weft__sched.running))
+		return -ESRCH;
+	ret = default_get(&p);
+	if (ret < 0)
 		return ret;
-	case JOB_RUNNING:
-		if (abandon) {
-			j->state = JOB_ABANDONED;
-			j->task = NULL;
-			pthread_mutex_unlock(&pool.lock);
-			return ret;
-		}
-		/* fn works on the caller's memory: wait for it, uncancellable. */
-		j->seq = weft__park_prepare_io(t);
-		pthread_mutex_unlock(&pool.lock);
-		weft__park_io();
-		return 0;
-	default:
-		/* Finished while we timed out; its wake lost the claim. */
-		pthread_mutex_unlock(&pool.lock);
-		if (abandon)
-			free(j);
-		return 0;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->fn = fn;
+	j->arg = arg;
+	j->heap = true;
+	ret = job_wait(p, j, weft__task_self(), deadline, &abandoned);
+	if (abandoned)
+		return ret;	/* the pool frees j after fn */
+	if (ret == 0 && result)
+		*result = j->result;
+	free(j);
+	return ret;
+}
+
+int
+weft_pool_make(struct weft_pool **out, int max_threads,
+	       const struct weft_pool_opts *opts)
+{
+	size_t queue_max = POOL_QUEUE_DEFAULT;
+	int64_t idle_ns = POOL_IDLE_DEFAULT;
+	struct weft_pool *p;
+	int r;
+
+	if (!out || max_threads < 1 || max_threads > POOL_THREADS_MAX)
+		return -EINVAL;
+	if (opts) {
+		for (size_t i = 0; i < sizeof(opts->reserved_) /
+				       sizeof(opts->reserved_[0]); i++)
+			if (opts->reserved_[i])
+				return -EINVAL;
+		if (opts->idle_ns < 0)
+			return -EINVAL;
+		if (opts->queue_max)
+			queue_max = opts->queue_max;
+		if (opts->idle_ns)
+			idle_ns = opts->idle_ns;
 	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	r = pool_init(p, max_threads, queue_max, idle_ns);
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	*out = p;
+	return 0;
+}
+
+static void
+room_del_locked(struct weft_pool *p, struct batch *b)
+{
+	struct batch **pp;
+
+	if (!b->room_listed)
+		return;
+	for (pp = &p->room; *pp != b; pp = &(*pp)->room_next)
+		;
+	*pp = b->room_next;
+	b->room_listed = false;
+}
+
+int
+weft_pool_map(struct weft_pool *p, weft_fn fn, void **args, void **results,
+	      size_t n, int64_t deadline)
+{
+	struct weft_task *self = weft__task_self();
+	struct batch b;
+	struct job *jobs;
+	size_t next = 0;	/* the next job to queue */
+	int ret = 0;
+	int r;
+
+	if (!p || !fn || (n && (!args || !results)))
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	/* One allocation for the whole map; calloc checks n * size. */
+	jobs = calloc(n, sizeof(*jobs));
+	if (!jobs)
+		return -ENOMEM;
+	memset(&b, 0, sizeof(b));
+
+	pthread_mutex_lock(&p->lock);
+	if (p->closing) {
+		pthread_mutex_unlock(&p->lock);
+		free(jobs);
+		return -EPIPE;
+	}
+	p->callers++;
+	for (;;) {
+		/* A full queue makes map wait for room, not fail. */
+		while (next < n && p->limited < p->queue_max) {
+			struct job *j = &jobs[next];
+
+			j->fn = fn;
+			j->arg = args[next];
+			j->slot = &results[next];
+			j->batch = &b;
+			ret = submit_locked(p, j);
+			if (ret < 0)
+				goto out_stop;
+			b.left++;
+			next++;
+		}
+		if (next == n && b.left == 0)
+			break;
+		if (b.cancelled || p->closing) {
+			ret = -EPIPE;
+			goto out_stop;
+		}
+		pw_prepare_locked(&b.pw, self, false);
+		if (next < n) {
+			b.room_next = p->room;
+			p->room = &b;
+			b.room_listed = true;
+		}
+		if (self)
+			weft__wait_note(self, WAIT_POOL, &b);
+		r = pw_wait_locked(p, &b.pw, deadline);
+		room_del_locked(p, &b);
+		if (r < 0) {
+			ret = r;
+			goto out_stop;
+		}
+	}
+	goto out_leave;
+
+out_stop:
+	/*
+	 * Remove what has not started and wait, uncancellably, for what
+	 * runs: once we return, no thread touches args or results.
+	 */
+	for (size_t i = 0; i < next; i++) {
+		if (jobs[i].state == JOB_QUEUED) {
+			dequeue_locked(p, &jobs[i]);
+			jobs[i].state = JOB_CANCELLED;
+			b.left--;
+		}
+	}
+	while (b.left > 0) {
+		pw_prepare_locked(&b.pw, self, true);
+		pw_wait_locked(p, &b.pw, WEFT_DEADLINE_NONE);
+	}
+out_leave:
+	p->callers--;
+	free_check_locked(p);
+	pthread_mutex_unlock(&p->lock);
+	free(jobs);
+	return ret;
+}
+
+int
+weft_pool_free(struct weft_pool *p)
+{
+	struct weft_task *self = weft__task_self();
+	struct pool_waiter pw;
+	struct batch *b;
+	struct job *j;
+
+	if (!p || p->builtin)
+		return -EINVAL;
+	pthread_mutex_lock(&p->lock);
+	WEFT_ASSERT(!p->closing);
+	p->closing = true;
+	while ((j = p->head)) {
+		dequeue_locked(p, j);
+		j->state = JOB_CANCELLED;
+		if (j->batch) {
+			j->batch->left--;
+			j->batch->cancelled = true;
+			pw_wake_locked(&j->batch->pw);
+		} else if (j->pw) {
+			pw_wake_locked(j->pw);
+		}
+	}
+	for (b = p->room; b; b = b->room_next)
+		pw_wake_locked(&b->pw);
+	pthread_cond_broadcast(&p->work);
+	/* Running jobs finish; then the threads see `closing` and exit. */
+	while (p->threads > 0 || p->callers > 0) {
+		pw_prepare_locked(&pw, self, true);
+		p->freer = &pw;
+		if (self)
+			weft__wait_note(self, WAIT_POOL, p);
+		pw_wait_locked(p, &pw, WEFT_DEADLINE_NONE);
+		p->freer = NULL;
+	}
+	pthread_mutex_unlock(&p->lock);
+
+	pool_unregister(p);
+	pthread_cond_destroy(&p->work);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+	return 0;
+}
+
+int
+weft__pool_busy(void)
+{
+	struct weft_pool *p;
+	size_t n = 0;
+
+	pthread_mutex_lock(&registry.lock);
+	for (p = registry.head; p; p = p->reg_next) {
+		pthread_mutex_lock(&p->lock);
+		n += p->queued + (size_t)p->running;
+		pthread_mutex_unlock(&p->lock);
+	}
+	pthread_mutex_unlock(&registry.lock);
+	return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+int
+weft__pool_threads(void)
+{
+	struct weft_pool *p;
+	int n = 0;
+
+	pthread_mutex_lock(&registry.lock);
+	for (p = registry.head; p; p = p->reg_next) {
+		pthread_mutex_lock(&p->lock);
+		n += p->threads;
+		pthread_mutex_unlock(&p->lock);
+	}
+	pthread_mutex_unlock(&registry.lock);
+	return n;
 }
