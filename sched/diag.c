@@ -19,8 +19,8 @@
  * world looks stable: every worker on the idle list with empty queues, no
  * timer armed on any worker (sleeps and deadlines are timers), no I/O in
  * flight (io_ops == io_done summed over the workers), no blocking-pool job
- * queued or running, and no thread in the process but weft's own (a
- * user's thread may hold a channel and send later).  The same progress
+ * queued or running (weft__pool_busy()), and no thread in the process but
+ * weft's own (a user's thread may hold a channel and send later).  The same progress
  * counters on two consecutive ticks rule out a worker caught between two
  * of those reads; the task walk is then checked again against them.  Every
  * live task must be SUSPENDED.  The report lists each task and the cycles
@@ -172,19 +172,6 @@ wait_target(unsigned int kind, const void *obj)
 	if (kind == WAIT_JOIN)
 		return obj;
 	return NULL;
-}
-
-/*
- * Jobs queued or running in the blocking pool.  Until the blocking pools
- * land (io/io.h's weft__pool_busy()), the internal pool's threads carry no
- * weft name, so only_weft_threads() already sees them as foreign threads
- * and no deadlock is reported while any exists; a job can only be queued
- * or running while one does.
- */
-static bool
-pool_busy_unnamed_threads(void)
-{
-	return false;
 }
 
 /*
@@ -531,7 +518,8 @@ world_idle(const struct progress *p)
 		    weft__timers_next(&w->timers) != INT64_MAX)
 			return false;
 	}
-	return !pool_busy_unnamed_threads();
+	/* Takes each pool's lock: only when everything else is idle. */
+	return weft__pool_busy() == 0;
 }
 
 static bool
@@ -682,35 +670,6 @@ out:
  * Slow tasks.  Monitor thread only.
  */
 
-struct slow_find {
-	const struct weft_task *want;
-	uint64_t id;
-	char name[24];
-	bool found;
-	bool first;		/* TASK_SLOW was clear: report it */
-};
-
-static void
-slow_find_one(struct weft_task *t, void *arg)
-{
-	struct slow_find *f = arg;
-	uint32_t flags;
-
-	if (t != f->want)
-		return;
-	f->found = true;
-	f->id = t->id;
-	memcpy(f->name, t->name, sizeof(f->name));
-	f->name[sizeof(f->name) - 1] = '\0';
-	flags = ck_pr_load_32(&t->flags);
-	while (!(flags & TASK_SLOW))
-		if (ck_pr_cas_32_value(&t->flags, flags, flags | TASK_SLOW,
-				       &flags)) {
-			f->first = true;
-			break;
-		}
-}
-
 /* Returns true if any worker switched tasks since the last tick. */
 static bool
 slow_check(int64_t now)
@@ -723,7 +682,10 @@ slow_check(int64_t now)
 		struct mon_worker *m = &mon.mw[i];
 		uint64_t tick = ck_pr_load_64(&w->st.tasks_run);
 		struct weft_task *cur = ck_pr_load_ptr(&w->cur);
-		struct slow_find f = { .want = cur };
+		uint32_t flags;
+		uint64_t id;
+		char name[24];
+		bool first = false;
 
 		if (tick != m->tick || !cur) {
 			moved |= tick != m->tick;
@@ -735,16 +697,32 @@ slow_check(int64_t now)
 		    m->checked == tick)
 			continue;
 		m->checked = tick;
-		/* A reference pins the descriptor while we read its name. */
-		weft__tasks_foreach(slow_find_one, &f);
-		/* Still the same run of the same task? */
-		if (!f.found || !f.first ||
-		    ck_pr_load_64(&w->st.tasks_run) != tick)
+		/*
+		 * A reference pins the descriptor (the main task's never
+		 * drops to zero while the run lasts) while we read it; the
+		 * tick, unchanged when we mark it, says it was still this
+		 * run of this task.
+		 */
+		if (!weft__task_tryref(cur))
+			continue;
+		id = cur->id;
+		memcpy(name, cur->name, sizeof(name));
+		name[sizeof(name) - 1] = '\0';
+		flags = ck_pr_load_32(&cur->flags);
+		while (ck_pr_load_64(&w->st.tasks_run) == tick &&
+		       !(flags & TASK_SLOW))
+			if (ck_pr_cas_32_value(&cur->flags, flags,
+					       flags | TASK_SLOW, &flags)) {
+				first = true;
+				break;
+			}
+		weft__task_unref(NULL, cur);
+		if (!first)
 			continue;
 		ck_pr_inc_64(&mon.slow_tasks);
 		fprintf(stderr, "weft: slow task #%" PRIu64 " \"%s\" has kept "
 			"worker %d busy for %" PRId64 " ms (WEFT_SLOW_MS=%"
-			PRId64 ")\n", f.id, f.name, i,
+			PRId64 ")\n", id, name, i,
 			(now - m->since) / WEFT_MSEC, mon.slow_ns / WEFT_MSEC);
 	}
 	return moved;

@@ -478,6 +478,37 @@ START_TEST(no_deadlock_while_io_is_in_flight_epoll)
 }
 END_TEST
 
+/* A pool job that blocks its thread for QUIET_WAIT. */
+static void *
+blocking_job(void *unused)
+{
+	struct timespec ts = { 0, QUIET_WAIT };
+
+	(void)unused;
+	nanosleep(&ts, NULL);
+	return t_ptr(7);
+}
+
+static void *
+pool_main(void *unused)
+{
+	void *res = NULL;
+
+	(void)unused;
+	T_EXPECT_INT(weft_blocking(blocking_job, NULL, &res,
+				   WEFT_DEADLINE_NONE), ==, 0);
+	T_EXPECT_INT(t_int(res), ==, 7);
+	return NULL;
+}
+
+START_TEST(no_deadlock_while_a_pool_job_runs)
+{
+	no_report_begin();
+	T_RUN(pool_main, NULL, NULL, NULL);
+	no_report_end();
+}
+END_TEST
+
 /* A plain thread holds the channel and sends after QUIET_WAIT. */
 static void *
 late_sender(void *arg)
@@ -723,6 +754,7 @@ diag_suite(void)
 	tcase_add_test(tc, no_deadlock_while_a_timer_is_armed);
 	tcase_add_test(tc, no_deadlock_while_io_is_in_flight);
 	tcase_add_test(tc, no_deadlock_while_io_is_in_flight_epoll);
+	tcase_add_test(tc, no_deadlock_while_a_pool_job_runs);
 	tcase_add_test(tc, no_deadlock_while_a_foreign_thread_holds_a_channel);
 
 	tc = t_tcase(s, "dump", T_TIMEOUT);
