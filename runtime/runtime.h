@@ -486,6 +486,7 @@ void weft__task_release_stack(struct weft__worker *w, struct weft_task *t);
 /* The main task of weft_run, with a handle.  Before the workers start. */
 struct weft_task *weft__task_make_main(weft_fn fn, void *arg);
 void weft__task_forget_main(void);
+bool weft__task_tryref(struct weft_task *t);
 size_t weft__tasks_foreach(void (*fn)(struct weft_task *t, void *arg),
 			   void *arg);
 

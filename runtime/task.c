@@ -313,6 +313,19 @@ task_tryref(struct weft_task *t)
 }
 
 /*
+ * Take a reference on a descriptor found by address (a worker's `cur`, for
+ * sched/diag.c): false if it is free.  A descriptor is never unmapped while
+ * a run lasts, so this is safe on a stale pointer; the caller checks that
+ * the task is still the one it wanted.  Release with weft__task_unref().
+ * Any thread.
+ */
+bool
+weft__task_tryref(struct weft_task *t)
+{
+	return task_tryref(t);
+}
+
+/*
  * Call fn(t, arg) for every task that is alive (spawned, descriptor not yet
  * freed) when the walk reaches it, holding a reference on it for the call.
  * Descriptors are recycled, so a task spawned during the walk may or may
