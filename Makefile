@@ -80,6 +80,7 @@ LIB_SRCS	:= \
 	io/uring.c \
 	runtime/ctx_aarch64.S \
 	runtime/ctx_x86_64.S \
+	runtime/future.c \
 	runtime/gen.c \
 	runtime/stack.c \
 	runtime/task.c \

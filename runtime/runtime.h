@@ -205,7 +205,15 @@ struct weft__fiber {
 #define TASK_CANCELLED	0x1u	/* weft_cancel() was called */
 #define TASK_HANDLE	0x2u	/* a handle was handed out and not given up */
 #define TASK_JOINING	0x4u	/* a joiner is registered */
-#define TASK_SLOW	0x80u	/* reported as a slow task (sched/diag.c) */
+#define TASK_MAIN	0x8u	/* weft_run's main task (set at make) */
+/*
+ * A runtime-internal task (a future's callback runner): a spawn after the
+ * main task returned does not start it cancelled, and the straggler
+ * cancellation sets its flag but never stops it before it ran, so queued
+ * callbacks still run.  Set at spawn.
+ */
+#define TASK_SYSTEM	0x10u
+#define TASK_SLOW	0x20u	/* reported as a slow task (sched/diag.c) */
 
 /*
  * Timers (sched/timer.c).  A task owns one timer, used by its current park.
@@ -281,6 +289,14 @@ struct weft_task {
 	ck_spinlock_t lock;
 	uint32_t joiner_seq;
 	struct weft_task *joiner;
+	/*
+	 * The task's future (runtime/future.c), made on first request.  Set
+	 * once, under lock (a full-barrier exchange, see weft_task_future());
+	 * read under lock by the exit paths after they store the final
+	 * state, and lock-free by weft__task_start() after its state CAS.
+	 * The descriptor holds one reference until it is freed.
+	 */
+	struct weft_future *fut;
 
 	struct weft__timer timer;
 
@@ -489,5 +505,54 @@ void weft__task_forget_main(void);
 bool weft__task_tryref(struct weft_task *t);
 size_t weft__tasks_foreach(void (*fn)(struct weft_task *t, void *arg),
 			   void *arg);
+/*
+ * Take a reference on t unless it has none left (a descriptor being
+ * freed).  Any thread.
+ */
+/*
+ * Spawn a detached runtime-internal task (TASK_SYSTEM, see above).
+ * Returns 0, -ENOMEM or -ESRCH (no runtime running).  Any thread.
+ */
+int weft__spawn_system(weft_fn fn, void *arg, const char *name);
+
+/* Futures' hooks into the task and run life cycle (runtime/future.c). */
+void weft__task_drop_future(struct weft_task *t);
+void weft__future_adopt_orphans(void);
+
+/*
+ * A shielded wait (asyncio.shield, Trio's shielded cancel scope) for code
+ * that must await something to the end even when its task is cancelled
+ * (join_for's cancel-and-wait, weft_group_free): begin clears the caller's
+ * TASK_CANCELLED flag and returns whether it was set; a wait that still
+ * returns -ECANCELED means a new cancel arrived: weft__shield_hit() clears
+ * it again (returns true if it was set); end restores the flag if any was
+ * seen.  While shielded, weft_task_is_cancelled() on the caller reads
+ * false.  Executed only by the task t.
+ */
+static inline bool
+weft__shield_hit(struct weft_task *t)
+{
+	/* CAS loop: other bits (TASK_HANDLE) change concurrently. */
+	uint32_t old = ck_pr_load_32(&t->flags);
+
+	while (old & TASK_CANCELLED)
+		if (ck_pr_cas_32_value(&t->flags, old, old & ~TASK_CANCELLED,
+				       &old))
+			return true;
+	return false;
+}
+
+static inline bool
+weft__shield_begin(struct weft_task *t)
+{
+	return weft__shield_hit(t);
+}
+
+static inline void
+weft__shield_end(struct weft_task *t, bool cancelled)
+{
+	if (cancelled)
+		ck_pr_or_32(&t->flags, TASK_CANCELLED);
+}
 
 #endif /* WEFT_RUNTIME_H */

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/future.h"
 #include "runtime/runtime.h"
 #include "sched/sched.h"
 
@@ -111,6 +112,8 @@ tpool_get(struct weft__worker *w)
 		tpool.chunks = c;
 		for (n = 0; n < TASK_CHUNK; n++) {
 			c->tasks[n].park = 0;
+			c->tasks[n].refs = 0;
+			c->tasks[n].fut = NULL;
 			c->tasks[n].next = tpool.free;
 			tpool.free = &c->tasks[n];
 		}
@@ -151,6 +154,8 @@ static void
 task_free(struct weft__worker *w, struct weft_task *t)
 {
 	int n;
+
+	weft__task_drop_future(t);
 
 	if (w && w->ntask_cache < TASK_CACHE_MAX) {
 		t->next = w->task_cache;
@@ -201,6 +206,10 @@ weft__task_pool_teardown(void)
 	pthread_mutex_lock(&tpool.lock);
 	for (c = tpool.chunks; c; c = next) {
 		next = c->next;
+		/* Handles never given up: their futures go with the run. */
+		for (int i = 0; i < TASK_CHUNK; i++)
+			if (c->tasks[i].refs != 0)
+				weft__task_drop_future(&c->tasks[i]);
 		free(c);
 	}
 	tpool.chunks = NULL;
@@ -241,7 +250,6 @@ task_init(struct weft_task *t, weft_fn fn, void *arg, size_t stack_size,
 	} else {
 		t->name[0] = '\0';
 	}
-	ck_pr_store_32(&t->refs, handle ? 2 : 1);
 	t->state = WEFT_PENDING;
 	t->flags = handle ? TASK_HANDLE : 0;
 	t->park_result = 0;
@@ -260,6 +268,15 @@ task_init(struct weft_task *t, weft_fn fn, void *arg, size_t stack_size,
 	t->timer.io_live = false;
 	t->io_w = NULL;
 	t->io_key = 0;
+	t->fut = NULL;
+	t->wait_kind = WAIT_NONE;
+	t->wait_obj = NULL;
+	/*
+	 * Last: refs != 0 publishes the descriptor to weft__tasks_foreach().
+	 * Release; pairs with the CAS of weft__task_tryref().
+	 */
+	ck_pr_fence_store();
+	ck_pr_store_32(&t->refs, handle ? 2 : 1);
 }
 
 /* Drop one reference.  Can be executed by any thread (w NULL off-worker). */
@@ -274,6 +291,12 @@ weft__task_unref(struct weft__worker *w, struct weft_task *t)
 /* The run's main task (calloc'ed, not in a chunk): under tpool.lock. */
 static struct weft_task *main_task;
 
+/*
+ * Set (atomic, full barrier) when the main task's function has returned:
+ * spawns from then on start cancelled.  Reset by weft__task_make_main().
+ */
+static uint32_t main_returned;
+
 struct weft_task *
 weft__task_make_main(weft_fn fn, void *arg)
 {
@@ -282,6 +305,8 @@ weft__task_make_main(weft_fn fn, void *arg)
 	if (!t)
 		return NULL;
 	task_init(t, fn, arg, 0, "main", true, task_id(NULL));
+	t->flags |= TASK_MAIN;
+	ck_pr_store_32(&main_returned, 0);
 	pthread_mutex_lock(&tpool.lock);
 	main_task = t;
 	pthread_mutex_unlock(&tpool.lock);
@@ -293,6 +318,8 @@ void
 weft__task_forget_main(void)
 {
 	pthread_mutex_lock(&tpool.lock);
+	if (main_task)
+		weft__task_drop_future(main_task);
 	main_task = NULL;
 	pthread_mutex_unlock(&tpool.lock);
 }
@@ -301,8 +328,8 @@ weft__task_forget_main(void)
  * Take a reference on t unless it has none left (a free descriptor).
  * Any thread.
  */
-static bool
-task_tryref(struct weft_task *t)
+bool
+weft__task_tryref(struct weft_task *t)
 {
 	uint32_t refs = ck_pr_load_32(&t->refs);
 
@@ -310,19 +337,6 @@ task_tryref(struct weft_task *t)
 		if (ck_pr_cas_32_value(&t->refs, refs, refs + 1, &refs))
 			return true;
 	return false;
-}
-
-/*
- * Take a reference on a descriptor found by address (a worker's `cur`, for
- * sched/diag.c): false if it is free.  A descriptor is never unmapped while
- * a run lasts, so this is safe on a stale pointer; the caller checks that
- * the task is still the one it wanted.  Release with weft__task_unref().
- * Any thread.
- */
-bool
-weft__task_tryref(struct weft_task *t)
-{
-	return task_tryref(t);
 }
 
 /*
@@ -344,7 +358,7 @@ weft__tasks_foreach(void (*fn)(struct weft_task *t, void *arg), void *arg)
 	int ndrop = 0;
 
 	pthread_mutex_lock(&tpool.lock);
-	if (main_task && task_tryref(main_task)) {
+	if (main_task && weft__task_tryref(main_task)) {
 		fn(main_task, arg);
 		n++;
 		/* The main task is not in the pool: its refs never reach 0. */
@@ -354,7 +368,7 @@ weft__tasks_foreach(void (*fn)(struct weft_task *t, void *arg), void *arg)
 		for (int i = 0; i < TASK_CHUNK; i++) {
 			struct weft_task *t = &c->tasks[i];
 
-			if (!task_tryref(t))
+			if (!weft__task_tryref(t))
 				continue;
 			fn(t, arg);
 			n++;
@@ -383,9 +397,27 @@ weft__tasks_foreach(void (*fn)(struct weft_task *t, void *arg), void *arg)
 	return n;
 }
 
-int
-weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
-	   const struct weft_spawn_opts *opts)
+/*
+ * A task spawned after the main task returned starts cancelled (a system
+ * task only gets the flag: it still runs).  Called after task_init() made
+ * t visible to weft__tasks_foreach() and before t is queued.  The full
+ * barrier pairs with the one in cancel_stragglers() between its store of
+ * main_returned and its walk: either the walk sees t, or we see the flag.
+ */
+static void
+spawn_check_main(struct weft_task *t)
+{
+	ck_pr_fence_memory();
+	if (WEFT_LIKELY(!ck_pr_load_32(&main_returned)))
+		return;
+	ck_pr_or_32(&t->flags, TASK_CANCELLED);
+	if (!(ck_pr_load_32(&t->flags) & TASK_SYSTEM))
+		ck_pr_store_32(&t->state, WEFT_CANCELLED);
+}
+
+static int
+spawn(struct weft_task **out, weft_fn fn, void *arg,
+      const struct weft_spawn_opts *opts, uint32_t extra_flags)
 {
 	struct weft__worker *w = weft__worker_self();
 	size_t size = opts ? opts->stack_size : 0;
@@ -420,6 +452,9 @@ weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
 			return -ENOMEM;
 		}
 		task_init(t, fn, arg, size, name, out != NULL, task_id(NULL));
+		if (extra_flags)
+			ck_pr_or_32(&t->flags, extra_flags);
+		spawn_check_main(t);
 		weft__sched.foreign_spawned++;
 		weft__globrunq_put_locked(t);
 		weft__wakep_locked();
@@ -432,6 +467,9 @@ weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
 	if (!t)
 		return -ENOMEM;
 	task_init(t, fn, arg, size, name, out != NULL, task_id(w));
+	if (extra_flags)
+		ck_pr_or_32(&t->flags, extra_flags);
+	spawn_check_main(t);
 	/* Counted before it is visible: see weft__tasks_live(). */
 	ck_pr_store_64(&w->spawned, w->spawned + 1);
 	WEFT_STAT_INC(w, spawns);
@@ -440,6 +478,21 @@ weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
 	if (out)
 		*out = t;
 	return 0;
+}
+
+int
+weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
+	   const struct weft_spawn_opts *opts)
+{
+	return spawn(out, fn, arg, opts, 0);
+}
+
+int
+weft__spawn_system(weft_fn fn, void *arg, const char *name)
+{
+	struct weft_spawn_opts opts = { .name = name };
+
+	return spawn(NULL, fn, arg, &opts, TASK_SYSTEM);
 }
 
 /*
@@ -451,8 +504,17 @@ int
 weft__task_start(struct weft__worker *w, struct weft_task *t)
 {
 	struct weft__stack *st;
+	struct weft_future *f;
 	int err = 0;
 
+	/*
+	 * Full barrier (the state CAS before us) then this load: pairs with
+	 * the exchange in weft_task_future(), which reads the state after
+	 * installing the future.  Either side may mark it; both is harmless.
+	 */
+	f = ck_pr_load_ptr(&t->fut);
+	if (f)
+		weft__future_running(f);
 	st = weft__stack_get(w, t->stack_size, &err);
 	if (WEFT_UNLIKELY(!st)) {
 		char msg[96];
@@ -507,12 +569,97 @@ wake_joiner_locked(struct weft_task *t)
 void
 weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t)
 {
+	struct weft_future *f;
+
 	weft__spin_lock(&t->lock);
 	ck_pr_store_32(&t->state, WEFT_CANCELLED);
 	wake_joiner_locked(t);
+	f = t->fut;
 	ck_spinlock_unlock(&t->lock);
+	/* The descriptor's reference keeps f alive until the unref below. */
+	if (f)
+		weft__future_complete(f, NULL, 0, true);
 	ck_pr_store_64(&w->exited, w->exited + 1);
 	weft__task_unref(w, t);
+}
+
+/* Stop t's current blocking call, and every later one. */
+static void
+cancel_running(struct weft_task *t)
+{
+	/* An I/O park refuses this claim: its ring's owner must cancel. */
+	if (!weft__wake_current(t, -ECANCELED))
+		weft__io_cancel_route(t);
+}
+
+struct stragglers {
+	struct weft_task *self;
+	struct weft_task **v;		/* referenced tasks to cancel */
+	size_t n;
+	size_t cap;
+	bool more;			/* the array could not grow */
+};
+
+/* weft__tasks_foreach() callback: collect t, with a reference. */
+static void
+straggler_collect(struct weft_task *t, void *arg)
+{
+	struct stragglers *s = arg;
+	uint32_t st = ck_pr_load_32(&t->state);
+
+	if (t == s->self || st == WEFT_DONE || st == WEFT_CANCELLED ||
+	    (ck_pr_load_32(&t->flags) & TASK_CANCELLED))
+		return;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 64;
+		struct weft_task **v = realloc(s->v, cap * sizeof(*v));
+
+		if (!v) {
+			s->more = true;
+			return;
+		}
+		s->v = v;
+		s->cap = cap;
+	}
+	/* The walk holds a reference: refs >= 1, a plain increment is safe. */
+	ck_pr_inc_32(&t->refs);
+	s->v[s->n++] = t;
+}
+
+/*
+ * The main task `self` returned: cancel every other live task (weft_run
+ * then waits for them, as it waits for every task) and make later spawns
+ * start cancelled.  weft_cancel() is called after the walk, outside
+ * tpool.lock, whose rank is above sched.lock (a wake may need that).
+ * Executed only by the main task.
+ */
+static void
+cancel_stragglers(struct weft_task *self)
+{
+	struct stragglers s = { .self = self };
+	struct weft__worker *w;
+
+	/* Full barrier: pairs with the one in spawn_check_main(). */
+	ck_pr_fas_32(&main_returned, 1);
+	do {
+		s.more = false;
+		s.n = 0;
+		weft__tasks_foreach(straggler_collect, &s);
+		w = weft__worker_self();
+		for (size_t i = 0; i < s.n; i++) {
+			struct weft_task *t = s.v[i];
+
+			if (ck_pr_load_32(&t->flags) & TASK_SYSTEM) {
+				/* Its queued callbacks must still run. */
+				ck_pr_or_32(&t->flags, TASK_CANCELLED);
+				cancel_running(t);
+			} else {
+				weft_cancel(t);
+			}
+			weft__task_unref(w, t);
+		}
+	} while (s.more);
+	free(s.v);
 }
 
 /*
@@ -523,6 +670,7 @@ void
 weft__task_entry(void *arg, void *pass)
 {
 	struct weft_task *t = arg;
+	struct weft_future *f;
 	void *result;
 
 #if defined(WEFT_ASAN)
@@ -530,6 +678,8 @@ weft__task_entry(void *arg, void *pass)
 #endif
 	weft__after_switch(pass);
 	result = t->fn(t->arg);
+	if (WEFT_UNLIKELY(ck_pr_load_32(&t->flags) & TASK_MAIN))
+		cancel_stragglers(t);
 	/* A lingering I/O timer must leave its heap with the task. */
 	if (t->timer.heap)
 		weft__timer_del(&t->timer);
@@ -539,7 +689,11 @@ weft__task_entry(void *arg, void *pass)
 	/* The lock's release orders result before the state for joiners. */
 	ck_pr_store_32(&t->state, WEFT_DONE);
 	wake_joiner_locked(t);
+	f = t->fut;
 	ck_spinlock_unlock(&t->lock);
+	/* The descriptor's reference keeps f alive until our exit. */
+	if (f)
+		weft__future_complete(f, result, 0, false);
 	weft__switch_out(weft__worker_self(), t, AS_EXIT);
 	weft__panic("exited task %llu resumed", (unsigned long long)t->id);
 }
@@ -629,9 +783,7 @@ weft_cancel(struct weft_task *t)
 	/* Not started: it never will be (see startable() in worker.c). */
 	if (ck_pr_cas_32(&t->state, WEFT_PENDING, WEFT_CANCELLED))
 		return 0;
-	/* An I/O park refuses this claim: its ring's owner must cancel. */
-	if (!weft__wake_current(t, -ECANCELED))
-		weft__io_cancel_route(t);
+	cancel_running(t);
 	return 0;
 }
 

@@ -45,6 +45,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "runtime/future.h"
 #include "runtime/runtime.h"
 #include "sched/sched.h"
 
@@ -171,6 +172,8 @@ wait_target(unsigned int kind, const void *obj)
 {
 	if (kind == WAIT_JOIN)
 		return obj;
+	if (kind == WAIT_FUTURE)
+		return weft__future_owner_task(obj);
 	return NULL;
 }
 

@@ -899,6 +899,8 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	start.go = 0;
 	start.error = 0;
 	ck_pr_store_32(&s->running, 1);
+	/* Done callbacks of futures completed while no runtime ran. */
+	weft__future_adopt_orphans();
 	for (int i = 1; i < n; i++) {
 		ret = -pthread_create(&s->workers[i].thread, NULL, worker_main,
 				      &s->workers[i]);

@@ -179,13 +179,18 @@ END_TEST
 struct detached {
 	atomic_int flag[DETACHED];
 	atomic_int grandchild;
+	atomic_int napper_started;
+	atomic_int late_spawn;		/* the grandchild's weft_spawn() */
 };
+
+static atomic_int detached_started;
 
 static void *
 nap_then_flag(void *arg)
 {
 	int i;
 
+	atomic_fetch_add(&detached_started, 1);
 	for (i = 0; i < 3; i++)
 		weft_sleep(2 * WEFT_MSEC);
 	atomic_store((atomic_int *)arg, 1);
@@ -197,9 +202,11 @@ nap_then_spawn(void *arg)
 {
 	struct detached *d = arg;
 
-	weft_sleep(5 * WEFT_MSEC);
-	T_EXPECT_INT(weft_spawn(NULL, nap_then_flag, &d->grandchild, NULL), ==,
-		     0);
+	atomic_store(&d->napper_started, 1);
+	/* Ends only when main's return cancels it. */
+	T_EXPECT_INT(weft_sleep(3600 * WEFT_SEC), ==, -ECANCELED);
+	atomic_store(&d->late_spawn,
+		     weft_spawn(NULL, nap_then_flag, &d->grandchild, NULL) + 1);
 	return NULL;
 }
 
@@ -223,22 +230,31 @@ detached_main(void *arg)
 		}
 	}
 	T_EXPECT_INT(weft_spawn(NULL, nap_then_spawn, d, NULL), ==, 0);
-	/* Return at once: weft_run() must wait for all of them. */
+	/*
+	 * Return once all have started (a task still queued when main
+	 * returns is cancelled and never runs): weft_run() cancels them and
+	 * must wait for every one to finish.
+	 */
+	T_WAIT(atomic_load(&detached_started) == DETACHED &&
+	       atomic_load(&d->napper_started), "the detached tasks to start");
 	return NULL;
 }
 
-START_TEST(run_waits_for_detached_tasks)
+START_TEST(run_cancels_and_waits_for_detached_tasks)
 {
 	struct detached d;
 	int i;
 
 	memset(&d, 0, sizeof(d));
+	atomic_store(&detached_started, 0);
 	T_RUN(detached_main, &d, NULL, NULL);
 	for (i = 0; i < DETACHED; i++)
 		ck_assert_msg(atomic_load(&d.flag[i]) == 1,
 			      "detached task %d had not finished", i);
-	ck_assert_msg(atomic_load(&d.grandchild) == 1,
-		      "a task spawned by a detached task had not finished");
+	/* Spawned after main returned: accepted, but started cancelled. */
+	ck_assert_int_eq(atomic_load(&d.late_spawn), 1);
+	ck_assert_msg(atomic_load(&d.grandchild) == 0,
+		      "a task spawned after main returned ran");
 }
 END_TEST
 
@@ -569,7 +585,7 @@ runtime_run_suite(void)
 	tc = t_tcase(s, "lifecycle", T_TIMEOUT);
 	tcase_add_test(tc, run_returns_main_result);
 	tcase_add_test(tc, run_twice_in_one_process);
-	tcase_add_test(tc, run_waits_for_detached_tasks);
+	tcase_add_test(tc, run_cancels_and_waits_for_detached_tasks);
 	tcase_add_test(tc, run_from_inside_task_returns_ebusy);
 	tcase_add_test(tc, run_from_other_thread_during_run_returns_ebusy);
 	tcase_add_test(tc, runtime_is_empty_after_mixed_workload);

@@ -495,6 +495,8 @@ static void *
 spawn_no_handle_main(void *arg)
 {
 	T_EXPECT_INT(weft_spawn(NULL, set_flag, arg, NULL), ==, 0);
+	/* Main's return would cancel it if it had not run yet. */
+	T_WAIT(atomic_load((atomic_int *)arg) == 1, "the detached task");
 	return NULL;
 }
 

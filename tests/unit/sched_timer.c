@@ -91,6 +91,10 @@ naps_main(void *arg)
 		while (i-- > 0)
 			T_EXPECT_INT(weft_join(t[i], NULL, WEFT_DEADLINE_NONE),
 				     ==, 0);
+	else
+		/* Returning would cancel them: wait for the last one. */
+		T_WAIT(atomic_load(ns->n[0].done) == ns->count,
+		       "the detached nappers");
 	free(t);
 	return NULL;
 }

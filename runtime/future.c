@@ -1,0 +1,738 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Futures: one-shot result slots that any thread completes and tasks or
+ * plain threads wait for; task futures; done callbacks; gather (wait_all),
+ * wait_any and join with a deadline.
+ *
+ * A future is a small heap object with a spinlock.  Its waiters are
+ * records on the waiters' stacks (struct fwait) linked into the future's
+ * list under that lock; each record points at a struct weft__waiter, so a
+ * waiter may be a coroutine (it parks) or a plain thread (futex).  The
+ * completer, holding the lock, unlinks every record and wakes it with the
+ * record's index; a waiter always relocks the future before it returns
+ * (even when its record is gone), which keeps the record alive for a waker
+ * still inside weft__waiter_wake() (see runtime.h).  weft_wait_any() links
+ * one record into each future, all pointing at one shared weft__waiter:
+ * the park word (or futex word) lets exactly one completer win it.
+ *
+ * Done callbacks never run in the completer's frame (asyncio's rule).
+ * They queue on the future in registration order; the first one that
+ * becomes runnable starts a "runner" task, which pops and calls them one
+ * at a time until the queue is empty.  At most one runner exists per
+ * future (cb_runner), so the order holds even for callbacks registered
+ * after completion while earlier ones are still queued.  If no runtime is
+ * running when a runner should start (a foreign thread completed the
+ * future after weft_run() returned, or before the next one), the future
+ * goes on a global orphan list and the next weft_run() starts its runner.
+ *
+ * Task futures are made lazily, the first time weft_task_future() asks for
+ * one (most tasks are never looked at as futures, and a malloc per spawn
+ * would cost the spawn path).  The task descriptor holds one reference to
+ * its future (t->fut) until the descriptor is freed; the future's `owner`
+ * names the task until then (cleared under the future's lock by
+ * weft__task_drop_future()).
+ *
+ * Lock order: task->lock is never held while taking a future's lock, nor
+ * the reverse; group->lock < future->lock (runtime/group.c); a future's
+ * lock < sched.lock (a completer's wake may readily a task).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "runtime/future.h"
+#include "runtime/runtime.h"
+#include "sched/sched.h"
+
+/* A waiter's record in a future's list.  Lives on the waiter's stack. */
+struct fwait {
+	struct weft__waiter *wt;	/* immutable while linked */
+	int index;			/* passed as the wake result */
+	/* Under the future's lock. */
+	struct fwait *next;
+	struct fwait *prev;
+	bool linked;
+};
+
+/* A queued done callback.  Under the future's lock until popped. */
+struct fcb {
+	weft_future_cb cb;
+	void *arg;
+	struct fcb *next;
+};
+
+struct weft_future {
+	ck_spinlock_t lock;
+
+	/* Immutable after make. */
+	const struct weft__future_ops *ops;	/* NULL: a plain future */
+
+	/* Atomics (ck_pr): any thread. */
+	uint32_t refs;
+	/*
+	 * enum weft_future_state.  Stored under lock; the move to DONE or
+	 * CANCELLED is a release store after value/err, read with an
+	 * acquire (load + fence_load) by lock-free readers.
+	 */
+	uint32_t state;
+
+	/* Written once under lock before state becomes DONE/CANCELLED. */
+	void *value;
+	int err;
+
+	/*
+	 * The owner (a task, or a pool job): under lock.  For a task future
+	 * it is cleared when the descriptor is freed; read racily by
+	 * weft__future_owner_task() while the world is idle.
+	 */
+	void *owner;
+
+	/* Under lock. */
+	struct fwait *w_head;		/* waiter records (FIFO) */
+	struct fwait *w_tail;
+	struct fcb *cb_head;		/* done callbacks not yet run */
+	struct fcb *cb_tail;
+	bool cb_runner;			/* a runner task exists or is due */
+
+	/* Orphan list link: under orphans.lock. */
+	struct weft_future *orphan_next;
+};
+
+static bool
+state_final(uint32_t st)
+{
+	return st == WEFT_FUTURE_DONE || st == WEFT_FUTURE_CANCELLED;
+}
+
+/* Futures whose callback runner could not start: no runtime was running. */
+static struct {
+	pthread_mutex_t lock;
+	struct weft_future *head;	/* under lock; each holds a ref */
+} orphans = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static int task_future_cancel(struct weft_future *f, void *owner);
+
+static const struct weft__future_ops task_future_ops = {
+	.cancel = task_future_cancel,
+};
+
+static void
+spin_unlock(void *lk)
+{
+	ck_spinlock_unlock(lk);
+}
+
+static struct weft_future *
+future_alloc(const struct weft__future_ops *ops, void *owner)
+{
+	struct weft_future *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	ck_spinlock_init(&f->lock);
+	f->ops = ops;
+	f->owner = owner;
+	f->refs = 1;
+	f->state = WEFT_FUTURE_PENDING;
+	return f;
+}
+
+int
+weft_future_make(struct weft_future **out)
+{
+	struct weft_future *f;
+
+	if (!out)
+		return -EINVAL;
+	if (!ck_pr_load_32(&weft__sched.running))
+		return -ESRCH;
+	f = future_alloc(NULL, NULL);
+	if (!f)
+		return -ENOMEM;
+	*out = f;
+	return 0;
+}
+
+int
+weft__future_make_owned(struct weft_future **out,
+			const struct weft__future_ops *ops, void *owner)
+{
+	struct weft_future *f = future_alloc(ops, owner);
+
+	if (!f)
+		return -ENOMEM;
+	*out = f;
+	return 0;
+}
+
+struct weft_future *
+weft_future_retain(struct weft_future *f)
+{
+	ck_pr_inc_32(&f->refs);
+	return f;
+}
+
+void
+weft_future_release(struct weft_future *f)
+{
+	struct fcb *c, *next;
+
+	if (!f)
+		return;
+	/* Full barrier: the last dropper sees every other holder's writes. */
+	if (ck_pr_faa_32(&f->refs, (uint32_t)-1) != 1)
+		return;
+	/*
+	 * No waiter can be linked (a waiter holds a reference) and no runner
+	 * exists (it holds one too); callbacks of a future that never
+	 * completed are dropped with it.
+	 */
+	WEFT_ASSERT(f->w_head == NULL);
+	for (c = f->cb_head; c; c = next) {
+		next = c->next;
+		free(c);
+	}
+	free(f);
+}
+
+enum weft_future_state
+weft_future_state(const struct weft_future *f)
+{
+	return (enum weft_future_state)ck_pr_load_32(&f->state);
+}
+
+/* The outcome of a complete future.  Caller saw a final state (acquire). */
+static int
+outcome(const struct weft_future *f, void **value)
+{
+	uint32_t st = ck_pr_load_32(&f->state);
+
+	if (st == WEFT_FUTURE_CANCELLED)
+		return -ECANCELED;
+	if (f->err)
+		return f->err;
+	if (value)
+		*value = f->value;
+	return 0;
+}
+
+int
+weft_future_result(const struct weft_future *f, void **value)
+{
+	if (!f)
+		return -EINVAL;
+	if (!state_final(ck_pr_load_32(&f->state)))
+		return -EAGAIN;
+	/* Pairs with the release store of the state in complete_locked(). */
+	ck_pr_fence_load();
+	return outcome(f, value);
+}
+
+/*
+ * Callback runner: a task of its own that calls f's queued callbacks in
+ * order.  Holds the reference taken when it was scheduled.
+ */
+static void *
+cb_runner(void *arg)
+{
+	struct weft_future *f = arg;
+	struct fcb *c;
+
+	for (;;) {
+		weft__spin_lock(&f->lock);
+		c = f->cb_head;
+		if (!c) {
+			f->cb_runner = false;
+			ck_spinlock_unlock(&f->lock);
+			break;
+		}
+		f->cb_head = c->next;
+		if (!f->cb_head)
+			f->cb_tail = NULL;
+		ck_spinlock_unlock(&f->lock);
+		c->cb(f, c->arg);
+		free(c);
+	}
+	weft_future_release(f);
+	return NULL;
+}
+
+/*
+ * Start the runner of f, which the caller marked (cb_runner) under f's
+ * lock, handing it the reference the caller took.  Without a runtime, park
+ * f on the orphan list for the next run.  Any thread; takes no future lock.
+ */
+static void
+runner_start(struct weft_future *f)
+{
+	if (weft__spawn_system(cb_runner, f, "future-cb") == 0)
+		return;
+	pthread_mutex_lock(&orphans.lock);
+	f->orphan_next = orphans.head;
+	orphans.head = f;
+	pthread_mutex_unlock(&orphans.lock);
+}
+
+/*
+ * Start the runners of futures completed while no runtime ran.  Called by
+ * weft_run() once `running` is set, before the workers start.
+ */
+void
+weft__future_adopt_orphans(void)
+{
+	struct weft_future *f, *next;
+
+	pthread_mutex_lock(&orphans.lock);
+	f = orphans.head;
+	orphans.head = NULL;
+	pthread_mutex_unlock(&orphans.lock);
+	for (; f; f = next) {
+		next = f->orphan_next;
+		f->orphan_next = NULL;
+		runner_start(f);
+	}
+}
+
+/*
+ * Complete f (lock held): store the outcome, wake every waiter.  Returns
+ * true if a callback runner must be started (a reference was taken for
+ * it).  Caller holds f->lock and has checked that f is not complete.
+ */
+static bool
+complete_locked(struct weft_future *f, void *value, int err, bool cancelled)
+{
+	struct fwait *r;
+
+	f->value = value;
+	f->err = err;
+	/* Release: value and err before the final state (weft_future_result). */
+	ck_pr_fence_store();
+	ck_pr_store_32(&f->state, cancelled ? WEFT_FUTURE_CANCELLED :
+			WEFT_FUTURE_DONE);
+	while ((r = f->w_head) != NULL) {
+		f->w_head = r->next;
+		if (f->w_head)
+			f->w_head->prev = NULL;
+		else
+			f->w_tail = NULL;
+		r->next = r->prev = NULL;
+		r->linked = false;
+		/* False: that waiter left (timeout, cancel) or another won. */
+		(void)weft__waiter_wake(r->wt, r->index);
+	}
+	if (f->cb_head && !f->cb_runner) {
+		f->cb_runner = true;
+		ck_pr_inc_32(&f->refs);
+		return true;
+	}
+	return false;
+}
+
+/* Complete f unless it is complete already.  Any thread; never blocks. */
+static int
+complete(struct weft_future *f, void *value, int err, bool cancelled)
+{
+	bool start;
+
+	weft__spin_lock(&f->lock);
+	if (state_final(ck_pr_load_32(&f->state))) {
+		ck_spinlock_unlock(&f->lock);
+		return -EALREADY;
+	}
+	start = complete_locked(f, value, err, cancelled);
+	ck_spinlock_unlock(&f->lock);
+	if (start)
+		runner_start(f);
+	return 0;
+}
+
+int
+weft__future_complete(struct weft_future *f, void *value, int err,
+		      bool cancelled)
+{
+	return complete(f, value, err, cancelled);
+}
+
+void
+weft__future_running(struct weft_future *f)
+{
+	/* Only PENDING moves; a complete future stays as it is. */
+	ck_pr_cas_32(&f->state, WEFT_FUTURE_PENDING, WEFT_FUTURE_RUNNING);
+}
+
+int
+weft_future_set(struct weft_future *f, void *value)
+{
+	if (!f)
+		return -EINVAL;
+	if (f->ops)
+		return -EPERM;
+	return complete(f, value, 0, false);
+}
+
+int
+weft_future_fail(struct weft_future *f, int err)
+{
+	if (!f || err >= 0)
+		return -EINVAL;
+	if (f->ops)
+		return -EPERM;
+	return complete(f, NULL, err, false);
+}
+
+int
+weft_future_cancel(struct weft_future *f)
+{
+	struct weft_task *t = NULL;
+	void *owner;
+	int ret;
+
+	if (!f)
+		return -EINVAL;
+	if (!f->ops)
+		return complete(f, NULL, 0, true);
+	weft__spin_lock(&f->lock);
+	if (state_final(ck_pr_load_32(&f->state))) {
+		ck_spinlock_unlock(&f->lock);
+		return -EALREADY;
+	}
+	owner = f->owner;
+	/*
+	 * A task future's owner is freed only after weft__task_drop_future()
+	 * cleared it under this lock: a reference taken here keeps the
+	 * descriptor from being recycled under weft_cancel().
+	 */
+	if (f->ops == &task_future_ops) {
+		t = owner;
+		if (!t || !weft__task_tryref(t)) {
+			ck_spinlock_unlock(&f->lock);
+			return -EALREADY;
+		}
+	}
+	ck_spinlock_unlock(&f->lock);
+	ret = f->ops->cancel(f, owner);
+	if (t)
+		weft__task_unref(weft__worker_self(), t);
+	return ret;
+}
+
+int
+weft_future_on_done(struct weft_future *f, weft_future_cb cb, void *arg)
+{
+	struct fcb *c;
+	bool start = false;
+
+	if (!f || !cb)
+		return -EINVAL;
+	c = malloc(sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->cb = cb;
+	c->arg = arg;
+	c->next = NULL;
+	weft__spin_lock(&f->lock);
+	if (f->cb_tail)
+		f->cb_tail->next = c;
+	else
+		f->cb_head = c;
+	f->cb_tail = c;
+	if (state_final(ck_pr_load_32(&f->state)) && !f->cb_runner) {
+		f->cb_runner = true;
+		ck_pr_inc_32(&f->refs);
+		start = true;
+	}
+	ck_spinlock_unlock(&f->lock);
+	if (start)
+		runner_start(f);
+	return 0;
+}
+
+/*
+ * Waiting
+ */
+
+static void
+link_locked(struct weft_future *f, struct fwait *r)
+{
+	r->next = NULL;
+	r->prev = f->w_tail;
+	if (f->w_tail)
+		f->w_tail->next = r;
+	else
+		f->w_head = r;
+	f->w_tail = r;
+	r->linked = true;
+}
+
+static void
+unlink_locked(struct weft_future *f, struct fwait *r)
+{
+	if (!r->linked)
+		return;
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		f->w_head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		f->w_tail = r->prev;
+	r->next = r->prev = NULL;
+	r->linked = false;
+}
+
+/*
+ * Wait until f is complete or the wait ends: 0 (complete), -ETIMEDOUT,
+ * -ECANCELED (the caller).  `kind`/`obj` are noted for diagnostics.
+ * Any thread.
+ */
+static int
+wait_one(struct weft_future *f, int64_t deadline, enum weft__wait_kind kind,
+	 const void *obj)
+{
+	struct weft_task *self = weft__task_self();
+	struct weft__waiter wt;
+	struct fwait r = { .wt = &wt, .index = 0 };
+	int ret;
+
+	if (state_final(ck_pr_load_32(&f->state)))
+		return 0;
+	weft__spin_lock(&f->lock);
+	if (state_final(ck_pr_load_32(&f->state))) {
+		ck_spinlock_unlock(&f->lock);
+		return 0;
+	}
+	if (self)
+		weft__wait_note(self, kind, obj);
+	weft__waiter_prepare_as(&wt, self);
+	link_locked(f, &r);
+	ret = weft__waiter_wait(&wt, spin_unlock, &f->lock, deadline);
+	weft__spin_lock(&f->lock);
+	unlink_locked(f, &r);
+	ck_spinlock_unlock(&f->lock);
+	if (self)
+		weft__wait_note(self, WAIT_NONE, NULL);
+	return ret < 0 ? ret : 0;
+}
+
+int
+weft_future_wait(struct weft_future *f, void **value, int64_t deadline)
+{
+	int ret;
+
+	if (!f)
+		return -EINVAL;
+	ret = wait_one(f, deadline, WAIT_FUTURE, f);
+	if (ret < 0)
+		return ret;
+	/* Pairs with the release store of the state in complete_locked(). */
+	ck_pr_fence_load();
+	return outcome(f, value);
+}
+
+int
+weft_wait_all(struct weft_future *const *fs, int n, int64_t deadline)
+{
+	int ret;
+
+	if (!fs || n < 0)
+		return -EINVAL;
+	for (int i = 0; i < n; i++)
+		if (!fs[i])
+			return -EINVAL;
+	/* One park per future still pending: at most n, usually fewer. */
+	for (int i = 0; i < n; i++) {
+		ret = wait_one(fs[i], deadline, WAIT_FUTURES, fs);
+		if (ret < 0)
+			return ret;
+	}
+	ck_pr_fence_load();
+	return 0;
+}
+
+#define ANY_STACK_RECS 8
+
+int
+weft_wait_any(struct weft_future *const *fs, int n, int64_t deadline)
+{
+	struct weft_task *self = weft__task_self();
+	struct fwait stack_recs[ANY_STACK_RECS];
+	struct fwait *recs = stack_recs;
+	struct weft__waiter wt;
+	int ret, linked = 0;
+
+	if (!fs || n < 1)
+		return -EINVAL;
+	for (int i = 0; i < n; i++)
+		if (!fs[i])
+			return -EINVAL;
+	/* Complete already: the lowest index, without parking. */
+	for (int i = 0; i < n; i++) {
+		if (state_final(ck_pr_load_32(&fs[i]->state))) {
+			ck_pr_fence_load();
+			return i;
+		}
+	}
+	if (n > ANY_STACK_RECS) {
+		recs = malloc(sizeof(*recs) * (size_t)n);
+		if (!recs)
+			return -ENOMEM;
+	}
+	if (self)
+		weft__wait_note(self, WAIT_FUTURES, fs);
+	/*
+	 * Prepare once, then link a record into each future.  A future
+	 * found complete while linking wakes the shared waiter itself (it
+	 * competes with real completers like any other waker); the wait
+	 * below then returns at once with the winner's index.
+	 */
+	weft__waiter_prepare_as(&wt, self);
+	for (int i = 0; i < n; i++) {
+		struct weft_future *f = fs[i];
+
+		recs[i].wt = &wt;
+		recs[i].index = i;
+		recs[i].linked = false;
+		weft__spin_lock(&f->lock);
+		if (state_final(ck_pr_load_32(&f->state))) {
+			(void)weft__waiter_wake(&wt, i);
+			ck_spinlock_unlock(&f->lock);
+			break;
+		}
+		link_locked(f, &recs[i]);
+		ck_spinlock_unlock(&f->lock);
+		linked = i + 1;
+	}
+	ret = weft__waiter_wait(&wt, NULL, NULL, deadline);
+	/*
+	 * Relock every future we linked into, even where the record is
+	 * gone: its completer may still be inside weft__waiter_wake().
+	 */
+	for (int i = 0; i < linked; i++) {
+		weft__spin_lock(&fs[i]->lock);
+		unlink_locked(fs[i], &recs[i]);
+		ck_spinlock_unlock(&fs[i]->lock);
+	}
+	if (recs != stack_recs)
+		free(recs);
+	if (self)
+		weft__wait_note(self, WAIT_NONE, NULL);
+	if (ret >= 0)
+		ck_pr_fence_load();
+	return ret;
+}
+
+/*
+ * Task futures
+ */
+
+static int
+task_future_cancel(struct weft_future *f, void *owner)
+{
+	(void)f;
+	return weft_cancel(owner);
+}
+
+struct weft_future *
+weft_task_future(struct weft_task *t)
+{
+	struct weft_future *f, *old;
+	uint32_t st;
+
+	if (!t)
+		return NULL;
+	f = ck_pr_load_ptr(&t->fut);
+	if (f)
+		return f;
+	f = future_alloc(&task_future_ops, t);
+	if (!f)
+		return NULL;
+	weft__spin_lock(&t->lock);
+	old = t->fut;
+	if (!old) {
+		/*
+		 * Full barrier (fas): pairs with the state CAS in
+		 * startable(), which then loads t->fut; either it sees the
+		 * future, or we see the task RUNNING below.
+		 */
+		ck_pr_fas_ptr(&t->fut, f);
+	}
+	st = ck_pr_load_32(&t->state);
+	ck_spinlock_unlock(&t->lock);
+	if (old) {
+		free(f);
+		return old;
+	}
+	/*
+	 * The exit paths read t->fut under t->lock after storing the final
+	 * state: a task that finished before the install is completed here.
+	 */
+	if (st == WEFT_DONE)
+		complete(f, t->result, 0, false);
+	else if (st == WEFT_CANCELLED)
+		complete(f, NULL, 0, true);
+	else if (st != WEFT_PENDING)
+		weft__future_running(f);
+	return f;
+}
+
+struct weft_task *
+weft__future_owner_task(const struct weft_future *f)
+{
+	if (!f || f->ops != &task_future_ops)
+		return NULL;
+	return ck_pr_load_ptr(&((struct weft_future *)f)->owner);
+}
+
+/*
+ * The descriptor of t is being freed: forget it as the owner and drop its
+ * reference.  Any thread.
+ */
+void
+weft__task_drop_future(struct weft_task *t)
+{
+	struct weft_future *f = t->fut;
+
+	if (!f)
+		return;
+	t->fut = NULL;
+	weft__spin_lock(&f->lock);
+	ck_pr_store_ptr(&f->owner, NULL);
+	ck_spinlock_unlock(&f->lock);
+	weft_future_release(f);
+}
+
+int
+weft_join_for(struct weft_task *t, void **result, int64_t deadline,
+	      unsigned int flags)
+{
+	struct weft_task *self = weft__task_self();
+	bool cancelled;
+	int ret;
+
+	if (!self)
+		return -EPERM;
+	if (!t || (flags & ~(unsigned int)WEFT_JOIN_CANCEL))
+		return -EINVAL;
+	weft__wait_note(self, WAIT_JOIN, t);
+	ret = weft_join(t, result, deadline);
+	if (ret != -ETIMEDOUT || !(flags & WEFT_JOIN_CANCEL))
+		return ret;
+	weft_cancel(t);
+	/*
+	 * Await it without a deadline, even if the caller is cancelled
+	 * meanwhile: the handle must not escape this call.
+	 */
+	cancelled = weft__shield_begin(self);
+	for (;;) {
+		weft__wait_note(self, WAIT_JOIN, t);
+		ret = weft_join(t, NULL, WEFT_DEADLINE_NONE);
+		if (ret != -ECANCELED)
+			break;
+		cancelled |= weft__shield_hit(self);
+	}
+	weft__shield_end(self, cancelled);
+	return -ETIMEDOUT;
+}
