@@ -292,6 +292,67 @@ START_TEST(join_cycle_is_reported_and_aborts)
 }
 END_TEST
 
+/*
+ * The seed's example: alpha waits on beta's task future, beta on alpha's.
+ * Main waits on alpha's future too (no edge of its own in the cycle).
+ */
+static void *
+wait_other_future(void *arg)
+{
+	struct pair_arg *a = arg;
+	int tok;
+
+	weft_chan_recv(a->p->go, &tok, WEFT_DEADLINE_NONE);
+	weft_future_wait(weft_task_future(a->p->t[1 - a->self]), NULL,
+			 WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+static void *
+future_cycle_main(void *unused)
+{
+	struct pair p;
+	int tok = 0;
+
+	(void)unused;
+	weft_chan_make(&p.go, sizeof(int), 2);
+	for (int i = 0; i < 2; i++)
+		p.arg[i] = (struct pair_arg){ .p = &p, .self = i };
+	p.t[0] = spawn_named(wait_other_future, &p.arg[0], "alpha");
+	p.t[1] = spawn_named(wait_other_future, &p.arg[1], "beta");
+	weft_chan_send(p.go, &tok, WEFT_DEADLINE_NONE);
+	weft_chan_send(p.go, &tok, WEFT_DEADLINE_NONE);
+	weft_join(p.t[0], NULL, WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+static int
+future_cycle_child(void)
+{
+	return weft_run(future_cycle_main, NULL, NULL, NULL) == 0 ? 3 : 4;
+}
+
+START_TEST(future_cycle_is_reported_and_aborts)
+{
+	static struct child c;
+
+	child_start(&c, future_cycle_child, NULL);
+	child_read(&c, NULL, 0, child_ms());
+	child_wait(&c, child_ms());
+	ck_assert_msg(strstr(c.out, DEADLOCK_MSG), "no report: %.2000s",
+		      c.out);
+	ck_assert_msg(strstr(c.out, "\"alpha\" suspended: waiting on future") &&
+		      strstr(c.out, "\"beta\" suspended: waiting on future"),
+		      "tasks not listed: %.2000s", c.out);
+	ck_assert_msg(strstr(c.out, "\"main\" suspended: waiting on join"),
+		      "main not listed: %.2000s", c.out);
+	ck_assert_msg(has_cycle_line(c.out, "alpha", "beta"),
+		      "no cycle line: %.2000s", c.out);
+	ck_assert_int_eq(count_of(c.out, "cycle: "), 1);
+	assert_aborted(&c);
+}
+END_TEST
+
 /* A channel deadlock: no cycle, still a deadlock. */
 static void *
 send_forever(void *arg)
@@ -746,6 +807,7 @@ diag_suite(void)
 	TCase *tc;
 
 	tc = t_tcase(s, "deadlock", T_TIMEOUT);
+	tcase_add_test(tc, future_cycle_is_reported_and_aborts);
 	tcase_add_test(tc, join_cycle_is_reported_and_aborts);
 	tcase_add_test(tc, chan_deadlock_without_cycle_is_reported);
 	tcase_add_test(tc, report_mode_reports_once_and_does_not_abort);
