@@ -901,8 +901,10 @@ WEFT_EXPORT int weft_blocking_submit(struct weft_future **out, weft_fn fn,
  * weft prints "weft: all tasks are asleep - deadlock!" to stderr, then
  * each task (id, name, state, what it waits on and for how long) and the
  * cycle in the wait-for graph if there is one, and aborts.  With the
- * environment variable WEFT_DEADLOCK=report it prints the report once and
- * goes on waiting instead.
+ * environment variable WEFT_DEADLOCK=report it prints the report once per
+ * deadlock and goes on waiting instead; WEFT_DEADLOCK=off turns the
+ * detector off.  The checks run on a monitor thread, "weft-mon", that
+ * weft_run() starts and stops.
  *
  * A task that keeps its worker busy for longer than a threshold (default
  * 100 ms; WEFT_SLOW_MS, 0 turns it off) is reported once on stderr with its

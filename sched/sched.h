@@ -13,6 +13,7 @@
  *	pool.lock < sched.lock		(io/pool.c wakes under its lock)
  *	io.epoll.lock < sched.lock	(epoll readiness wakes under it)
  *	timers->lock < io.cancel_lock	(an I/O deadline queues a cancel)
+ *	weft__stats_lock < sched.lock, tpool.lock	(weft_stats, weft_dump)
  *	stack_pool.lock, io.cancel_lock: leaves
  *
  * - A waker that holds a task's or an object's lock may call weft__wake(),
