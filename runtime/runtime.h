@@ -12,7 +12,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include <ck_pr.h>
 #include <ck_spinlock.h>
@@ -314,8 +313,9 @@ struct weft_task {
 	/*
 	 * What the task waits on, for weft_dump() and the deadlock detector
 	 * (sched/diag.c).  Written by the task itself with
-	 * weft__wait_note() before it parks; wait_since is stamped and
-	 * wait_kind reset to WAIT_NONE by weft__park()/weft__park_io()
+	 * weft__wait_note() before it parks; wait_since is stamped (from
+	 * weft__wait_clock) and wait_kind reset to WAIT_NONE by
+	 * weft__park()/weft__park_io()
 	 * (relaxed atomic stores: plain movs).  Read racily by the dump
 	 * (a snapshot, only for SUSPENDED tasks) and by the detector (which
 	 * runs only when every worker is idle, so nothing changes under it).
@@ -373,17 +373,18 @@ weft__wait_note(struct weft_task *t, enum weft__wait_kind kind,
 	} while (0)
 
 /*
- * The clock of wait_since: CLOCK_MONOTONIC at the kernel tick's resolution
- * (a few ns through the vDSO, no counter read), on weft_now()'s scale.
- * Any thread.
+ * The clock of wait_since: weft_now() as the monitor thread (sched/diag.c)
+ * last saw it, so stamping a park costs one load of a read-mostly word and
+ * no clock read.  Resolution: the monitor's tick (20 ms while tasks run,
+ * 100 ms idle); 0 when the monitor does not run.  Stored (relaxed) by the
+ * monitor only; any thread loads it.
  */
-static inline int64_t
-weft__coarse_now(void)
-{
-	struct timespec ts;
+extern int64_t weft__wait_clock;
 
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+static inline int64_t
+weft__wait_clock_now(void)
+{
+	return (int64_t)ck_pr_load_64((uint64_t *)&weft__wait_clock);
 }
 
 /*

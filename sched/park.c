@@ -237,7 +237,7 @@ weft__park(void (*unlock)(void *), void *arg, int64_t deadline)
 	 * switch may need the very lock we hold.)
 	 */
 	ck_pr_store_64((uint64_t *)&t->wait_since,
-		       (uint64_t)weft__coarse_now());
+		       (uint64_t)weft__wait_clock_now());
 	ck_pr_store_32(&t->state, WEFT_SUSPENDED);
 	if (unlock)
 		unlock(arg);
@@ -265,7 +265,7 @@ weft__park_io(void)
 	struct weft_task *t = w->cur;
 
 	ck_pr_store_64((uint64_t *)&t->wait_since,
-		       (uint64_t)weft__coarse_now());
+		       (uint64_t)weft__wait_clock_now());
 	ck_pr_store_32(&t->state, WEFT_SUSPENDED);
 	if (!(ck_pr_load_64(&t->park) & PARK_COMMITTED))
 		weft__switch_out(w, t, AS_PARK);
