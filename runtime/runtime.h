@@ -27,6 +27,18 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+/*
+ * ThreadSanitizer runs threads of its own (its background thread, and
+ * more after a fork), named like the program's, with every asynchronous
+ * signal blocked (the sanitizers' internal_start_thread).  The deadlock
+ * detector (sched/diag.c) must not take them for a user's threads.
+ */
+#if defined(WEFT_TSAN)
+#define WEFT_SAN_BG_THREAD 1
+#else
+#define WEFT_SAN_BG_THREAD 0
+#endif
+
 #define WEFT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define WEFT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define WEFT_CACHELINE 64
@@ -358,7 +370,7 @@ weft__wait_note(struct weft_task *t, enum weft__wait_kind kind,
 {
 	/* Relaxed atomic stores (plain movs): the monitor reads racily. */
 	ck_pr_store_8(&t->wait_kind, (uint8_t)kind);
-	ck_pr_store_ptr(&t->wait_obj, obj);
+	ck_pr_store_ptr(&t->wait_obj, (void *)obj);
 }
 
 /*

@@ -542,6 +542,37 @@ is_worker_tid(pid_t tid)
 }
 
 /*
+ * A thread that blocks nearly every signal: how the sanitizers start their
+ * own threads (see WEFT_SAN_BG_THREAD in runtime.h).  Only asked in
+ * sanitizer builds, where a user's thread that blocks every signal is
+ * taken for one too.
+ */
+static bool
+sanitizer_thread(pid_t tid)
+{
+	char path[64], buf[2048];
+	unsigned long long mask;
+	const char *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strstr(buf, "SigBlk:");
+	if (!p)
+		return false;
+	mask = strtoull(p + 7, NULL, 16);
+	return __builtin_popcountll(mask) >= 56;
+}
+
+/*
  * True if every thread of the process is weft's: a worker, the monitor,
  * a blocking-pool thread ("weft-pool*") or an io_uring worker of the
  * kernel ("iou-*").  Any other thread may hold a reference to a channel or
@@ -575,7 +606,8 @@ only_weft_threads(void)
 			continue;
 		comm[n] = '\0';
 		if (strncmp(comm, "weft-pool", 9) != 0 &&
-		    strncmp(comm, "iou-", 4) != 0)
+		    strncmp(comm, "iou-", 4) != 0 &&
+		    !(WEFT_SAN_BG_THREAD && sanitizer_thread(tid)))
 			ok = false;
 	}
 	if (d)
