@@ -82,6 +82,7 @@ LIB_SRCS	:= \
 	runtime/ctx_x86_64.S \
 	runtime/future.c \
 	runtime/gen.c \
+	runtime/group.c \
 	runtime/stack.c \
 	runtime/task.c \
 	sched/chan.c \

@@ -94,6 +94,13 @@ struct weft_config {
  * calling thread until every task has finished.  `*result` (if non-NULL)
  * receives the return value of `fn`.  `cfg` may be NULL for defaults.
  *
+ * When `fn` returns, every task still alive is cancelled (weft_cancel: a
+ * task not started never runs, the others see -ECANCELED from their
+ * blocking calls) and awaited, so nothing outlives the run; a task spawned
+ * after that point is accepted but starts cancelled (WEFT_CANCELLED).  A
+ * task that must finish its work keeps main waiting for it (join, group,
+ * wait group).  Done callbacks still run (see weft_future_on_done).
+ *
  * Returns 0, or -EINVAL (bad configuration), -EBUSY (a runtime is already
  * running in this process), -ENOMEM, or the negative errno of a failed
  * thread or ring creation.
@@ -737,8 +744,15 @@ WEFT_EXPORT int weft_future_wait(struct weft_future *f, void **value,
  * were registered, on a worker, in a task of their own (never inside the
  * call that completes `f`, nor inside this one, even when `f` is complete
  * already).  A callback may block.  Holds a reference to `f` until the
- * callback has returned.  Returns 0, or -ENOMEM (then `cb` will never be
- * called).  Any thread while a runtime runs.
+ * callback has returned.  Returns 0, -EINVAL, or -ENOMEM (then `cb` will
+ * never be called).  Any thread.
+ *
+ * Without a runtime: if `f` completes while no runtime is running (a
+ * foreign thread completes it after weft_run() returned), or a callback is
+ * registered on a complete future then, its callbacks wait, with their
+ * reference to `f`, and run on a worker of the next weft_run(), first
+ * thing.  Callbacks of a future that is released without ever completing
+ * never run.
  */
 WEFT_EXPORT int weft_future_on_done(struct weft_future *f, weft_future_cb cb,
 				    void *arg);
@@ -754,7 +768,8 @@ WEFT_EXPORT int weft_wait_all(struct weft_future *const *fs, int n,
  * asyncio.wait(FIRST_COMPLETED): wait until one of the `n` futures is
  * complete and return its index (the lowest index if several were complete
  * already, else the first to complete).  Returns the index, -ETIMEDOUT,
- * -ECANCELED, -EINVAL (n < 1).  A cancellation point.  Any thread.
+ * -ECANCELED, -EINVAL (n < 1), -ENOMEM (more than 8 futures need a
+ * record array).  A cancellation point.  Any thread.
  */
 WEFT_EXPORT int weft_wait_any(struct weft_future *const *fs, int n,
 			      int64_t deadline);
@@ -774,9 +789,11 @@ WEFT_EXPORT struct weft_future *weft_task_future(struct weft_task *t);
 /*
  * weft_join() with asyncio.wait_for's option: with WEFT_JOIN_CANCEL, when
  * the deadline passes the task is cancelled and awaited (without a
- * deadline: its blocking calls return -ECANCELED at once), its handle is
- * released, and -ETIMEDOUT is returned.  Same codes as weft_join(), plus
- * -EINVAL for unknown flags.  Coroutine context only; a cancellation point.
+ * deadline: its blocking calls return -ECANCELED at once; the caller waits
+ * for it even if it is cancelled itself meanwhile, and stays cancelled),
+ * its handle is released, and -ETIMEDOUT is returned.  Same codes as
+ * weft_join(), plus -EINVAL for unknown flags.  Coroutine context only; a
+ * cancellation point.
  */
 WEFT_EXPORT int weft_join_for(struct weft_task *t, void **result,
 			      int64_t deadline, unsigned int flags);
@@ -820,9 +837,10 @@ WEFT_EXPORT int weft_group_cancel(struct weft_group *g);
 WEFT_EXPORT int weft_group_live(const struct weft_group *g);
 /*
  * Cancel what is left, wait for it (no deadline: cancelled members stop at
- * their next blocking call), free the group.  Returns weft_group_wait()'s
- * result.  A task's own group must not be freed from inside it (-EDEADLK).
- * Any thread.
+ * their next blocking call; a cancelled caller waits too, and stays
+ * cancelled), free the group.  Returns weft_group_wait()'s result (the
+ * first failure or 0).  A member must not free its own group (-EDEADLK,
+ * nothing is freed).  Any thread.
  */
 WEFT_EXPORT int weft_group_free(struct weft_group *g);
 

@@ -93,6 +93,12 @@ struct weft_future {
 	struct fcb *cb_head;		/* done callbacks not yet run */
 	struct fcb *cb_tail;
 	bool cb_runner;			/* a runner task exists or is due */
+	/*
+	 * The internal completion hook (weft__future_hook): under lock;
+	 * taken (cleared) by whoever calls it, once.
+	 */
+	void (*hook)(struct weft_future *f, void *arg);
+	void *hook_arg;
 
 	/* Orphan list link: under orphans.lock. */
 	struct weft_future *orphan_next;
@@ -334,6 +340,8 @@ complete_locked(struct weft_future *f, void *value, int err, bool cancelled)
 static int
 complete(struct weft_future *f, void *value, int err, bool cancelled)
 {
+	void (*hook)(struct weft_future *, void *);
+	void *hook_arg;
 	bool start;
 
 	weft__spin_lock(&f->lock);
@@ -342,10 +350,37 @@ complete(struct weft_future *f, void *value, int err, bool cancelled)
 		return -EALREADY;
 	}
 	start = complete_locked(f, value, err, cancelled);
+	hook = f->hook;
+	hook_arg = f->hook_arg;
+	f->hook = NULL;
+	if (hook)
+		ck_pr_inc_32(&f->refs);	/* for the hook's duration */
 	ck_spinlock_unlock(&f->lock);
 	if (start)
 		runner_start(f);
+	if (hook) {
+		hook(f, hook_arg);
+		weft_future_release(f);
+	}
 	return 0;
+}
+
+void
+weft__future_hook(struct weft_future *f,
+		  void (*fn)(struct weft_future *f, void *arg), void *arg)
+{
+	weft__spin_lock(&f->lock);
+	WEFT_ASSERT(f->hook == NULL);
+	if (!state_final(ck_pr_load_32(&f->state))) {
+		f->hook = fn;
+		f->hook_arg = arg;
+		ck_spinlock_unlock(&f->lock);
+		return;
+	}
+	ck_spinlock_unlock(&f->lock);
+	/* Complete already: the caller holds a reference. */
+	ck_pr_fence_load();
+	fn(f, arg);
 }
 
 int
@@ -636,19 +671,34 @@ task_future_cancel(struct weft_future *f, void *owner)
 }
 
 struct weft_future *
+weft__task_future_alloc(void)
+{
+	return future_alloc(&task_future_ops, NULL);
+}
+
+struct weft_future *
 weft_task_future(struct weft_task *t)
 {
-	struct weft_future *f, *old;
-	uint32_t st;
+	struct weft_future *f;
 
 	if (!t)
 		return NULL;
 	f = ck_pr_load_ptr(&t->fut);
 	if (f)
 		return f;
-	f = future_alloc(&task_future_ops, t);
+	f = weft__task_future_alloc();
 	if (!f)
 		return NULL;
+	return weft__task_future_attach(t, f);
+}
+
+struct weft_future *
+weft__task_future_attach(struct weft_task *t, struct weft_future *f)
+{
+	struct weft_future *old;
+	uint32_t st;
+
+	f->owner = t;
 	weft__spin_lock(&t->lock);
 	old = t->fut;
 	if (!old) {

@@ -50,4 +50,25 @@ int weft__future_complete(struct weft_future *f, void *value, int err,
  */
 struct weft_task *weft__future_owner_task(const struct weft_future *f);
 
+/*
+ * Run `fn(f, arg)` once when `f` completes, inside the completing call
+ * (after the waiters are woken, with no lock held), or at once in the
+ * caller if `f` is complete already.  One hook per future.  For runtime
+ * code that must account for a completion synchronously (groups); fn must
+ * not block.  The caller holds a reference to f.  Any thread.
+ */
+void weft__future_hook(struct weft_future *f,
+		       void (*fn)(struct weft_future *f, void *arg),
+		       void *arg);
+
+/*
+ * weft_task_future() in two steps for callers that must not fail after
+ * spawning: allocate a task future (NULL: -ENOMEM) before, attach it
+ * after.  attach returns t's future: `f`, or the one t already had (then
+ * `f` is freed).  Any thread holding t's handle.
+ */
+struct weft_future *weft__task_future_alloc(void);
+struct weft_future *weft__task_future_attach(struct weft_task *t,
+					     struct weft_future *f);
+
 #endif /* WEFT_FUTURE_H */

@@ -447,8 +447,9 @@ struct weft__waiter {
 	struct weft_task *task;		/* NULL: a plain thread */
 	uint32_t seq;			/* task's park */
 	uint64_t word;			/* task: the park word the claim left,
-					 * written by the claimer under the
-					 * object's lock, read by its commit */
+					 * written only by the winning claimer
+					 * (under the lock guarding its
+					 * record), read by its commit */
 	uint32_t futex;			/* thread: see above (atomic) */
 	int result;			/* thread: the waker's result */
 };

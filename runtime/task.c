@@ -250,8 +250,14 @@ task_init(struct weft_task *t, weft_fn fn, void *arg, size_t stack_size,
 	} else {
 		t->name[0] = '\0';
 	}
-	t->state = WEFT_PENDING;
-	t->flags = handle ? TASK_HANDLE : 0;
+	/*
+	 * Atomic stores: a worker that parked the descriptor's previous task
+	 * may still read these (after_switch's late cancel check) after that
+	 * task was woken elsewhere, exited and its descriptor recycled; the
+	 * stale read is harmless (its wake carries an old seq and fails).
+	 */
+	ck_pr_store_32(&t->state, WEFT_PENDING);
+	ck_pr_store_32(&t->flags, handle ? TASK_HANDLE : 0);
 	t->park_result = 0;
 	/*
 	 * Keep the park sequence of the descriptor's previous task: a stale

@@ -340,8 +340,18 @@ bool
 weft__waiter_claim(struct weft__waiter *wt)
 {
 	if (wt->task) {
-		wt->word = claim(wt->task, wt->seq, true);
-		return wt->word != 0;
+		/*
+		 * Only the winner stores the word: wakers holding different
+		 * objects' locks may race for one waiter (weft_wait_any()
+		 * links it into several futures), and a loser's store would
+		 * clobber the winner's word before its commit reads it.
+		 */
+		uint64_t word = claim(wt->task, wt->seq, true);
+
+		if (!word)
+			return false;
+		wt->word = word;
+		return true;
 	}
 	return ck_pr_cas_32(&wt->futex, 0, 3);
 }

@@ -13,8 +13,15 @@
  *	pool.lock < sched.lock		(io/pool.c wakes under its lock)
  *	io.epoll.lock < sched.lock	(epoll readiness wakes under it)
  *	timers->lock < io.cancel_lock	(an I/O deadline queues a cancel)
+ *	future->lock < sched.lock	(a completer wakes its waiters under it)
+ *	group->lock < sched.lock	(weft_cancel of members, wakes of waiters)
  *	weft__stats_lock < sched.lock, tpool.lock	(weft_stats, weft_dump)
- *	stack_pool.lock, io.cancel_lock: leaves
+ *	stack_pool.lock, io.cancel_lock, future orphans.lock: leaves
+ *
+ * - task->lock and a future's lock never nest (a task's exit path reads
+ *   t->fut under task->lock and completes it after unlocking); nor do a
+ *   group's lock and a future's lock (completion hooks run with the
+ *   future's lock released).
  *
  * - A waker that holds a task's or an object's lock may call weft__wake(),
  *   which may take sched.lock (global queue overflow); never the reverse.

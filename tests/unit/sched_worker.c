@@ -793,6 +793,8 @@ foreign_detach_main(void *arg)
 	T_EXPECT_INT(r, ==, 0);
 	if (r == 0)
 		pthread_join(th, NULL);
+	/* Returning would cancel it if it had not started yet. */
+	T_WAIT(atomic_load(&fd->ran), "the detached task");
 	return NULL;
 }
 
