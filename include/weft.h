@@ -848,11 +848,11 @@ WEFT_EXPORT int weft_group_free(struct weft_group *g);
  * Blocking pools (run_in_executor, ThreadPoolExecutor)
  *
  * A pool runs plain blocking C calls on threads of its own while the
- * calling task parks.  Threads start on demand up to the limit and exit
- * after being idle; the queue is bounded.  A job that has not started can
- * be cancelled (it is removed, its future completes as cancelled); a
- * running job cannot be stopped: it runs to its end, and its result is
- * dropped if nobody waits for it any more.
+ * calling task parks.  Threads start on demand up to the limit (named
+ * "weft-pool-N") and exit after being idle; the queue is bounded.  A job
+ * that has not started can be cancelled (it is removed, fn never runs, its
+ * future completes as cancelled); a running job cannot be stopped: it runs
+ * to its end, and its result is dropped if nobody waits for it any more.
  */
 
 struct weft_pool;
@@ -865,16 +865,21 @@ struct weft_pool_opts {
 };
 
 /*
- * Make a pool of at most `max_threads` (1 .. 1024) threads.  Returns 0,
- * -EINVAL or -ENOMEM.  Any thread.
+ * Make a pool of at most `max_threads` (1 .. 1024) threads; none runs
+ * until a job is queued.  `opts` may be NULL.  Returns 0, -EINVAL
+ * (max_threads out of range, idle_ns < 0, reserved_ not zero) or -ENOMEM.
+ * Any thread, with or without a runtime.
  */
 WEFT_EXPORT int weft_pool_make(struct weft_pool **out, int max_threads,
 			       const struct weft_pool_opts *opts);
 /*
  * Queue `fn(arg)`; `*out` receives its future (one reference, the caller's
- * to release), which completes with fn's return value.  Returns 0,
- * -EAGAIN when the queue is full (nothing is queued), -EPIPE after
- * weft_pool_free() began, -ENOMEM.  Never blocks.  Any thread.
+ * to release), which completes with fn's return value.  weft_future_cancel
+ * on it returns 0 if the job had not started (removed; the future
+ * completes as cancelled and fn never runs) or -EBUSY if it runs (it runs
+ * to its end and the future completes with its value).  Returns 0,
+ * -EAGAIN when the queue is full (nothing is queued), -EPIPE when it races
+ * weft_pool_free(), -EINVAL, -ENOMEM.  Never blocks.  Any thread.
  */
 WEFT_EXPORT int weft_pool_submit(struct weft_pool *p, struct weft_future **out,
 				 weft_fn fn, void *arg);
@@ -883,14 +888,21 @@ WEFT_EXPORT int weft_pool_submit(struct weft_pool *p, struct weft_future **out,
  * order.  Jobs are queued as room allows (a full queue makes map wait, not
  * fail).  Returns 0 once all have run, -ETIMEDOUT or -ECANCELED (jobs not
  * started are removed; running ones finish and are awaited first, so
- * `args` and `results` are no longer touched when it returns), -EINVAL,
- * -ENOMEM.  A cancellation point.  Any thread.
+ * `args` and `results` are no longer touched when it returns; results of
+ * jobs that did not run are left as they were), -EPIPE (weft_pool_free()
+ * removed jobs of this map), -EINVAL, -ENOMEM.  n == 0 returns 0.  A
+ * cancellation point.  Any thread (a plain thread can only time out).
  */
 WEFT_EXPORT int weft_pool_map(struct weft_pool *p, weft_fn fn, void **args,
 			      void **results, size_t n, int64_t deadline);
 /*
- * Stop taking jobs, cancel the ones not started, wait for the running ones
- * and the threads, free the pool.  Returns 0.  Any thread (a task parks).
+ * Stop taking jobs, cancel the ones not started (their futures complete as
+ * cancelled at once), wait for the running ones, the threads and any
+ * weft_pool_map() still inside, free the pool.  Returns 0, -EINVAL for
+ * NULL, or -EDEADLK from a job running on `p` itself (nothing is done).
+ * Not a cancellation point: it always waits.  `p` must not be used
+ * once the call has begun, except by maps and submits already inside.
+ * Any thread (a task parks).
  */
 WEFT_EXPORT int weft_pool_free(struct weft_pool *p);
 
@@ -898,13 +910,20 @@ WEFT_EXPORT int weft_pool_free(struct weft_pool *p);
  * Run `fn(arg)` on the runtime's own blocking pool (WEFT_POOL_THREADS
  * threads, default 4) while the calling task parks; `*result` (if
  * non-NULL) receives its return value.  Returns 0, -ETIMEDOUT or
- * -ECANCELED (a job that has not started is removed; a running one is
- * abandoned: it runs to its end and its result is dropped), -EAGAIN (queue
- * full), -ENOMEM, -ESRCH (no runtime).  A cancellation point.  Any thread.
+ * -ECANCELED (a job that has not started is removed and never runs; a
+ * running one is abandoned: the call returns at once, the job runs to its
+ * end and its result is dropped), -EAGAIN (queue of 1024 full), -EINVAL,
+ * -ENOMEM, -ESRCH (no runtime).  A cancellation point.  Any thread while
+ * a runtime runs (a plain thread blocks, and can only time out).
  */
 WEFT_EXPORT int weft_blocking(weft_fn fn, void *arg, void **result,
 			      int64_t deadline);
-/* As weft_blocking(), but returns at once with the job's future in *out. */
+/*
+ * As weft_blocking(), but returns at once with the job's future in *out
+ * (one reference, the caller's; cancelling it behaves as for
+ * weft_pool_submit).  Returns 0, -EAGAIN, -EINVAL, -ENOMEM, -ESRCH.
+ * Never blocks.  Any thread while a runtime runs.
+ */
 WEFT_EXPORT int weft_blocking_submit(struct weft_future **out, weft_fn fn,
 				     void *arg);
 

@@ -28,7 +28,8 @@
  * many jobs are queued or running and how many pool threads live
  * (weft__pool_busy, weft__pool_threads).
  *
- * Lock order: registry.lock < pool->lock < sched.lock.  A pool thread wakes
+ * Lock order (sched/sched.h spells pool->lock bpool->lock):
+ * registry.lock < pool->lock < sched.lock.  A pool thread wakes
  * waiters under pool->lock (a wake from a non-worker takes sched.lock); a
  * future is completed with no pool lock held.
  */
@@ -41,6 +42,7 @@
 #include <time.h>
 
 #include "io/io.h"
+#include "runtime/future.h"
 #include "runtime/runtime.h"
 #include "sched/sched.h"
 
@@ -87,6 +89,7 @@ struct job {
 	void (*ifn)(void *);		/* an internal job (weft__pool_run) */
 	void (*abandon)(void *);	/* internal: frees arg if abandoned */
 	void *arg;
+	struct weft_future *fut;	/* the pool's reference, or NULL */
 	struct batch *batch;		/* weft_pool_map's, or NULL */
 	void **slot;			/* map: where the value goes */
 	bool internal;			/* not counted against queue_max */
@@ -147,6 +150,9 @@ static pthread_once_t default_once = PTHREAD_ONCE_INIT;
 static int default_err;			/* written once, under default_once */
 
 static uint32_t thread_seq;		/* names threads; atomic */
+
+/* The pool whose thread this is (weft_pool_free from a job: -EDEADLK). */
+static __thread struct weft_pool *self_pool;
 
 static void
 pool_unlock(void *arg)
@@ -328,12 +334,27 @@ job_run(struct weft_pool *p, struct job *j)
 {
 	void *value = NULL;
 
+	if (j->fut)
+		weft__future_running(j->fut);
 	if (j->ifn)
 		j->ifn(j->arg);
 	else
 		value = j->fn(j->arg);
 	if (j->slot)
 		*j->slot = value;	/* read by the map after `left` hits 0 */
+	if (j->fut) {
+		/*
+		 * Nobody else completes it: it left the queue as RUNNING,
+		 * and job_future_cancel() looks only at the queue.
+		 */
+		weft__future_complete(j->fut, value, 0, false);
+		weft_future_release(j->fut);
+		pthread_mutex_lock(&p->lock);
+		p->running--;
+		pthread_mutex_unlock(&p->lock);
+		free(j);
+		return;
+	}
 	pthread_mutex_lock(&p->lock);
 	p->running--;
 	if (j->state == JOB_ABANDONED) {
@@ -368,6 +389,7 @@ pool_main(void *arg)
 	snprintf(name, sizeof(name), "weft-pool-%u",
 		 ck_pr_faa_32(&thread_seq, 1) % 100000);
 	pthread_setname_np(pthread_self(), name);
+	self_pool = p;
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
@@ -729,12 +751,16 @@ int
 weft_pool_free(struct weft_pool *p)
 {
 	struct weft_task *self = weft__task_self();
+	struct job *cancelled = NULL;
 	struct pool_waiter pw;
 	struct batch *b;
 	struct job *j;
 
 	if (!p || p->builtin)
 		return -EINVAL;
+	/* It would wait for its own thread to exit. */
+	if (self_pool == p)
+		return -EDEADLK;
 	pthread_mutex_lock(&p->lock);
 	WEFT_ASSERT(!p->closing);
 	p->closing = true;
@@ -747,12 +773,26 @@ weft_pool_free(struct weft_pool *p)
 			pw_wake_locked(&j->batch->pw);
 		} else if (j->pw) {
 			pw_wake_locked(j->pw);
+		} else if (j->fut) {
+			j->next = cancelled;
+			cancelled = j;
 		}
 	}
 	for (b = p->room; b; b = b->room_next)
 		pw_wake_locked(&b->pw);
 	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+
+	/* Their waiters learn now, not after the running jobs. */
+	while ((j = cancelled)) {
+		cancelled = j->next;
+		weft__future_complete(j->fut, NULL, 0, true);
+		weft_future_release(j->fut);
+		free(j);
+	}
+
 	/* Running jobs finish; then the threads see `closing` and exit. */
+	pthread_mutex_lock(&p->lock);
 	while (p->threads > 0 || p->callers > 0) {
 		pw_prepare_locked(&pw, self, true);
 		p->freer = &pw;
@@ -768,6 +808,111 @@ weft_pool_free(struct weft_pool *p)
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 	return 0;
+}
+
+/*
+ * weft_future_cancel() on a job's future.  `owner` is the pool the job was
+ * queued on, which may have been freed since: it is only compared with the
+ * registry's live pools, and the job is looked for by its future, which
+ * the canceller holds a reference to.  O(jobs queued on that pool).
+ * Returns 0 (removed before it started: completed as cancelled), -EBUSY
+ * (running) or -EALREADY (complete).  Any thread.
+ */
+static int
+job_future_cancel(struct weft_future *f, void *owner)
+{
+	struct weft_pool *p;
+	struct job *j = NULL;
+	enum weft_future_state st;
+
+	pthread_mutex_lock(&registry.lock);
+	for (p = registry.head; p && p != owner; p = p->reg_next)
+		;
+	if (p) {
+		/* Held with registry.lock: p cannot be unregistered. */
+		pthread_mutex_lock(&p->lock);
+		for (j = p->head; j && j->fut != f; j = j->next)
+			;
+		if (j) {
+			dequeue_locked(p, j);
+			j->state = JOB_CANCELLED;
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+	pthread_mutex_unlock(&registry.lock);
+	if (j) {
+		weft__future_complete(f, NULL, 0, true);
+		weft_future_release(j->fut);
+		free(j);
+		return 0;
+	}
+	st = weft_future_state(f);
+	return st == WEFT_FUTURE_DONE || st == WEFT_FUTURE_CANCELLED ?
+	       -EALREADY : -EBUSY;
+}
+
+static const struct weft__future_ops job_future_ops = {
+	.cancel = job_future_cancel,
+};
+
+/* weft_pool_submit() and weft_blocking_submit().  Any thread. */
+static int
+future_submit(struct weft_pool *p, struct weft_future **out, weft_fn fn,
+	      void *arg)
+{
+	struct weft_future *f;
+	struct job *j;
+	int r;
+
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->fn = fn;
+	j->arg = arg;
+	j->heap = true;
+	r = weft__future_make_owned(&f, &job_future_ops, p);
+	if (r < 0)
+		goto out_free_job;
+	j->fut = weft_future_retain(f);	/* the pool's, until completion */
+	pthread_mutex_lock(&p->lock);
+	r = submit_locked(p, j);
+	pthread_mutex_unlock(&p->lock);
+	if (r < 0) {
+		weft_future_release(f);
+		weft_future_release(f);
+		goto out_free_job;
+	}
+	*out = f;
+	return 0;
+
+out_free_job:
+	free(j);
+	return r;
+}
+
+int
+weft_pool_submit(struct weft_pool *p, struct weft_future **out, weft_fn fn,
+		 void *arg)
+{
+	if (!p || !out || !fn)
+		return -EINVAL;
+	return future_submit(p, out, fn, arg);
+}
+
+int
+weft_blocking_submit(struct weft_future **out, weft_fn fn, void *arg)
+{
+	struct weft_pool *p;
+	int r;
+
+	if (!out || !fn)
+		return -EINVAL;
+	if (!ck_pr_load_32(&weft__sched.running))
+		return -ESRCH;
+	r = default_get(&p);
+	if (r < 0)
+		return r;
+	return future_submit(p, out, fn, arg);
 }
 
 int

@@ -10,7 +10,9 @@
  * Lock order ("a < b": a is taken first; locks not listed are leaves):
  *
  *	task->lock < timers->lock < sched.lock < tpool.lock
- *	pool.lock < sched.lock		(io/pool.c wakes under its lock)
+ *	registry.lock < bpool->lock < sched.lock
+ *		(io/pool.c: the registry of blocking pools, then one pool's
+ *		lock; a pool thread wakes its waiters under bpool->lock)
  *	io.epoll.lock < sched.lock	(epoll readiness wakes under it)
  *	timers->lock < io.cancel_lock	(an I/O deadline queues a cancel)
  *	future->lock < sched.lock	(a completer wakes its waiters under it)
@@ -27,6 +29,9 @@
  *   which may take sched.lock (global queue overflow); never the reverse.
  * - timers->lock of two workers are never held together (a thief trylocks
  *   a victim's heap only when it holds no heap lock).
+ * - A blocking pool's lock and a future's lock never nest: pool jobs'
+ *   futures are completed with no pool lock held, and weft_future_cancel()
+ *   calls the pool's cancel with no future lock held.
  * - No lock may be held across a context switch (weft__park() releases
  *   the waiter's lock just before switching).
  */
