@@ -778,10 +778,13 @@ START_TEST(slow_task_is_reported_once)
 	child_read(&c, NULL, 0, child_ms());
 	child_wait(&c, child_ms());
 	assert_exit0(&c);
-	ck_assert_int_eq(count_of(c.out, "weft: slow task #"), 1);
-	ck_assert_msg(strstr(c.out, "\"hog\" has kept worker "),
+	/* Once, though it kept its worker for six thresholds. */
+	ck_assert_msg(count_of(c.out, "\"hog\" has kept worker ") == 1,
 		      "%.2000s", c.out);
-	snprintf(want, sizeof(want), "slow_tasks=1\n");
+	ck_assert_msg(strstr(c.out, "weft: slow task #"), "%.2000s", c.out);
+	/* Counted: as many as were reported (main, on a slow machine). */
+	snprintf(want, sizeof(want), "slow_tasks=%d\n",
+		 count_of(c.out, "weft: slow task #"));
 	ck_assert_msg(strstr(c.out, want), "%.2000s", c.out);
 }
 END_TEST
