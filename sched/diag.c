@@ -869,8 +869,8 @@ read_env(void)
 
 /*
  * Start the monitor for a run whose workers are all set up (their tids
- * recorded).  Failing to start it only loses the diagnostics.
- * Caller: weft_run, on worker 0's thread before its loop.
+ * recorded) and have not started running tasks.  Failing to start it only
+ * loses the diagnostics.  Caller: weft_run, holding start.lock.
  */
 void
 weft__diag_start(void)

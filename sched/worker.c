@@ -915,14 +915,19 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 		pthread_cond_wait(&start.cond, &start.lock);
 	if (ret == 0)
 		ret = start.error;
+	/*
+	 * Every worker has recorded its tid.  The monitor (and the dump
+	 * signal's handler) must be in place before any task runs: a task
+	 * may expect the signal to be handled.
+	 */
+	if (ret == 0)
+		weft__diag_start();
 	start.go = ret == 0 ? 1 : -1;
 	pthread_cond_broadcast(&start.cond);
 	pthread_mutex_unlock(&start.lock);
-	if (ret == 0) {
-		weft__diag_start();
+	if (ret == 0)
 		worker_loop(&s->workers[0]);
-		weft__diag_stop();
-	}
+	weft__diag_stop();
 	for (int i = 1; i <= created; i++)
 		pthread_join(s->workers[i].thread, NULL);
 	worker_cleanup(&s->workers[0]);
