@@ -522,7 +522,15 @@ world_idle(const struct progress *p)
 	for (int i = 0; i < s->nworkers; i++) {
 		struct weft__worker *w = &s->workers[i];
 
-		if (ck_pr_load_ptr(&w->cur) || !weft__runq_empty(w) ||
+		/*
+		 * A lone worker writes its run-next slot with plain stores
+		 * (no thieves): look only at its ring then.  It is on the
+		 * idle list, so its run-next was empty when it went there,
+		 * and only it can fill the slot.
+		 */
+		if (ck_pr_load_ptr(&w->cur) ||
+		    (w->solo ? ck_ring_size(&w->runq) != 0 :
+		     !weft__runq_empty(w)) ||
 		    weft__timers_next(&w->timers) != INT64_MAX)
 			return false;
 	}
