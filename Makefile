@@ -86,6 +86,7 @@ LIB_SRCS	:= \
 	runtime/stack.c \
 	runtime/task.c \
 	sched/chan.c \
+	sched/diag.c \
 	sched/park.c \
 	sched/runq.c \
 	sched/sync.c \

@@ -938,8 +938,10 @@ WEFT_EXPORT int weft_blocking_submit(struct weft_future **out, weft_fn fn,
  * weft prints "weft: all tasks are asleep - deadlock!" to stderr, then
  * each task (id, name, state, what it waits on and for how long) and the
  * cycle in the wait-for graph if there is one, and aborts.  With the
- * environment variable WEFT_DEADLOCK=report it prints the report once and
- * goes on waiting instead.
+ * environment variable WEFT_DEADLOCK=report it prints the report once per
+ * deadlock and goes on waiting instead; WEFT_DEADLOCK=off turns the
+ * detector off.  The checks run on a monitor thread, "weft-mon", that
+ * weft_run() starts and stops.
  *
  * A task that keeps its worker busy for longer than a threshold (default
  * 100 ms; WEFT_SLOW_MS, 0 turns it off) is reported once on stderr with its
@@ -975,7 +977,8 @@ struct weft_worker_stats {
 	uint64_t global_gets;	/* tasks taken from the global queue */
 	uint64_t io_ops;	/* I/O operations started on this worker */
 	uint64_t io_enters;	/* io_uring_enter / epoll_wait calls */
-	uint64_t reserved_[6];
+	uint64_t io_done;	/* I/O operations completed on this worker */
+	uint64_t reserved_[5];
 };
 
 struct weft_stats {
@@ -987,7 +990,9 @@ struct weft_stats {
 	uint64_t stacks_cached;	/* free stacks kept in pools */
 	uint64_t stacks_guarded; /* mapped stacks with a guard page */
 	uint64_t stack_bytes_mapped; /* address space reserved for stacks */
-	uint64_t reserved_[8];
+	uint64_t slow_tasks;	/* tasks reported for hogging a worker */
+	uint64_t deadlocks;	/* deadlocks reported (WEFT_DEADLOCK=report) */
+	uint64_t reserved_[6];
 };
 
 /* Fill `*s`.  Returns 0 or -EINVAL.  Any thread. */

@@ -147,7 +147,10 @@ weft__epoll_wait_fd(struct weft__worker *w, int fd, uint32_t events,
 		return err == EPERM ? 0 : -err;
 	}
 	WEFT_STAT_INC(w, io_ops);
+	weft__wait_note(t, WAIT_IO, NULL);
 	ret = weft__park(unlock_io, io, deadline);
+	/* Counted where the task resumed: w may be stale. */
+	WEFT_STAT_INC(weft__worker_self(), io_done);
 	(void)epoll_ctl(epfd, EPOLL_CTL_DEL, regfd, NULL);
 	if (regfd != fd)
 		close(regfd);

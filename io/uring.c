@@ -150,6 +150,7 @@ reap(struct weft__io *io)
 		WEFT_ASSERT(req != NULL);
 		weft__ioslot_put(&io->uring.slots, tag);
 		req->res = cqe->res;
+		WEFT_STAT_INC(weft__io_worker(io), io_done);
 		/* Last touch of req: the task may run and return at once. */
 		weft__wake_tail(req->task, req->seq, 0);
 	}
@@ -296,6 +297,7 @@ weft__uring_submit_wait(struct weft__worker *w, struct weft_task *t,
 		}
 	}
 	req.seq = weft__park_prepare_io(t);
+	weft__wait_note(t, WAIT_IO, NULL);
 	if (ck_pr_load_32(&t->flags) & TASK_CANCELLED)
 		cancel_key(io, key);
 	/*

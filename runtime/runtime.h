@@ -27,6 +27,18 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+/*
+ * ThreadSanitizer runs threads of its own (its background thread, and
+ * more after a fork), named like the program's, with every asynchronous
+ * signal blocked (the sanitizers' internal_start_thread).  The deadlock
+ * detector (sched/diag.c) must not take them for a user's threads.
+ */
+#if defined(WEFT_TSAN)
+#define WEFT_SAN_BG_THREAD 1
+#else
+#define WEFT_SAN_BG_THREAD 0
+#endif
+
 #define WEFT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define WEFT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define WEFT_CACHELINE 64
@@ -212,6 +224,7 @@ struct weft__fiber {
  * callbacks still run.  Set at spawn.
  */
 #define TASK_SYSTEM	0x10u
+#define TASK_SLOW	0x20u	/* reported as a slow task (sched/diag.c) */
 
 /*
  * Timers (sched/timer.c).  A task owns one timer, used by its current park.
@@ -312,9 +325,12 @@ struct weft_task {
 	/*
 	 * What the task waits on, for weft_dump() and the deadlock detector
 	 * (sched/diag.c).  Written by the task itself with
-	 * weft__wait_note() before it parks; read racily by the dump (a
-	 * snapshot) and by the detector (which runs only when every worker
-	 * is idle, so nothing changes under it).
+	 * weft__wait_note() before it parks; wait_since is stamped (from
+	 * weft__wait_clock) and wait_kind reset to WAIT_NONE by
+	 * weft__park()/weft__park_io()
+	 * (relaxed atomic stores: plain movs).  Read racily by the dump
+	 * (a snapshot, only for SUSPENDED tasks) and by the detector (which
+	 * runs only when every worker is idle, so nothing changes under it).
 	 */
 	uint8_t wait_kind;		/* enum weft__wait_kind */
 	const void *wait_obj;		/* the object; for WAIT_JOIN a task */
@@ -352,8 +368,35 @@ static inline void
 weft__wait_note(struct weft_task *t, enum weft__wait_kind kind,
 		const void *obj)
 {
-	t->wait_kind = (uint8_t)kind;
-	t->wait_obj = obj;
+	/* Relaxed atomic stores (plain movs): the monitor reads racily. */
+	ck_pr_store_8(&t->wait_kind, (uint8_t)kind);
+	ck_pr_store_ptr(&t->wait_obj, (void *)obj);
+}
+
+/*
+ * The same for a waiter that may be a plain thread (wt->task NULL: nothing
+ * to note, a thread is not in the dump).  After weft__waiter_prepare().
+ * Executed only by the waiter.
+ */
+#define weft__waiter_note(wt, kind, obj)				\
+	do {								\
+		if ((wt)->task)						\
+			weft__wait_note((wt)->task, (kind), (obj));	\
+	} while (0)
+
+/*
+ * The clock of wait_since: weft_now() as the monitor thread (sched/diag.c)
+ * last saw it, so stamping a park costs one load of a read-mostly word and
+ * no clock read.  Resolution: the monitor's tick (20 ms while tasks run,
+ * 100 ms idle); 0 when the monitor does not run.  Stored (relaxed) by the
+ * monitor only; any thread loads it.
+ */
+extern int64_t weft__wait_clock;
+
+static inline int64_t
+weft__wait_clock_now(void)
+{
+	return (int64_t)ck_pr_load_64((uint64_t *)&weft__wait_clock);
 }
 
 /*
@@ -473,13 +516,13 @@ void weft__task_release_stack(struct weft__worker *w, struct weft_task *t);
 /* The main task of weft_run, with a handle.  Before the workers start. */
 struct weft_task *weft__task_make_main(weft_fn fn, void *arg);
 void weft__task_forget_main(void);
+bool weft__task_tryref(struct weft_task *t);
 size_t weft__tasks_foreach(void (*fn)(struct weft_task *t, void *arg),
 			   void *arg);
 /*
  * Take a reference on t unless it has none left (a descriptor being
  * freed).  Any thread.
  */
-bool weft__task_tryref(struct weft_task *t);
 /*
  * Spawn a detached runtime-internal task (TASK_SYSTEM, see above).
  * Returns 0, -ENOMEM or -ESRCH (no runtime running).  Any thread.

@@ -742,6 +742,7 @@ weft_join(struct weft_task *t, void **result, int64_t deadline)
 		}
 		t->joiner_seq = weft__park_prepare(self);
 		t->joiner = self;
+		weft__wait_note(self, WAIT_JOIN, t);
 		ret = weft__park(unlock_spin, &t->lock, deadline);
 		weft__spin_lock(&t->lock);
 		if (t->joiner == self)
@@ -827,6 +828,7 @@ weft_sleep_until(int64_t deadline)
 	if (deadline != WEFT_DEADLINE_NONE && deadline <= weft_now())
 		return weft_yield();
 	weft__park_prepare(t);
+	weft__wait_note(t, WAIT_SLEEP, NULL);
 	ret = weft__park(NULL, NULL, deadline);
 	return ret == -ETIMEDOUT ? 0 : ret;
 }

@@ -258,6 +258,8 @@ wait_locked(struct weft_chan *ch, struct waitq *q, void *val,
 	int ret;
 
 	weft__waiter_prepare_as(&wt, self);
+	weft__waiter_note(&wt, q == &ch->sendq ? WAIT_CHAN_SEND :
+			  WAIT_CHAN_RECV, ch);
 	q_push(q, &sg);
 	ret = weft__waiter_wait(&wt, chan_unlock, ch, deadline);
 	/*
@@ -514,6 +516,7 @@ weft_select(struct weft_select_case *cases, int n, int64_t deadline)
 
 	/* Wait on every case at once. */
 	weft__waiter_prepare(&wt);
+	weft__waiter_note(&wt, WAIT_SELECT, cases);
 	for (i = 0; i < n; i++) {
 		struct weft_select_case *c = &cases[i];
 

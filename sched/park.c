@@ -236,6 +236,8 @@ weft__park(void (*unlock)(void *), void *arg, int64_t deadline)
 	 * makes that unnecessary here, and the next task picked before the
 	 * switch may need the very lock we hold.)
 	 */
+	ck_pr_store_64((uint64_t *)&t->wait_since,
+		       (uint64_t)weft__wait_clock_now());
 	ck_pr_store_32(&t->state, WEFT_SUSPENDED);
 	if (unlock)
 		unlock(arg);
@@ -243,6 +245,7 @@ weft__park(void (*unlock)(void *), void *arg, int64_t deadline)
 	if (!(ck_pr_load_64(&t->park) & PARK_COMMITTED))
 		weft__switch_out(w, t, AS_PARK);
 	ck_pr_store_32(&t->state, WEFT_RUNNING);
+	ck_pr_store_8(&t->wait_kind, WAIT_NONE);
 	if (timed)
 		weft__timer_del(&t->timer);
 	/* The run-queue hand-off (or the faa above) ordered this load. */
@@ -261,10 +264,13 @@ weft__park_io(void)
 	struct weft__worker *w = weft__worker_self();
 	struct weft_task *t = w->cur;
 
+	ck_pr_store_64((uint64_t *)&t->wait_since,
+		       (uint64_t)weft__wait_clock_now());
 	ck_pr_store_32(&t->state, WEFT_SUSPENDED);
 	if (!(ck_pr_load_64(&t->park) & PARK_COMMITTED))
 		weft__switch_out(w, t, AS_PARK);
 	ck_pr_store_32(&t->state, WEFT_RUNNING);
+	ck_pr_store_8(&t->wait_kind, WAIT_NONE);
 	return ck_pr_load_int(&t->park_result);
 }
 

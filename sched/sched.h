@@ -17,6 +17,7 @@
  *	timers->lock < io.cancel_lock	(an I/O deadline queues a cancel)
  *	future->lock < sched.lock	(a completer wakes its waiters under it)
  *	group->lock < sched.lock	(weft_cancel of members, wakes of waiters)
+ *	weft__stats_lock < sched.lock, tpool.lock	(weft_stats, weft_dump)
  *	stack_pool.lock, io.cancel_lock, future orphans.lock: leaves
  *
  * - task->lock and a future's lock never nest (a task's exit path reads
@@ -41,6 +42,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <ck_pr.h>
 #include <ck_ring.h>
@@ -84,11 +86,21 @@ struct weft__worker {
 	int id;
 	pthread_t thread;
 	bool solo;			/* the only worker: no thieves exist */
+	/*
+	 * Kernel thread id, stored by the worker in its setup, before the
+	 * start hand-off (start.lock) that precedes the monitor's start.
+	 */
+	pid_t tid;
 
 	/* Owner-only: only this worker's thread touches these. */
 	void *sched_sp;			/* the scheduler context (thread stack) */
 	struct weft__fiber sched_fib;
-	struct weft_task *cur;		/* running task; NULL in the scheduler */
+	/*
+	 * Running task; NULL in the scheduler.  The owner stores it (relaxed
+	 * atomic store, a plain mov); the monitor (sched/diag.c) reads it
+	 * racily to find a task that keeps the worker busy.
+	 */
+	struct weft_task *cur;
 	enum after_switch as_kind;	/* pending finish for as_task */
 	struct weft_task *as_task;
 	bool spinning;			/* counted in sched.nspinning */
@@ -209,6 +221,20 @@ uint64_t weft__tasks_live(void);
 void weft__after_switch(struct weft__worker *w);
 void weft__switch_out(struct weft__worker *w, struct weft_task *t,
 		      enum after_switch kind);
+
+/*
+ * Diagnostics (sched/diag.c).  weft_run starts the monitor thread once its
+ * workers are set up and stops it before joining them.
+ */
+void weft__diag_start(void);
+void weft__diag_stop(void);
+void weft__diag_counters(uint64_t *slow_tasks, uint64_t *deadlocks);
+/*
+ * Guards the workers array against the end of a run for readers that are
+ * not workers (weft_stats, weft_dump).  A leaf but for sched.lock and
+ * tpool.lock, taken inside it.
+ */
+extern pthread_mutex_t weft__stats_lock;
 
 /* Timers (sched/timer.c). */
 void weft__timers_init(struct weft__timers *tm);

@@ -274,6 +274,7 @@ mutex_lock_slow(struct mutex_impl *m, int64_t deadline, bool cancellable)
 		if (!requeue)
 			r.since = weft_now();
 		weft__waiter_prepare(&r.wt);
+		weft__waiter_note(&r.wt, WAIT_MUTEX, m);
 		/* Woken waiters that lost keep their place (Go's LIFO). */
 		if (requeue)
 			list_push_head(&m->waiters, &r);
@@ -498,6 +499,7 @@ rw_wait_locked(struct rwlock_impl *l, bool writer, int64_t deadline)
 
 	r.writer = writer;
 	weft__waiter_prepare(&r.wt);
+	weft__waiter_note(&r.wt, WAIT_RWLOCK, l);
 	list_push_tail(&l->waiters, &r);
 	if (writer)
 		l->wwait++;
@@ -627,6 +629,7 @@ weft_cond_wait(struct weft_cond *cv, struct weft_mutex *mx, int64_t deadline)
 		return -EPERM;
 	weft__spin_lock(&c->lk);
 	weft__waiter_prepare(&r.wt);
+	weft__waiter_note(&r.wt, WAIT_COND, c);
 	list_push_tail(&c->waiters, &r);
 	ck_spinlock_unlock(&c->lk);
 	/* Does not park: a signal in between just ends our park early. */
@@ -734,6 +737,7 @@ weft_waitgroup_wait(struct weft_waitgroup *g, int64_t deadline)
 	}
 	r.writer = false;
 	weft__waiter_prepare(&r.wt);
+	weft__waiter_note(&r.wt, WAIT_WAITGROUP, wg);
 	list_push_tail(&wg->waiters, &r);
 	ret = wait_locked(&wg->lk, &r, deadline);
 	if (r.linked)
@@ -787,6 +791,7 @@ weft_sem_acquire(struct weft_sem *sm, int64_t deadline)
 	}
 	r.writer = false;
 	weft__waiter_prepare(&r.wt);
+	weft__waiter_note(&r.wt, WAIT_SEM, s);
 	list_push_tail(&s->waiters, &r);
 	ret = wait_locked(&s->lk, &r, deadline);
 	if (r.linked)
@@ -883,6 +888,7 @@ weft_once(struct weft_once *on, void (*fn)(void *), void *arg,
 	}
 	r.writer = false;
 	weft__waiter_prepare(&r.wt);
+	weft__waiter_note(&r.wt, WAIT_ONCE, o);
 	list_push_tail(&o->waiters, &r);
 	ret = wait_locked(&o->lk, &r, deadline);
 	if (r.linked)

@@ -64,6 +64,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/runtime.h"
 #include "sched/sched.h"
@@ -106,8 +107,8 @@ static struct {
 /* Serialises weft_run() callers. */
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Stats of the last run, readable after it ended.  Under stats_lock. */
-static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Stats of the last run, readable after it ended.  Under weft__stats_lock. */
+pthread_mutex_t weft__stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct weft_worker_stats *last_wstats;
 static struct weft_stats last_stats;
 static const char *last_backend;
@@ -406,12 +407,12 @@ switch_out(struct weft__worker *w, struct weft_task *t,
 	w->as_kind = kind;
 	w->as_task = t;
 	if (next) {
-		w->cur = next;
+		ck_pr_store_ptr(&w->cur, next);
 		WEFT_STAT_INC(w, tasks_run);
 		w = weft__switch(&t->sp, next->sp, &next->fib,
 				 kind == AS_EXIT, w);
 	} else {
-		w->cur = NULL;
+		ck_pr_store_ptr(&w->cur, NULL);
 		w->credit = 61;
 		w = weft__switch(&t->sp, w->sched_sp, &w->sched_fib,
 				 kind == AS_EXIT, w);
@@ -672,7 +673,7 @@ worker_loop(struct weft__worker *w)
 
 	while ((t = find_runnable(w))) {
 		w->credit = 61;
-		w->cur = t;
+		ck_pr_store_ptr(&w->cur, t);
 		WEFT_STAT_INC(w, tasks_run);
 		weft__switch(&w->sched_sp, t->sp, &t->fib, false, w);
 		after_switch(w);
@@ -686,6 +687,7 @@ worker_setup(struct weft__worker *w)
 	int ret;
 
 	tls_worker = w;
+	w->tid = gettid();
 	w->io.ops = weft__sched.io_ops;
 	ret = w->io.ops->create(&w->io);
 	if (ret < 0) {
@@ -784,7 +786,7 @@ snapshot_stats(void)
 	struct weft_worker_stats *ws;
 
 	ws = calloc((size_t)s->nworkers, sizeof(*ws));
-	pthread_mutex_lock(&stats_lock);
+	pthread_mutex_lock(&weft__stats_lock);
 	free(last_wstats);
 	last_wstats = ws;
 	if (ws)
@@ -796,7 +798,7 @@ snapshot_stats(void)
 	for (int i = 0; i < s->nworkers; i++)
 		last_stats.tasks_spawned += s->workers[i].spawned;
 	last_backend = s->io_ops->name;
-	pthread_mutex_unlock(&stats_lock);
+	pthread_mutex_unlock(&weft__stats_lock);
 }
 
 static void
@@ -852,11 +854,11 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	if (ret < 0)
 		goto out_unlock;
 
-	pthread_mutex_lock(&stats_lock);
+	pthread_mutex_lock(&weft__stats_lock);
 	s->workers = aligned_alloc(WEFT_CACHELINE,
 				   sizeof(*s->workers) * (size_t)n);
 	s->nworkers = s->workers ? n : 0;
-	pthread_mutex_unlock(&stats_lock);
+	pthread_mutex_unlock(&weft__stats_lock);
 	if (!s->workers) {
 		ret = -ENOMEM;
 		goto out_unlock;
@@ -913,11 +915,19 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 		pthread_cond_wait(&start.cond, &start.lock);
 	if (ret == 0)
 		ret = start.error;
+	/*
+	 * Every worker has recorded its tid.  The monitor (and the dump
+	 * signal's handler) must be in place before any task runs: a task
+	 * may expect the signal to be handled.
+	 */
+	if (ret == 0)
+		weft__diag_start();
 	start.go = ret == 0 ? 1 : -1;
 	pthread_cond_broadcast(&start.cond);
 	pthread_mutex_unlock(&start.lock);
 	if (ret == 0)
 		worker_loop(&s->workers[0]);
+	weft__diag_stop();
 	for (int i = 1; i <= created; i++)
 		pthread_join(s->workers[i].thread, NULL);
 	worker_cleanup(&s->workers[0]);
@@ -942,11 +952,11 @@ out_free_main:
 	weft__task_forget_main();
 	free(main_task);
 out_free_workers:
-	pthread_mutex_lock(&stats_lock);
+	pthread_mutex_lock(&weft__stats_lock);
 	free(s->workers);
 	s->workers = NULL;
 	s->nworkers = 0;
-	pthread_mutex_unlock(&stats_lock);
+	pthread_mutex_unlock(&weft__stats_lock);
 out_unlock:
 	pthread_mutex_unlock(&run_lock);
 	return ret;
@@ -983,7 +993,7 @@ weft_stats(struct weft_stats *out)
 
 	if (!out)
 		return -EINVAL;
-	pthread_mutex_lock(&stats_lock);
+	pthread_mutex_lock(&weft__stats_lock);
 	if (s->workers && ck_pr_load_32(&s->running)) {
 		memset(out, 0, sizeof(*out));
 		out->workers = s->nworkers;
@@ -998,9 +1008,10 @@ weft_stats(struct weft_stats *out)
 	} else {
 		*out = last_stats;
 	}
-	pthread_mutex_unlock(&stats_lock);
+	pthread_mutex_unlock(&weft__stats_lock);
 	weft__stack_counters(&out->stacks_in_use, &out->stacks_cached,
 			     &out->stacks_guarded, &out->stack_bytes_mapped);
+	weft__diag_counters(&out->slow_tasks, &out->deadlocks);
 	return 0;
 }
 
@@ -1012,7 +1023,7 @@ weft_worker_stats(int worker, struct weft_worker_stats *out)
 
 	if (!out)
 		return -EINVAL;
-	pthread_mutex_lock(&stats_lock);
+	pthread_mutex_lock(&weft__stats_lock);
 	if (s->workers && ck_pr_load_32(&s->running)) {
 		if (worker < 0 || worker >= s->nworkers) {
 			ret = -EINVAL;
@@ -1031,7 +1042,7 @@ weft_worker_stats(int worker, struct weft_worker_stats *out)
 	} else {
 		ret = -EINVAL;
 	}
-	pthread_mutex_unlock(&stats_lock);
+	pthread_mutex_unlock(&weft__stats_lock);
 	return ret;
 }
 

@@ -1,0 +1,840 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Diagnostics: the deadlock detector (cycles of joins and futures, a
+ * channel deadlock without a cycle, report-only mode, and no report while a
+ * timer, I/O, a pool job or a foreign thread can still wake a task),
+ * weft_dump(), the dump on a signal and the slow-task report.
+ *
+ * A deadlock aborts the process, so those tests run weft in a forked child
+ * and read its stderr through a pipe, within a bounded time; a child that
+ * outlives it is killed by pid.
+ */
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/*
+ * Children
+ */
+
+struct child {
+	pid_t pid;
+	int fd;			/* read end of the child's stderr */
+	int in;			/* write end of the child's stdin, or -1 */
+	int status;
+	bool exited;
+	size_t len;
+	char out[64 * 1024];
+};
+
+/*
+ * Fork a child that sets `env` ("NAME=value" strings, NULL-terminated),
+ * runs body() and exits with its result.  Its stderr goes to c->fd, its
+ * stdin comes from c->in.  The test's thread only.
+ */
+static void
+child_start(struct child *c, int (*body)(void), const char *const *env)
+{
+	int err[2], in[2];
+
+	memset(c, 0, sizeof(*c));
+	ck_assert_int_eq(pipe(err), 0);
+	ck_assert_int_eq(pipe(in), 0);
+	fflush(stdout);
+	fflush(stderr);
+	c->pid = fork();
+	ck_assert_int_ne(c->pid, -1);
+	if (c->pid == 0) {
+		dup2(err[1], 2);
+		dup2(in[0], 0);
+		close(err[0]);
+		close(err[1]);
+		close(in[0]);
+		close(in[1]);
+		setvbuf(stderr, NULL, _IONBF, 0);
+		for (; env && *env; env++)
+			putenv((char *)*env);
+		/*
+		 * A hang ends as SIGALRM.  Check's own handler for it kills
+		 * the whole process group (the test included): not here.
+		 */
+		signal(SIGALRM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		alarm((unsigned)(t_stall_ns() / WEFT_SEC));
+		_exit(body());
+	}
+	close(err[1]);
+	close(in[0]);
+	c->fd = err[0];
+	c->in = in[1];
+}
+
+/*
+ * Read the child's stderr until EOF, until `until` (if non-NULL) has
+ * appeared `count` times, or until `ms` milliseconds passed.  Returns
+ * true if it stopped for EOF or for `until`.
+ */
+static bool
+child_read(struct child *c, const char *until, int count, int64_t ms)
+{
+	int64_t end = weft_now() + ms * WEFT_MSEC;
+
+	for (;;) {
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		int64_t left = end - weft_now();
+		int seen = 0;
+		ssize_t n;
+
+		if (until)
+			for (const char *s = c->out; (s = strstr(s, until));
+			     s++)
+				seen++;
+		if (until && seen >= count)
+			return true;
+		if (left <= 0)
+			return false;
+		if (poll(&p, 1, (int)(left / WEFT_MSEC) + 1) <= 0)
+			continue;
+		if (c->len >= sizeof(c->out) - 1)
+			return false;
+		n = read(c->fd, c->out + c->len, sizeof(c->out) - 1 - c->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return !until;
+		c->len += (size_t)n;
+		c->out[c->len] = '\0';
+	}
+}
+
+/* Wait for the child to end, killing it by pid if it is not gone in `ms`. */
+static void
+child_wait(struct child *c, int64_t ms)
+{
+	int64_t end = weft_now() + ms * WEFT_MSEC;
+	pid_t r;
+
+	while ((r = waitpid(c->pid, &c->status, WNOHANG)) == 0 &&
+	       weft_now() < end) {
+		/* Drain its stderr meanwhile so that it cannot block. */
+		child_read(c, NULL, 0, 10);
+	}
+	if (r == 0) {
+		kill(c->pid, SIGKILL);
+		while (waitpid(c->pid, &c->status, 0) < 0 && errno == EINTR)
+			;
+	}
+	c->exited = true;
+	close(c->fd);
+	if (c->in >= 0)
+		close(c->in);
+}
+
+static int
+count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *s = hay; (s = strstr(s, needle)); s++)
+		n++;
+	return n;
+}
+
+/* Milliseconds a child is given, scaled like Check's timeouts. */
+static int64_t
+child_ms(void)
+{
+	return t_stall_ns() / WEFT_MSEC;
+}
+
+#define DEADLOCK_MSG "weft: all tasks are asleep - deadlock!"
+
+static void
+assert_aborted(const struct child *c)
+{
+	ck_assert_msg(WIFSIGNALED(c->status) && WTERMSIG(c->status) == SIGABRT,
+		      "the child %s %d, expected SIGABRT; stderr: %.2000s",
+		      WIFSIGNALED(c->status) ? "died of signal" : "exited with",
+		      WIFSIGNALED(c->status) ? WTERMSIG(c->status)
+					     : WEXITSTATUS(c->status),
+		      c->out);
+}
+
+static void
+assert_exit0(const struct child *c)
+{
+	ck_assert_msg(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0,
+		      "the child %s %d, expected exit 0; stderr: %.2000s",
+		      WIFSIGNALED(c->status) ? "died of signal" : "exited with",
+		      WIFSIGNALED(c->status) ? WTERMSIG(c->status)
+					     : WEXITSTATUS(c->status),
+		      c->out);
+}
+
+static struct weft_task *
+spawn_named(weft_fn fn, void *arg, const char *name)
+{
+	struct weft_spawn_opts o;
+	struct weft_task *t = NULL;
+
+	memset(&o, 0, sizeof(o));
+	o.name = name;
+	T_EXPECT_INT(weft_spawn(&t, fn, arg, &o), ==, 0);
+	return t;
+}
+
+/*
+ * A join cycle: alpha joins beta, beta joins alpha; main waits on a
+ * channel nobody sends on.
+ */
+struct pair {
+	struct weft_task *t[2];
+	struct weft_chan *go;
+	struct pair_arg {
+		struct pair *p;
+		int self;
+	} arg[2];
+};
+
+static void *
+join_other(void *arg)
+{
+	struct pair_arg *a = arg;
+	int tok;
+
+	weft_chan_recv(a->p->go, &tok, WEFT_DEADLINE_NONE);
+	weft_join(a->p->t[1 - a->self], NULL, WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+static void *
+join_cycle_main(void *unused)
+{
+	struct pair p;
+	struct weft_chan *never;
+	int tok, v;
+
+	(void)unused;
+	weft_chan_make(&p.go, sizeof(int), 2);
+	weft_chan_make(&never, sizeof(int), 0);
+	for (int i = 0; i < 2; i++)
+		p.arg[i] = (struct pair_arg){ .p = &p, .self = i };
+	p.t[0] = spawn_named(join_other, &p.arg[0], "alpha");
+	p.t[1] = spawn_named(join_other, &p.arg[1], "beta");
+	/* Both handles are set before either task looks at them. */
+	tok = 0;
+	weft_chan_send(p.go, &tok, WEFT_DEADLINE_NONE);
+	tok = 1;
+	weft_chan_send(p.go, &tok, WEFT_DEADLINE_NONE);
+	weft_chan_recv(never, &v, WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+static int
+join_cycle_child(void)
+{
+	return weft_run(join_cycle_main, NULL, NULL, NULL) == 0 ? 3 : 4;
+}
+
+/* One of the two orders the cycle may be printed in. */
+static bool
+has_cycle_line(const char *out, const char *a, const char *b)
+{
+	char l1[128], l2[128];
+
+	snprintf(l1, sizeof(l1), "cycle: %s (#", a);
+	snprintf(l2, sizeof(l2), "cycle: %s (#", b);
+	const char *s = strstr(out, l1) ? strstr(out, l1) : strstr(out, l2);
+	const char *e;
+
+	if (!s)
+		return false;
+	e = strchr(s, '\n');
+	if (!e)
+		return false;
+	/* "x (#i) -> y (#j) -> x (#i)": three names, two arrows. */
+	{
+		char line[256];
+		size_t n = (size_t)(e - s);
+
+		if (n >= sizeof(line))
+			return false;
+		memcpy(line, s, n);
+		line[n] = '\0';
+		return strstr(line, a) && strstr(line, b) &&
+		       count_of(line, " -> ") == 2;
+	}
+}
+
+START_TEST(join_cycle_is_reported_and_aborts)
+{
+	static struct child c;
+
+	child_start(&c, join_cycle_child, NULL);
+	child_read(&c, NULL, 0, child_ms());
+	child_wait(&c, child_ms());
+	ck_assert_msg(strstr(c.out, DEADLOCK_MSG), "no report: %.2000s",
+		      c.out);
+	ck_assert_msg(strstr(c.out, "\"alpha\" suspended: waiting on join") &&
+		      strstr(c.out, "\"beta\" suspended: waiting on join"),
+		      "tasks not listed: %.2000s", c.out);
+	ck_assert_msg(strstr(c.out, "waiting on chan recv"),
+		      "main's channel wait not listed: %.2000s", c.out);
+	ck_assert_msg(has_cycle_line(c.out, "alpha", "beta"),
+		      "no cycle line: %.2000s", c.out);
+	ck_assert_int_eq(count_of(c.out, "cycle: "), 1);
+	assert_aborted(&c);
+}
+END_TEST
+
+/*
+ * The seed's example: alpha waits on beta's task future, beta on alpha's.
+ * Main waits on alpha's future too (no edge of its own in the cycle).
+ */
+static void *
+wait_other_future(void *arg)
+{
+	struct pair_arg *a = arg;
+	int tok;
+
+	weft_chan_recv(a->p->go, &tok, WEFT_DEADLINE_NONE);
+	weft_future_wait(weft_task_future(a->p->t[1 - a->self]), NULL,
+			 WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+static void *
+future_cycle_main(void *unused)
+{
+	struct pair p;
+	int tok = 0;
+
+	(void)unused;
+	weft_chan_make(&p.go, sizeof(int), 2);
+	for (int i = 0; i < 2; i++)
+		p.arg[i] = (struct pair_arg){ .p = &p, .self = i };
+	p.t[0] = spawn_named(wait_other_future, &p.arg[0], "alpha");
+	p.t[1] = spawn_named(wait_other_future, &p.arg[1], "beta");
+	weft_chan_send(p.go, &tok, WEFT_DEADLINE_NONE);
+	weft_chan_send(p.go, &tok, WEFT_DEADLINE_NONE);
+	weft_join(p.t[0], NULL, WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+static int
+future_cycle_child(void)
+{
+	return weft_run(future_cycle_main, NULL, NULL, NULL) == 0 ? 3 : 4;
+}
+
+START_TEST(future_cycle_is_reported_and_aborts)
+{
+	static struct child c;
+
+	child_start(&c, future_cycle_child, NULL);
+	child_read(&c, NULL, 0, child_ms());
+	child_wait(&c, child_ms());
+	ck_assert_msg(strstr(c.out, DEADLOCK_MSG), "no report: %.2000s",
+		      c.out);
+	ck_assert_msg(strstr(c.out, "\"alpha\" suspended: waiting on future") &&
+		      strstr(c.out, "\"beta\" suspended: waiting on future"),
+		      "tasks not listed: %.2000s", c.out);
+	ck_assert_msg(strstr(c.out, "\"main\" suspended: waiting on join"),
+		      "main not listed: %.2000s", c.out);
+	ck_assert_msg(has_cycle_line(c.out, "alpha", "beta"),
+		      "no cycle line: %.2000s", c.out);
+	ck_assert_int_eq(count_of(c.out, "cycle: "), 1);
+	assert_aborted(&c);
+}
+END_TEST
+
+/* A channel deadlock: no cycle, still a deadlock. */
+static void *
+send_forever(void *arg)
+{
+	int v = 1;
+
+	weft_chan_send(arg, &v, WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+static void *
+chan_deadlock_main(void *unused)
+{
+	struct weft_chan *a, *b;
+	int v;
+
+	(void)unused;
+	weft_chan_make(&a, sizeof(int), 0);
+	weft_chan_make(&b, sizeof(int), 0);
+	weft_detach(spawn_named(send_forever, b, "gamma"));
+	weft_chan_recv(a, &v, WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+static int
+chan_deadlock_child(void)
+{
+	return weft_run(chan_deadlock_main, NULL, NULL, NULL) == 0 ? 3 : 4;
+}
+
+START_TEST(chan_deadlock_without_cycle_is_reported)
+{
+	static struct child c;
+
+	child_start(&c, chan_deadlock_child, NULL);
+	child_read(&c, NULL, 0, child_ms());
+	child_wait(&c, child_ms());
+	ck_assert_msg(strstr(c.out, DEADLOCK_MSG), "no report: %.2000s",
+		      c.out);
+	ck_assert_msg(strstr(c.out, "\"gamma\" suspended: waiting on chan send"),
+		      "gamma not listed: %.2000s", c.out);
+	ck_assert_msg(strstr(c.out, "suspended: waiting on chan recv"),
+		      "main not listed: %.2000s", c.out);
+	ck_assert_msg(!strstr(c.out, "cycle: "), "a cycle: %.2000s", c.out);
+	assert_aborted(&c);
+}
+END_TEST
+
+/*
+ * WEFT_DEADLOCK=report: one report, the process goes on.  Nothing inside
+ * the child can end this deadlock (a thread that could is a reason not to
+ * report), so the test watches for a second report for a while, checks
+ * that the child is still alive, and kills it.
+ */
+START_TEST(report_mode_reports_once_and_does_not_abort)
+{
+	static const char *const env[] = { "WEFT_DEADLOCK=report", NULL };
+	static struct child c;
+	pid_t r;
+
+	child_start(&c, join_cycle_child, env);
+	ck_assert_msg(child_read(&c, DEADLOCK_MSG, 1, child_ms()),
+		      "no report: %.2000s", c.out);
+	/* Ten idle ticks of the monitor: a repeat would show by then. */
+	child_read(&c, DEADLOCK_MSG, 2, 1000);
+	ck_assert_int_eq(count_of(c.out, DEADLOCK_MSG), 1);
+	ck_assert_msg(strstr(c.out, "WEFT_DEADLOCK=report"),
+		      "no report-mode note: %.2000s", c.out);
+	r = waitpid(c.pid, &c.status, WNOHANG);
+	ck_assert_msg(r == 0, "the child ended: status %d; %.2000s", c.status,
+		      c.out);
+	ck_assert_int_eq(kill(c.pid, SIGKILL), 0);
+	child_wait(&c, child_ms());
+	ck_assert(WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGKILL);
+}
+END_TEST
+
+/*
+ * No false deadlocks.  These run in the test's own process, in report
+ * mode, and assert that nothing was reported (in abort mode a false
+ * report would kill the test).
+ */
+#define QUIET_WAIT (500 * WEFT_MSEC)	/* > two idle monitor ticks */
+
+static void
+no_report_begin(void)
+{
+	setenv("WEFT_DEADLOCK", "report", 1);
+}
+
+static void
+no_report_end(void)
+{
+	struct weft_stats s;
+
+	unsetenv("WEFT_DEADLOCK");
+	ck_assert_int_eq(weft_stats(&s), 0);
+	ck_assert_msg(s.deadlocks == 0, "%" PRIu64 " deadlock(s) reported",
+		      s.deadlocks);
+}
+
+static void *
+sleeper(void *unused)
+{
+	(void)unused;
+	T_EXPECT_INT(weft_sleep(QUIET_WAIT), ==, 0);
+	return NULL;
+}
+
+/* Main joins a sleeper; another task waits on a channel main closes. */
+static void *
+timer_main(void *unused)
+{
+	struct weft_chan *ch;
+	struct weft_task *w;
+
+	(void)unused;
+	weft_chan_make(&ch, sizeof(int), 0);
+	w = spawn_named(send_forever, ch, "blocked");
+	T_EXPECT_INT(weft_join(spawn_named(sleeper, NULL, "sleeper"), NULL,
+			       WEFT_DEADLINE_NONE), ==, 0);
+	weft_chan_close(ch);
+	T_EXPECT_INT(weft_join(w, NULL, WEFT_DEADLINE_NONE), ==, 0);
+	weft_chan_release(ch);
+	return NULL;
+}
+
+START_TEST(no_deadlock_while_a_timer_is_armed)
+{
+	no_report_begin();
+	T_RUN(timer_main, NULL, NULL, NULL);
+	no_report_end();
+}
+END_TEST
+
+/* A pipe whose writer is another process, writing after QUIET_WAIT. */
+static void *
+io_main(void *arg)
+{
+	int fd = (int)t_int(arg);
+	char b = 0;
+
+	T_EXPECT_INT(weft_read(fd, &b, 1, WEFT_DEADLINE_NONE), ==, 1);
+	T_EXPECT_INT(b, ==, 'x');
+	return NULL;
+}
+
+static void
+no_deadlock_io(const char *backend)
+{
+	struct weft_config cfg = t_config(0);
+	struct timespec ts = { 0, QUIET_WAIT };
+	int pfd[2], status;
+	pid_t pid;
+
+	cfg.io_backend = backend;
+	ck_assert_int_eq(pipe(pfd), 0);
+	fflush(stderr);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		close(pfd[0]);
+		nanosleep(&ts, NULL);
+		_exit(write(pfd[1], "x", 1) == 1 ? 0 : 1);
+	}
+	close(pfd[1]);
+	no_report_begin();
+	T_RUN(io_main, t_ptr(pfd[0]), &cfg, NULL);
+	no_report_end();
+	close(pfd[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+START_TEST(no_deadlock_while_io_is_in_flight)
+{
+	no_deadlock_io("uring");
+}
+END_TEST
+
+START_TEST(no_deadlock_while_io_is_in_flight_epoll)
+{
+	no_deadlock_io("epoll");
+}
+END_TEST
+
+/* A pool job that blocks its thread for QUIET_WAIT. */
+static void *
+blocking_job(void *unused)
+{
+	struct timespec ts = { 0, QUIET_WAIT };
+
+	(void)unused;
+	nanosleep(&ts, NULL);
+	return t_ptr(7);
+}
+
+static void *
+pool_main(void *unused)
+{
+	void *res = NULL;
+
+	(void)unused;
+	T_EXPECT_INT(weft_blocking(blocking_job, NULL, &res,
+				   WEFT_DEADLINE_NONE), ==, 0);
+	T_EXPECT_INT(t_int(res), ==, 7);
+	return NULL;
+}
+
+START_TEST(no_deadlock_while_a_pool_job_runs)
+{
+	no_report_begin();
+	T_RUN(pool_main, NULL, NULL, NULL);
+	no_report_end();
+}
+END_TEST
+
+/* A plain thread holds the channel and sends after QUIET_WAIT. */
+static void *
+late_sender(void *arg)
+{
+	struct timespec ts = { 0, QUIET_WAIT };
+	int v = 42;
+
+	nanosleep(&ts, NULL);
+	T_EXPECT_INT(weft_chan_send(arg, &v, WEFT_DEADLINE_NONE), ==, 0);
+	return NULL;
+}
+
+static void *
+foreign_main(void *unused)
+{
+	struct weft_chan *ch;
+	pthread_t th;
+	int v = 0;
+
+	(void)unused;
+	weft_chan_make(&ch, sizeof(int), 0);
+	T_EXPECT_INT(pthread_create(&th, NULL, late_sender, ch), ==, 0);
+	T_EXPECT_INT(weft_chan_recv(ch, &v, WEFT_DEADLINE_NONE), ==, 0);
+	T_EXPECT_INT(v, ==, 42);
+	/* Joining a thread blocks the worker: it has sent already. */
+	pthread_join(th, NULL);
+	weft_chan_release(ch);
+	return NULL;
+}
+
+START_TEST(no_deadlock_while_a_foreign_thread_holds_a_channel)
+{
+	no_report_begin();
+	T_RUN(foreign_main, NULL, NULL, NULL);
+	no_report_end();
+}
+END_TEST
+
+/*
+ * weft_dump()
+ */
+
+static void *
+recv_once(void *arg)
+{
+	int v;
+
+	T_EXPECT_INT(weft_chan_recv(arg, &v, WEFT_DEADLINE_NONE), ==, -EPIPE);
+	return NULL;
+}
+
+static void *
+dump_main(void *unused)
+{
+	struct weft_chan *ch;
+	struct weft_task *t;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)unused;
+	weft_chan_make(&ch, sizeof(int), 0);
+	t = spawn_named(recv_once, ch, "dumpee");
+	T_WAIT(weft_task_state(t) == WEFT_SUSPENDED, "dumpee to park");
+	f = open_memstream(&buf, &len);
+	T_EXPECT(f != NULL, "open_memstream");
+	if (f) {
+		T_EXPECT_INT(weft_dump(f), ==, 0);
+		fclose(f);
+		T_EXPECT(strstr(buf, "weft: dump: ") != NULL, "header: %s",
+			 buf);
+		T_EXPECT(strstr(buf, "\"dumpee\" suspended: waiting on chan "
+				"recv") != NULL, "dumpee: %s", buf);
+		T_EXPECT(strstr(buf, "worker 0: tasks_run ") != NULL,
+			 "worker counters: %s", buf);
+		T_EXPECT(strstr(buf, "io completed") != NULL, "io: %s", buf);
+		T_EXPECT(strstr(buf, "stacks: ") != NULL, "stacks: %s", buf);
+		/* The caller itself is running, on this worker. */
+		T_EXPECT(strstr(buf, " running on worker ") != NULL,
+			 "running task: %s", buf);
+		free(buf);
+	}
+	weft_chan_close(ch);
+	T_EXPECT_INT(weft_join(t, NULL, WEFT_DEADLINE_NONE), ==, 0);
+	weft_chan_release(ch);
+	return NULL;
+}
+
+START_TEST(dump_lists_a_parked_task_and_what_it_waits_on)
+{
+	T_RUN(dump_main, NULL, NULL, NULL);
+}
+END_TEST
+
+START_TEST(dump_without_runtime_says_so)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(weft_dump(f), 0);
+	fclose(f);
+	ck_assert_msg(strstr(buf, "no runtime") != NULL, "%s", buf);
+	free(buf);
+	ck_assert_int_eq(weft_dump(NULL), -EINVAL);
+}
+END_TEST
+
+/*
+ * The dump on a signal: the child says "ready" once its task is parked,
+ * the test sends the signal, reads the dump, then lets the child finish by
+ * writing to its stdin (the main task waits on it: I/O, not a deadlock).
+ */
+static void *
+sig_main(void *unused)
+{
+	struct weft_chan *ch;
+	struct weft_task *t;
+	char b;
+
+	(void)unused;
+	weft_chan_make(&ch, sizeof(int), 0);
+	t = spawn_named(recv_once, ch, "sigdumpee");
+	T_WAIT(weft_task_state(t) == WEFT_SUSPENDED, "sigdumpee to park");
+	fputs("ready\n", stderr);
+	T_EXPECT_INT(weft_read(0, &b, 1, WEFT_DEADLINE_NONE), ==, 1);
+	weft_chan_close(ch);
+	T_EXPECT_INT(weft_join(t, NULL, WEFT_DEADLINE_NONE), ==, 0);
+	weft_chan_release(ch);
+	return NULL;
+}
+
+static int
+sig_child(void)
+{
+	int r = weft_run(sig_main, NULL, NULL, NULL);
+
+	if (r || t_failed()) {
+		fprintf(stderr, "child: weft_run %d, %s\n", r, t_fail_msg);
+		return 1;
+	}
+	return 0;
+}
+
+START_TEST(dump_signal_prints_the_dump)
+{
+	static const char *const env[] = { "WEFT_DUMP_SIGNAL=SIGUSR1", NULL };
+	static struct child c;
+
+	child_start(&c, sig_child, env);
+	ck_assert_msg(child_read(&c, "ready\n", 1, child_ms()),
+		      "child not ready: %.2000s", c.out);
+	ck_assert_int_eq(kill(c.pid, SIGUSR1), 0);
+	ck_assert_msg(child_read(&c, "\"sigdumpee\" suspended: waiting on "
+				 "chan recv", 1, child_ms()),
+		      "no dump: %.2000s", c.out);
+	ck_assert(strstr(c.out, "weft: dump: ") != NULL);
+	ck_assert_int_eq(write(c.in, "q", 1), 1);
+	child_read(&c, NULL, 0, child_ms());
+	child_wait(&c, child_ms());
+	assert_exit0(&c);
+}
+END_TEST
+
+/*
+ * Slow tasks
+ */
+static void *
+hog(void *unused)
+{
+	(void)unused;
+	t_burn(300 * WEFT_MSEC);
+	return NULL;
+}
+
+static void *
+slow_main(void *unused)
+{
+	(void)unused;
+	T_EXPECT_INT(weft_join(spawn_named(hog, NULL, "hog"), NULL,
+			       WEFT_DEADLINE_NONE), ==, 0);
+	return NULL;
+}
+
+static int
+slow_child(void)
+{
+	struct weft_stats s;
+	int r = weft_run(slow_main, NULL, NULL, NULL);
+
+	if (r || t_failed())
+		return 1;
+	weft_stats(&s);
+	fprintf(stderr, "slow_tasks=%" PRIu64 "\n", s.slow_tasks);
+	return 0;
+}
+
+START_TEST(slow_task_is_reported_once)
+{
+	static const char *const env[] = { "WEFT_SLOW_MS=50", NULL };
+	static struct child c;
+	char want[64];
+
+	child_start(&c, slow_child, env);
+	child_read(&c, NULL, 0, child_ms());
+	child_wait(&c, child_ms());
+	assert_exit0(&c);
+	/* Once, though it kept its worker for six thresholds. */
+	ck_assert_msg(count_of(c.out, "\"hog\" has kept worker ") == 1,
+		      "%.2000s", c.out);
+	ck_assert_msg(strstr(c.out, "weft: slow task #"), "%.2000s", c.out);
+	/* Counted: as many as were reported (main, on a slow machine). */
+	snprintf(want, sizeof(want), "slow_tasks=%d\n",
+		 count_of(c.out, "weft: slow task #"));
+	ck_assert_msg(strstr(c.out, want), "%.2000s", c.out);
+}
+END_TEST
+
+START_TEST(slow_task_report_off_with_zero)
+{
+	static const char *const env[] = { "WEFT_SLOW_MS=0", NULL };
+	static struct child c;
+
+	child_start(&c, slow_child, env);
+	child_read(&c, NULL, 0, child_ms());
+	child_wait(&c, child_ms());
+	assert_exit0(&c);
+	ck_assert_msg(!strstr(c.out, "slow task"), "%.2000s", c.out);
+	ck_assert(strstr(c.out, "slow_tasks=0\n") != NULL);
+}
+END_TEST
+
+static Suite *
+diag_suite(void)
+{
+	Suite *s = suite_create("sched/diag");
+	TCase *tc;
+
+	tc = t_tcase(s, "deadlock", T_TIMEOUT);
+	tcase_add_test(tc, future_cycle_is_reported_and_aborts);
+	tcase_add_test(tc, join_cycle_is_reported_and_aborts);
+	tcase_add_test(tc, chan_deadlock_without_cycle_is_reported);
+	tcase_add_test(tc, report_mode_reports_once_and_does_not_abort);
+
+	tc = t_tcase(s, "no_false_deadlock", T_TIMEOUT);
+	tcase_add_test(tc, no_deadlock_while_a_timer_is_armed);
+	tcase_add_test(tc, no_deadlock_while_io_is_in_flight);
+	tcase_add_test(tc, no_deadlock_while_io_is_in_flight_epoll);
+	tcase_add_test(tc, no_deadlock_while_a_pool_job_runs);
+	tcase_add_test(tc, no_deadlock_while_a_foreign_thread_holds_a_channel);
+
+	tc = t_tcase(s, "dump", T_TIMEOUT);
+	tcase_add_test(tc, dump_lists_a_parked_task_and_what_it_waits_on);
+	tcase_add_test(tc, dump_without_runtime_says_so);
+	tcase_add_test(tc, dump_signal_prints_the_dump);
+
+	tc = t_tcase(s, "slow", T_TIMEOUT);
+	tcase_add_test(tc, slow_task_is_reported_once);
+	tcase_add_test(tc, slow_task_report_off_with_zero);
+	return s;
+}
+
+int
+main(void)
+{
+	return t_main(diag_suite());
+}
