@@ -182,6 +182,39 @@ t_stall_ns(void)
 		ok_;                                                           \
 	})
 
+/*
+ * Inside a task: poll until the counter `now_expr` reaches `target`, every
+ * millisecond with weft_sleep().  A stall is t_stall_ns() without the
+ * counter moving, not a total: a million first touches of fresh stack
+ * pages take most of that on a VM whose page faults cost 20 us each.
+ */
+#define T_WAIT_COUNT(now_expr, target, what)                                   \
+	({                                                                     \
+		long last_ = -1;                                               \
+		int64_t end_ = 0;                                              \
+		bool ok_ = true;                                               \
+		for (;;) {                                                     \
+			long v_ = (long)(now_expr);                            \
+			if (v_ >= (long)(target))                              \
+				break;                                         \
+			if (v_ != last_) {                                     \
+				last_ = v_;                                    \
+				end_ = weft_now() + t_stall_ns();              \
+			}                                                      \
+			int w_ = weft_sleep(WEFT_MSEC);                        \
+			if (w_ != 0 || weft_now() > end_) {                    \
+				t_failf(__FILE__, __LINE__,                    \
+					"waiting for %s: %s at %ld of %ld (%d)", \
+					(what),                                \
+					w_ ? "weft_sleep failed" : "stalled",  \
+					v_, (long)(target), w_);               \
+				ok_ = false;                                   \
+				break;                                         \
+			}                                                      \
+		}                                                              \
+		ok_;                                                           \
+	})
+
 /* On a plain thread: the same, with nanosleep(). */
 #define T_WAIT_THREAD(cond, what)                                              \
 	({                                                                     \

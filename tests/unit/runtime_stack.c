@@ -61,7 +61,7 @@ parked_main(void *arg)
 			break;
 		}
 	}
-	T_WAIT(atomic_load(&p->started) == p->made, "every task to park");
+	T_WAIT_COUNT(atomic_load(&p->started), p->made, "every task to park");
 	T_EXPECT_INT(weft_stats(&p->during), ==, 0);
 	for (i = 0; i < p->made; i++)
 		T_EXPECT_INT(weft_cancel(t[i]), ==, 0);
@@ -395,7 +395,7 @@ guards_main(void *arg)
 		if (weft_spawn(&t[made], guard_parker, g, NULL) != 0)
 			break;
 	T_EXPECT_INT(made, ==, g->n);
-	T_WAIT(atomic_load(&g->started) == made, "the tasks to park");
+	T_WAIT_COUNT(atomic_load(&g->started), made, "the tasks to park");
 	T_EXPECT_INT(weft_stats(&g->during), ==, 0);
 	atomic_store(&g->release, 1);
 	for (i = 0; i < made; i++)
