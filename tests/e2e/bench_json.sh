@@ -4,8 +4,9 @@
 # weft-bench's JSON output has the fixed shape other tools read:
 #   {"results":[{"scenario":S,"impl":I,"metric":M,"value":V,"unit":U},...]}
 # and, for every scenario it ran, rows for both "weft" and "threads".
-# Runs `weft-bench --quick --only yield,spawn` (bounded by timeout 120) and
-# prints one PASS/FAIL line; the exit status is non-zero on failure.
+# Runs `weft-bench --quick --only yield,spawn` (bounded by timeout 120, or
+# 500 under a sanitizer) and prints one PASS/FAIL line; the exit status is
+# non-zero on failure.
 set -u
 
 BUILD=${BUILD:-build}
@@ -23,12 +24,21 @@ command -v python3 >/dev/null 2>&1 || fail "python3 not found"
 tmp=$(mktemp -d) || fail "mktemp"
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
-timeout 120 "$bench" --quick --only yield,spawn --json "$tmp/out.json" \
-	>"$tmp/stdout" 2>"$tmp/stderr"
+# Under a sanitizer every fiber and thread costs milliseconds to make on
+# these VMs (a weft spawn 3 ms, a thread 5 ms under TSan): give each run
+# longer than weft-bench's 15 s default.
+run_limit=15
+total=120
+if [ -n "${SAN:-}" ]; then
+	run_limit=150
+	total=500
+fi
+timeout $total "$bench" --quick --only yield,spawn --timeout $run_limit \
+	--json "$tmp/out.json" >"$tmp/stdout" 2>"$tmp/stderr"
 rc=$?
 if [ $rc -ne 0 ]; then
 	tail -n 20 "$tmp/stdout" "$tmp/stderr" >&2
-	[ $rc -eq 124 ] && fail "weft-bench did not finish within 120 s"
+	[ $rc -eq 124 ] && fail "weft-bench did not finish within $total s"
 	fail "weft-bench exited with status $rc"
 fi
 [ -s "$tmp/out.json" ] || fail "no JSON written"
