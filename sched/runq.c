@@ -21,6 +21,9 @@
  */
 #include "sched/sched.h"
 
+/* How long a thief leaves a busy victim's run-next alone (Go: 3 us). */
+#define STEAL_RUNNEXT_WAIT_NS (3 * WEFT_USEC)
+
 /* Caller holds sched.lock. */
 void
 weft__globrunq_put_locked(struct weft_task *t)
@@ -136,7 +139,23 @@ weft__runq_steal(struct weft__worker *thief, struct weft__worker *victim,
 		if (t)
 			return t;
 	}
-	if (take_runnext) {
+	if (take_runnext && ck_pr_load_ptr(&victim->runnext)) {
+		/*
+		 * The victim is most likely about to run its run-next itself:
+		 * a task that just readied it (a channel hand-off, a mutex in
+		 * starvation mode) usually parks a few hundred ns later.
+		 * Give it ~3 us first, as Go's runqgrab does: taking the task
+		 * away moves the pair across workers and every later hand-off
+		 * then costs a sleep and a wake-up of a worker.
+		 */
+		int64_t until = weft_now() + STEAL_RUNNEXT_WAIT_NS;
+
+		do {
+			for (int i = 0; i < 64; i++)
+				ck_pr_stall();
+			if (!ck_pr_load_ptr(&victim->runnext))
+				return NULL;
+		} while (weft_now() < until);
 		got = ck_pr_load_ptr(&victim->runnext);
 		if (got && ck_pr_cas_ptr(&victim->runnext, got, NULL))
 			return got;
