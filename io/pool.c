@@ -915,8 +915,23 @@ weft_blocking_submit(struct weft_future **out, weft_fn fn, void *arg)
 	return future_submit(p, out, fn, arg);
 }
 
-int
-weft__pool_busy(void)
+/* Jobs queued or running in one pool.  Caller holds p->lock. */
+static size_t
+busy_of(const struct weft_pool *p)
+{
+	return p->queued + (size_t)p->running;
+}
+
+/* Threads alive in one pool.  Caller holds p->lock. */
+static size_t
+threads_of(const struct weft_pool *p)
+{
+	return (size_t)p->threads;
+}
+
+/* Sum `of` over every live pool, each read under its lock. */
+static int
+registry_sum(size_t (*of)(const struct weft_pool *))
 {
 	struct weft_pool *p;
 	size_t n = 0;
@@ -924,7 +939,7 @@ weft__pool_busy(void)
 	pthread_mutex_lock(&registry.lock);
 	for (p = registry.head; p; p = p->reg_next) {
 		pthread_mutex_lock(&p->lock);
-		n += p->queued + (size_t)p->running;
+		n += of(p);
 		pthread_mutex_unlock(&p->lock);
 	}
 	pthread_mutex_unlock(&registry.lock);
@@ -932,17 +947,13 @@ weft__pool_busy(void)
 }
 
 int
+weft__pool_busy(void)
+{
+	return registry_sum(busy_of);
+}
+
+int
 weft__pool_threads(void)
 {
-	struct weft_pool *p;
-	int n = 0;
-
-	pthread_mutex_lock(&registry.lock);
-	for (p = registry.head; p; p = p->reg_next) {
-		pthread_mutex_lock(&p->lock);
-		n += p->threads;
-		pthread_mutex_unlock(&p->lock);
-	}
-	pthread_mutex_unlock(&registry.lock);
-	return n;
+	return registry_sum(threads_of);
 }
