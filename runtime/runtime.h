@@ -199,6 +199,9 @@ struct weft__fiber {
  *	bit  4       IO: an I/O park (weft__park_prepare_io): the kernel owns
  *	             the caller's buffers, so only the completion may wake
  *	             it; cancellation goes through the ring's owner instead
+ *	bit  5       LOCKED: a lock-guarded park (weft__lpark_arm, below):
+ *	             nobody claims it through this word; its wakers and its
+ *	             canceller all take the lock of the object it waits on
  *
  * A parked task becomes runnable when both SAVED and COMMITTED are set; the
  * party that sets the second one (the worker that switched away from the
@@ -210,6 +213,7 @@ struct weft__fiber {
 #define PARK_SAVED	0x4u
 #define PARK_COMMITTED	0x8u
 #define PARK_IO		0x10u
+#define PARK_LOCKED	0x20u
 #define PARK_SEQ(word)	((uint32_t)((word) >> 32))
 
 /* Task flag bits (struct weft_task.flags, atomic). */
@@ -335,6 +339,18 @@ struct weft_task {
 	uint8_t wait_kind;		/* enum weft__wait_kind */
 	const void *wait_obj;		/* the object; for WAIT_JOIN a task */
 	int64_t wait_since;		/* weft_now()-scale time of the park */
+
+	/*
+	 * A lock-guarded park (weft__lpark_arm()).  lpark_obj and
+	 * lpark_cancel are stored by the task itself before the release
+	 * store that arms the park word, and read by a canceller after an
+	 * acquire load that saw it armed.  lpark_rec (the waiter record of
+	 * the object, e.g. a channel's sudog) is cleared by the arm and set
+	 * under the object's lock; the canceller reads it under that lock.
+	 */
+	void *lpark_obj;
+	void (*lpark_cancel)(void *obj, struct weft_task *t, uint32_t seq);
+	void *lpark_rec;
 };
 
 /* What a parked task waits on (struct weft_task.wait_kind). */
@@ -430,6 +446,54 @@ bool weft__wake_current(struct weft_task *t, int result);
  * per child.
  */
 bool weft__wake_tail(struct weft_task *t, uint32_t seq, int result);
+
+/*
+ * Lock-guarded parks: the waiting side of an object whose every waker
+ * holds the object's lock (an untimed channel send or receive).  Such a
+ * park needs no atomic read-modify-write of its own, where weft__park()
+ * spends two (the waker's claim and the SAVED add after the switch):
+ *
+ *  - The lock is released only after the switch (weft__lpark(), as Go's
+ *    park_m runs its unlockf on g0), so a waker that finds the record
+ *    under the lock finds a saved context, and being the lock's holder
+ *    it is the only possible waker: weft__lpark_wake() just readies it.
+ *  - Cancellation, the one waker that does not start at the object,
+ *    takes the lock too (weft__lpark_visit(), from weft_cancel()).  It
+ *    finds the object through the task: lpark_obj and lpark_cancel are
+ *    published by the arm.  The arm comes before the object's lock is
+ *    taken, so the lock's atomic exchange orders it before the task's
+ *    read of TASK_CANCELLED under the lock: either that read sees the
+ *    flag, or the canceller (flag, then park word, both ordered by its
+ *    own read-modify-write) sees the park armed and takes the lock.
+ *  - The object may be freed as soon as the task leaves the park, while
+ *    a canceller that saw it armed is about to take its lock: a canceller
+ *    counts itself in weft__lpark_visitors for its whole visit, and the
+ *    object's free path calls weft__lpark_quiesce() first.
+ *
+ * Use (task `self`, deadline WEFT_DEADLINE_NONE only):
+ *
+ *	seq = weft__lpark_arm(self, obj, cancel_fn);
+ *	lock(obj);
+ *	if the operation completes: unlock(obj); weft__lpark_disarm(self);
+ *	if TASK_CANCELLED: unlock(obj); weft__lpark_disarm(self); -ECANCELED
+ *	record the waiter, self->lpark_rec = record;
+ *	weft__lpark(unlock_obj, obj);	// unlocks after the switch
+ *	weft__lpark_disarm(self);	// the waker removed the record
+ *
+ * A waker holding the lock removes the record, stores its outcome in the
+ * record and calls weft__lpark_wake(task), and touches neither after.
+ * cancel_fn(obj, t, seq), called with no lock held, locks obj and, if t's
+ * park word still shows `seq` armed and t->lpark_rec is still recorded,
+ * removes it, stores -ECANCELED in it and calls weft__lpark_wake().
+ */
+uint32_t weft__lpark_arm(struct weft_task *self, void *obj,
+			 void (*cancel)(void *, struct weft_task *, uint32_t));
+void weft__lpark_disarm(struct weft_task *self);
+void weft__lpark(void (*unlock)(void *), void *arg);
+void weft__lpark_wake(struct weft_task *t);
+/* True if t was in a lock-guarded park (the visit is then done). */
+bool weft__lpark_visit(struct weft_task *t);
+void weft__lpark_quiesce(void);
 
 /*
  * A waiter that may be a coroutine or a plain thread (channels and sync

@@ -593,6 +593,9 @@ weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t)
 static void
 cancel_running(struct weft_task *t)
 {
+	/* A lock-guarded park is cancelled under its object's lock. */
+	if (weft__lpark_visit(t))
+		return;
 	/* An I/O park refuses this claim: its ring's owner must cancel. */
 	if (!weft__wake_current(t, -ECANCELED))
 		weft__io_cancel_route(t);

@@ -28,6 +28,13 @@
 struct sudog {
 	/* Immutable while queued. */
 	struct weft__waiter *wt;	/* own, or the select's shared one */
+	/*
+	 * Or, for an untimed send or receive by a task, that task, in a
+	 * lock-guarded park (runtime.h): wt is then NULL, and the lock's
+	 * holder is its only possible waker, so it needs no claim.
+	 */
+	struct weft_task *lt;
+	struct waitq *lq;		/* lt's queue (for its canceller) */
 	void *val;			/* send: source; recv: destination */
 	int idx;			/* select case index (0 otherwise) */
 	/* Under the channel's lock. */
@@ -94,17 +101,29 @@ q_claim(struct waitq *q)
 
 	while ((sg = q->head)) {
 		q_unlink(q, sg);
-		if (weft__waiter_claim(sg->wt))
+		if (sg->lt || weft__waiter_claim(sg->wt))
 			return sg;
 	}
 	return NULL;
 }
 
-/* Hand the claimed waiter its outcome and make it run. */
+/*
+ * Hand the claimed (and unlinked) waiter its outcome and make it run.
+ * The record lives on the waiter's stack: not touched after the wake.
+ * Caller holds the channel's lock.
+ */
 static void
 finish(struct sudog *sg, int result)
 {
+	struct weft_task *t = sg->lt;
+
 	sg->result = result;
+	if (t) {
+		/* Under the lock: a canceller finding NULL keeps off sg. */
+		ck_pr_store_ptr(&t->lpark_rec, NULL);
+		weft__lpark_wake(t);
+		return;
+	}
 	weft__waiter_commit(sg->wt, sg->idx);
 }
 
@@ -173,6 +192,8 @@ weft_chan_release(struct weft_chan *ch)
 	/* Full barrier: every use by this holder happens before the free. */
 	if (ck_pr_faa_32(&ch->refs, (uint32_t)-1) != 1)
 		return;
+	/* A canceller may be on its way to the lock of a task's park. */
+	weft__lpark_quiesce();
 	free(ch->buf);
 	free(ch);
 }
@@ -254,7 +275,7 @@ wait_locked(struct weft_chan *ch, struct waitq *q, void *val,
 	    int64_t deadline, struct weft_task *self)
 {
 	struct weft__waiter wt;
-	struct sudog sg = { .wt = &wt, .val = val, .idx = 0 };
+	struct sudog sg = { .wt = &wt, .lt = NULL, .val = val, .idx = 0 };
 	int ret;
 
 	weft__waiter_prepare_as(&wt, self);
@@ -279,6 +300,79 @@ wait_locked(struct weft_chan *ch, struct waitq *q, void *val,
 	return ret < 0 ? ret : sg.result;
 }
 
+/*
+ * weft_cancel() of a task in a lock-guarded park on ch (runtime.h), at
+ * its park `seq`.  Called with no lock held, within a visit.
+ */
+static void
+chan_lcancel(void *obj, struct weft_task *t, uint32_t seq)
+{
+	struct weft_chan *ch = obj;
+	struct sudog *sg;
+	uint64_t word;
+
+	weft__spin_lock(&ch->lock);
+	word = ck_pr_load_64(&t->park);
+	/*
+	 * The record, read between two loads of the park word (seqlock
+	 * style): a record stored by a later park (under another object's
+	 * lock, after that park's arm) comes with a changed word.  Still
+	 * set under our lock, it is parked here: its wakers clear it under
+	 * this lock before they wake it.
+	 */
+	sg = ck_pr_load_ptr(&t->lpark_rec);
+	ck_pr_fence_load();
+	if (sg && PARK_SEQ(word) == seq && (word & PARK_ARMED) &&
+	    ck_pr_load_64(&t->park) == word) {
+		WEFT_ASSERT(sg->queued && sg->lt == t);
+		q_unlink(sg->lq, sg);
+		finish(sg, -ECANCELED);
+	}
+	ck_spinlock_unlock(&ch->lock);
+}
+
+/*
+ * An untimed send or receive by task `self`, in a lock-guarded park if it
+ * must wait: no claim and no atomic update of its own park word, only the
+ * channel's lock.
+ */
+static int
+chan_op_lparked(struct weft_chan *ch, void *val, struct weft_task *self,
+		bool send)
+{
+	struct waitq *q = send ? &ch->sendq : &ch->recvq;
+	struct sudog sg;
+	int ret;
+
+	weft__lpark_arm(self, ch, chan_lcancel);
+	/* The arm before the lock's exchange, the flag read after it. */
+	ck_pr_fence_store_atomic();
+	weft__spin_lock(&ch->lock);
+	ck_pr_fence_atomic_load();
+	ret = send ? send_locked(ch, val) : recv_locked(ch, val);
+	if (ret == -EAGAIN) {
+		ret = -ECANCELED;
+		if (!(ck_pr_load_32(&self->flags) & TASK_CANCELLED)) {
+			sg.wt = NULL;
+			sg.lt = self;
+			sg.lq = q;
+			sg.val = val;
+			sg.idx = 0;
+			weft__wait_note(self, send ? WAIT_CHAN_SEND :
+					WAIT_CHAN_RECV, ch);
+			q_push(q, &sg);
+			ck_pr_store_ptr(&self->lpark_rec, &sg);
+			weft__lpark(chan_unlock, ch);
+			/* The waker unlinked sg and stored the result. */
+			weft__lpark_disarm(self);
+			return sg.result;
+		}
+	}
+	ck_spinlock_unlock(&ch->lock);
+	weft__lpark_disarm(self);
+	return ret;
+}
+
 /* -ECANCELED if `t` (the caller, NULL on a plain thread) is cancelled. */
 static int
 cancelled(struct weft_task *t)
@@ -298,6 +392,8 @@ weft_chan_send(struct weft_chan *ch, const void *val, int64_t deadline)
 	self = weft__task_self();
 	if ((ret = cancelled(self)))
 		return ret;
+	if (self && deadline == WEFT_DEADLINE_NONE)
+		return chan_op_lparked(ch, (void *)val, self, true);
 	weft__spin_lock(&ch->lock);
 	ret = send_locked(ch, val);
 	if (ret != -EAGAIN) {
@@ -322,6 +418,8 @@ weft_chan_recv(struct weft_chan *ch, void *out, int64_t deadline)
 	self = weft__task_self();
 	if ((ret = cancelled(self)))
 		return ret;
+	if (self && deadline == WEFT_DEADLINE_NONE)
+		return chan_op_lparked(ch, out, self, false);
 	weft__spin_lock(&ch->lock);
 	ret = recv_locked(ch, out);
 	if (ret != -EAGAIN) {
@@ -524,6 +622,7 @@ weft_select(struct weft_select_case *cases, int n, int64_t deadline)
 		if (!c->ch)
 			continue;
 		sg[i].wt = &wt;
+		sg[i].lt = NULL;
 		sg[i].val = c->val;
 		sg[i].idx = i;
 		q_push(c->op == WEFT_SELECT_SEND ? &c->ch->sendq :

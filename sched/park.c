@@ -73,7 +73,9 @@ claim(struct weft_task *t, uint32_t seq, bool match)
 	uint64_t old = ck_pr_load_64(&t->park);
 
 	for (;;) {
-		if ((old & (PARK_ARMED | PARK_CLAIMED)) != PARK_ARMED)
+		/* A lock-guarded park is woken only under its object's lock. */
+		if ((old & (PARK_ARMED | PARK_CLAIMED | PARK_LOCKED)) !=
+		    PARK_ARMED)
 			return 0;
 		if (match ? PARK_SEQ(old) != seq : (old & PARK_IO) != 0)
 			return 0;
@@ -272,6 +274,112 @@ weft__park_io(void)
 	ck_pr_store_32(&t->state, WEFT_RUNNING);
 	ck_pr_store_8(&t->wait_kind, WAIT_NONE);
 	return ck_pr_load_int(&t->park_result);
+}
+
+/*
+ * Lock-guarded parks: see runtime.h.
+ *
+ * Cancellers visiting a lock-guarded park, counted from before they read
+ * the park word until they leave the object's lock (atomic; any thread).
+ */
+static uint32_t lpark_visitors;
+
+/* Executed by the task itself, before it takes the object's lock. */
+uint32_t
+weft__lpark_arm(struct weft_task *self, void *obj,
+		void (*cancel)(void *, struct weft_task *, uint32_t))
+{
+	uint32_t seq = PARK_SEQ(ck_pr_load_64(&self->park)) + 1;
+
+	/* Atomic: a canceller that saw the previous arm may read these. */
+	ck_pr_store_ptr(&self->lpark_obj, obj);
+	ck_pr_store_ptr((void **)&self->lpark_cancel, (void *)cancel);
+	ck_pr_store_ptr(&self->lpark_rec, NULL);
+	/* Release: the fields before the armed word a canceller acquires. */
+	ck_pr_fence_store();
+	ck_pr_store_64(&self->park,
+		       ((uint64_t)seq << 32) | PARK_ARMED | PARK_LOCKED);
+	return seq;
+}
+
+/*
+ * The park is over (or never happened): keep the seq, drop ARMED.  No
+ * canceller or waker writes a lock-guarded park word, so a store does.
+ * Executed by the task itself.
+ */
+void
+weft__lpark_disarm(struct weft_task *self)
+{
+	uint64_t word = ck_pr_load_64(&self->park);
+
+	ck_pr_store_64(&self->park, word & ~(uint64_t)UINT32_MAX);
+}
+
+/*
+ * Make t, parked in a lock-guarded park whose record the caller (holding
+ * the object's lock) just removed, runnable.  Its context is saved: the
+ * lock was released only after its switch.  Any thread.
+ */
+void
+weft__lpark_wake(struct weft_task *t)
+{
+	weft__ready(t, true);
+}
+
+bool
+weft__lpark_visit(struct weft_task *t)
+{
+	void (*cancel)(void *, struct weft_task *, uint32_t);
+	uint64_t word;
+	void *obj;
+
+	/*
+	 * Counted before the park word is read (the increment is a full
+	 * barrier, as the caller's flag update before it): an object's free
+	 * that follows the task's disarm either sees us counted or we see
+	 * the disarm.
+	 */
+	ck_pr_inc_32(&lpark_visitors);
+	ck_pr_fence_atomic_load();
+	word = ck_pr_load_64(&t->park);
+	if ((word & (PARK_ARMED | PARK_LOCKED)) !=
+	    (PARK_ARMED | PARK_LOCKED)) {
+		ck_pr_dec_32(&lpark_visitors);
+		return false;
+	}
+	ck_pr_fence_load();
+	obj = ck_pr_load_ptr(&t->lpark_obj);
+	cancel = (void (*)(void *, struct weft_task *, uint32_t))
+		 ck_pr_load_ptr((void **)&t->lpark_cancel);
+	/*
+	 * If t armed a later park meanwhile, obj and cancel may be that
+	 * park's: still an object it waits on (so quiesced before it is
+	 * freed), and cancel, finding another seq, does nothing; that later
+	 * park reads the flag itself under its lock.
+	 */
+	cancel(obj, t, PARK_SEQ(word));
+	ck_pr_fence_release();
+	ck_pr_dec_32(&lpark_visitors);
+	return true;
+}
+
+/*
+ * Wait until no canceller is inside a lock-guarded object: called by an
+ * object's free path after the last reference went (an atomic
+ * read-modify-write, which orders this load after it).  A canceller that
+ * starts later sees the waiting task's disarm and never reaches the
+ * object.  Visits are short (a lock and a check), so this spins.
+ */
+void
+weft__lpark_quiesce(void)
+{
+	ck_pr_fence_atomic_load();
+	while (WEFT_UNLIKELY(ck_pr_load_32(&lpark_visitors) != 0)) {
+		for (int i = 0; i < 64; i++)
+			ck_pr_stall();
+		sched_yield();
+	}
+	ck_pr_fence_acquire();
 }
 
 /* Waiters that may be plain threads: see runtime.h. */

@@ -64,6 +64,7 @@ enum after_switch {
 	AS_YIELD,		/* put prev at the tail of the local queue */
 	AS_YIELD_GLOBAL,	/* put prev at the tail of the global queue */
 	AS_PARK,		/* mark prev SAVED, maybe ready it */
+	AS_LPARK,		/* run as_unlock(as_arg): a lock-guarded park */
 	AS_EXIT,		/* release prev's stack and runtime reference */
 };
 
@@ -103,6 +104,8 @@ struct weft__worker {
 	struct weft_task *cur;
 	enum after_switch as_kind;	/* pending finish for as_task */
 	struct weft_task *as_task;
+	void (*as_unlock)(void *);	/* AS_LPARK: the object's unlock */
+	void *as_arg;
 	bool spinning;			/* counted in sched.nspinning */
 	uint64_t rand;			/* xorshift state for victim choice */
 	uint64_t next_id;		/* task ids: [next_id, id_limit) */

@@ -355,6 +355,13 @@ after_switch(struct weft__worker *w)
 			weft__wake(t, PARK_SEQ(old), -ECANCELED);
 		}
 		break;
+	case AS_LPARK:
+		/*
+		 * t's context is saved: only now may its waker (who needs
+		 * this lock) find it.
+		 */
+		w->as_unlock(w->as_arg);
+		break;
 	case AS_EXIT:
 		weft__task_release_stack(w, t);
 		ck_pr_store_64(&w->exited, w->exited + 1);
@@ -426,6 +433,28 @@ weft__switch_out(struct weft__worker *w, struct weft_task *t,
 		 enum after_switch kind)
 {
 	switch_out(w, t, kind);
+}
+
+/*
+ * Park the calling task in the lock-guarded park it armed (runtime.h):
+ * `unlock(arg)` releases the object's lock once the task is off-CPU, and
+ * the task runs again when a holder of that lock calls weft__lpark_wake().
+ * Coroutine context only.
+ */
+void
+weft__lpark(void (*unlock)(void *), void *arg)
+{
+	struct weft__worker *w = weft__worker_self();
+	struct weft_task *t = w->cur;
+
+	ck_pr_store_64((uint64_t *)&t->wait_since,
+		       (uint64_t)weft__wait_clock_now());
+	ck_pr_store_32(&t->state, WEFT_SUSPENDED);
+	w->as_unlock = unlock;
+	w->as_arg = arg;
+	switch_out(w, t, AS_LPARK);
+	/* weft__ready() stored WEFT_RUNNING. */
+	ck_pr_store_8(&t->wait_kind, WAIT_NONE);
 }
 
 int

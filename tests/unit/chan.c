@@ -362,11 +362,12 @@ END_TEST
 
 /*
  * A cancel that lands while the victim is between arming its park and
- * leaving the CPU must not be lost: the park's flag read before the switch
- * is unordered, and the one after the switch (weft__after_switch) has to
- * catch it.  The victim waits with no deadline on a channel nobody sends
- * on, so a lost cancel hangs the join (and the test's timeout fails it).
- * The canceller runs on the other worker, or on a plain thread.
+ * leaving the CPU must not be lost: the victim waits with no deadline, in a
+ * lock-guarded park (runtime.h), whose flag read under the channel's lock
+ * must see the flag or else the canceller must find the park armed.  Nobody
+ * sends on the channel, so a lost cancel hangs the join (and the test's
+ * timeout fails it).  The canceller runs on the other worker, or on a plain
+ * thread.
  */
 #define CANCEL_RACE_ROUNDS 3000
 
@@ -458,6 +459,94 @@ START_TEST(cancel_racing_a_channel_park_is_never_lost)
 	struct weft_config cfg = t_config(2);
 
 	T_RUN(cancel_race_main, NULL, &cfg, NULL);
+}
+END_TEST
+
+/*
+ * A receive woken by a send and cancelled at the same moment: exactly one
+ * of the two wins (a value is never both delivered and dropped for the
+ * cancel), and the channel may be freed as soon as the receiver is back,
+ * with the canceller (a plain thread) perhaps still inside weft_cancel()
+ * on its way to the channel's lock (under ASan a visit to freed memory
+ * fails the test).
+ */
+#define WAKE_CANCEL_ROUNDS 2000
+
+struct wake_cancel {
+	struct weft_chan *ch;
+	int v;
+	int ret;
+	atomic_int back;	/* the receive returned */
+};
+
+static void *
+wake_cancel_victim(void *arg)
+{
+	struct wake_cancel *wc = arg;
+
+	wc->ret = weft_chan_recv(wc->ch, &wc->v, WEFT_DEADLINE_NONE);
+	atomic_store(&wc->back, 1);
+	return NULL;
+}
+
+static void *
+wake_cancel_main(void *arg)
+{
+	struct race_thread rt = { .victim = NULL };
+	struct wake_cancel wc;
+	struct weft_task *t;
+	long delivered = 0, cancelled = 0, before;
+	pthread_t th;
+	int seven = 7, sent;
+
+	(void)arg;
+	T_EXPECT_INT(pthread_create(&th, NULL, race_thread_canceller, &rt),
+		     ==, 0);
+	for (int round = 0; round < WAKE_CANCEL_ROUNDS && !t_failed();
+	     round++) {
+		memset(&wc, 0, sizeof(wc));
+		wc.v = -1;
+		wc.ch = mk(sizeof(int), 0);
+		T_EXPECT_INT(weft_spawn(&t, wake_cancel_victim, &wc, NULL), ==,
+			     0);
+		while (weft_task_state(t) != WEFT_SUSPENDED)
+			weft_yield();
+		before = atomic_load(&rt.done);
+		atomic_store(&rt.victim, t);
+		t_burn((round % 5) * 200);
+		sent = weft_chan_trysend(wc.ch, &seven);
+		while (!atomic_load(&wc.back))
+			weft_yield();
+		/* The only reference: freed now, the canceller may be busy. */
+		weft_chan_release(wc.ch);
+		while (atomic_load(&rt.done) == before)
+			weft_yield();
+		T_EXPECT_INT(weft_join(t, NULL, weft_now() + t_stall_ns()), ==,
+			     0);
+		if (sent == 0) {
+			T_EXPECT_INT(wc.ret, ==, 0);
+			T_EXPECT_INT(wc.v, ==, 7);
+			delivered++;
+		} else {
+			T_EXPECT_INT(sent, ==, -EAGAIN);
+			T_EXPECT_INT(wc.ret, ==, -ECANCELED);
+			T_EXPECT_INT(wc.v, ==, -1);
+			cancelled++;
+		}
+	}
+	atomic_store(&rt.stop, 1);
+	pthread_join(th, NULL);
+	T_EXPECT_INT(delivered + cancelled, ==, WAKE_CANCEL_ROUNDS);
+	printf("wake_cancel: %ld delivered, %ld cancelled\n", delivered,
+	       cancelled);
+	return NULL;
+}
+
+START_TEST(cancel_racing_a_send_delivers_or_cancels_never_both)
+{
+	struct weft_config cfg = t_config(2);
+
+	T_RUN(wake_cancel_main, NULL, &cfg, NULL);
 }
 END_TEST
 
@@ -678,6 +767,7 @@ chan_suite(void)
 	tcase_add_test(tc, select_waits_times_out_and_sees_close);
 	tcase_add_test(tc, cancel_while_waiting_in_send_recv_select);
 	tcase_add_test(tc, cancel_racing_a_channel_park_is_never_lost);
+	tcase_add_test(tc, cancel_racing_a_send_delivers_or_cancels_never_both);
 
 	tc = t_tcase(s, "scale", T_TIMEOUT_LONG);
 	tcase_add_test(tc, daisy_chain_of_ten_thousand);
