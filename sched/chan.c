@@ -62,7 +62,7 @@ struct weft_chan {
 	struct waitq recvq;
 };
 
-static void
+static inline __attribute__((always_inline)) void
 q_push(struct waitq *q, struct sudog *sg)
 {
 	sg->next = NULL;
@@ -75,7 +75,7 @@ q_push(struct waitq *q, struct sudog *sg)
 	sg->queued = true;
 }
 
-static void
+static inline __attribute__((always_inline)) void
 q_unlink(struct waitq *q, struct sudog *sg)
 {
 	if (sg->prev)
@@ -94,7 +94,7 @@ q_unlink(struct waitq *q, struct sudog *sg)
  * leaving (timed out, cancelled, or a select another channel fired) are
  * unlinked and skipped.  Caller holds the channel's lock.
  */
-static struct sudog *
+static inline __attribute__((always_inline)) struct sudog *
 q_claim(struct waitq *q)
 {
 	struct sudog *sg;
@@ -112,8 +112,8 @@ q_claim(struct waitq *q)
  * The record lives on the waiter's stack: not touched after the wake.
  * Caller holds the channel's lock.
  */
-static void
-finish(struct sudog *sg, int result)
+static inline __attribute__((always_inline)) void
+finish(struct sudog *sg, int result, struct weft__worker *w)
 {
 	struct weft_task *t = sg->lt;
 
@@ -121,19 +121,19 @@ finish(struct sudog *sg, int result)
 	if (t) {
 		/* Under the lock: a canceller finding NULL keeps off sg. */
 		ck_pr_store_ptr(&t->lpark_rec, NULL);
-		weft__lpark_wake(t);
+		weft__lpark_wake(w, t);
 		return;
 	}
 	weft__waiter_commit(sg->wt, sg->idx);
 }
 
-static void *
+static inline __attribute__((always_inline)) void *
 slot(struct weft_chan *ch, size_t i)
 {
 	return ch->buf + ((ch->head + i) % ch->cap) * ch->elem;
 }
 
-static void
+static inline __attribute__((always_inline)) void
 copy(struct weft_chan *ch, void *dst, const void *src)
 {
 	if (!dst || !src)
@@ -214,8 +214,8 @@ weft_chan_cap(const struct weft_chan *ch)
  * Try to send without waiting.  Returns 0 (done), -EPIPE (closed) or
  * -EAGAIN.  Caller holds the lock.
  */
-static int
-send_locked(struct weft_chan *ch, const void *val)
+static inline __attribute__((always_inline)) int
+send_locked(struct weft_chan *ch, const void *val, struct weft__worker *w)
 {
 	struct sudog *sg;
 
@@ -223,7 +223,7 @@ send_locked(struct weft_chan *ch, const void *val)
 		return -EPIPE;
 	if ((sg = q_claim(&ch->recvq))) {
 		copy(ch, sg->val, val);
-		finish(sg, 0);
+		finish(sg, 0, w);
 		return 0;
 	}
 	if (ch->len < ch->cap) {
@@ -235,8 +235,8 @@ send_locked(struct weft_chan *ch, const void *val)
 }
 
 /* Try to receive without waiting; as send_locked(). */
-static int
-recv_locked(struct weft_chan *ch, void *out)
+static inline __attribute__((always_inline)) int
+recv_locked(struct weft_chan *ch, void *out, struct weft__worker *w)
 {
 	struct sudog *sg;
 
@@ -249,13 +249,13 @@ recv_locked(struct weft_chan *ch, void *out)
 			copy(ch, slot(ch, ch->len), sg->val);
 			ck_pr_store_64((uint64_t *)(void *)&ch->len,
 				       ch->len + 1);
-			finish(sg, 0);
+			finish(sg, 0, w);
 		}
 		return 0;
 	}
 	if ((sg = q_claim(&ch->sendq))) {
 		copy(ch, out, sg->val);
-		finish(sg, 0);
+		finish(sg, 0, w);
 		return 0;
 	}
 	return ch->closed ? -EPIPE : -EAGAIN;
@@ -326,9 +326,39 @@ chan_lcancel(void *obj, struct weft_task *t, uint32_t seq)
 	    ck_pr_load_64(&t->park) == word) {
 		WEFT_ASSERT(sg->queued && sg->lt == t);
 		q_unlink(sg->lq, sg);
-		finish(sg, -ECANCELED);
+		finish(sg, -ECANCELED, weft__worker_self());
 	}
 	ck_spinlock_unlock(&ch->lock);
+}
+
+/*
+ * The waiting half of chan_op_lparked(): called with the lock held and the
+ * park armed, when the operation must wait.  Out of line, so that the
+ * hand-off half keeps a small frame.
+ */
+static __attribute__((noinline)) int
+chan_lpark_wait(struct weft_chan *ch, void *val, struct weft__worker *w,
+		struct weft_task *self, bool send)
+{
+	struct sudog sg;
+
+	if (ck_pr_load_32(&self->flags) & TASK_CANCELLED) {
+		ck_spinlock_unlock(&ch->lock);
+		weft__lpark_disarm(self);
+		return -ECANCELED;
+	}
+	sg.wt = NULL;
+	sg.lt = self;
+	sg.lq = send ? &ch->sendq : &ch->recvq;
+	sg.val = val;
+	sg.idx = 0;
+	weft__wait_note(self, send ? WAIT_CHAN_SEND : WAIT_CHAN_RECV, ch);
+	q_push(sg.lq, &sg);
+	ck_pr_store_ptr(&self->lpark_rec, &sg);
+	weft__lpark(w, chan_unlock, ch);
+	/* The waker unlinked sg and stored the result. */
+	weft__lpark_disarm(self);
+	return sg.result;
 }
 
 /*
@@ -337,37 +367,21 @@ chan_lcancel(void *obj, struct weft_task *t, uint32_t seq)
  * channel's lock.
  */
 static int
-chan_op_lparked(struct weft_chan *ch, void *val, struct weft_task *self,
-		bool send)
+chan_op_lparked(struct weft_chan *ch, void *val, struct weft__worker *w,
+		struct weft_task *self, bool send)
 {
-	struct waitq *q = send ? &ch->sendq : &ch->recvq;
-	struct sudog sg;
 	int ret;
 
+	if (WEFT_UNLIKELY(ck_pr_load_32(&self->flags) & TASK_CANCELLED))
+		return -ECANCELED;
 	weft__lpark_arm(self, ch, chan_lcancel);
 	/* The arm before the lock's exchange, the flag read after it. */
 	ck_pr_fence_store_atomic();
 	weft__spin_lock(&ch->lock);
 	ck_pr_fence_atomic_load();
-	ret = send ? send_locked(ch, val) : recv_locked(ch, val);
-	if (ret == -EAGAIN) {
-		ret = -ECANCELED;
-		if (!(ck_pr_load_32(&self->flags) & TASK_CANCELLED)) {
-			sg.wt = NULL;
-			sg.lt = self;
-			sg.lq = q;
-			sg.val = val;
-			sg.idx = 0;
-			weft__wait_note(self, send ? WAIT_CHAN_SEND :
-					WAIT_CHAN_RECV, ch);
-			q_push(q, &sg);
-			ck_pr_store_ptr(&self->lpark_rec, &sg);
-			weft__lpark(chan_unlock, ch);
-			/* The waker unlinked sg and stored the result. */
-			weft__lpark_disarm(self);
-			return sg.result;
-		}
-	}
+	ret = send ? send_locked(ch, val, w) : recv_locked(ch, val, w);
+	if (ret == -EAGAIN)
+		return chan_lpark_wait(ch, val, w, self, send);
 	ck_spinlock_unlock(&ch->lock);
 	weft__lpark_disarm(self);
 	return ret;
@@ -381,21 +395,21 @@ cancelled(struct weft_task *t)
 	       -ECANCELED : 0;
 }
 
-int
-weft_chan_send(struct weft_chan *ch, const void *val, int64_t deadline)
+/*
+ * A send or receive with a deadline, or by a plain thread: the waiter
+ * protocol of runtime.h.
+ */
+static __attribute__((noinline)) int
+chan_op_waiter(struct weft_chan *ch, void *val, int64_t deadline,
+	       struct weft__worker *w, struct weft_task *self, bool send)
 {
-	struct weft_task *self;
+	struct waitq *q = send ? &ch->sendq : &ch->recvq;
 	int ret;
 
-	if (!ch)
-		return -EINVAL;
-	self = weft__task_self();
 	if ((ret = cancelled(self)))
 		return ret;
-	if (self && deadline == WEFT_DEADLINE_NONE)
-		return chan_op_lparked(ch, (void *)val, self, true);
 	weft__spin_lock(&ch->lock);
-	ret = send_locked(ch, val);
+	ret = send ? send_locked(ch, val, w) : recv_locked(ch, val, w);
 	if (ret != -EAGAIN) {
 		ck_spinlock_unlock(&ch->lock);
 		return ret;
@@ -404,44 +418,50 @@ weft_chan_send(struct weft_chan *ch, const void *val, int64_t deadline)
 		ck_spinlock_unlock(&ch->lock);
 		return -ETIMEDOUT;
 	}
-	return wait_locked(ch, &ch->sendq, (void *)val, deadline, self);
+	return wait_locked(ch, q, val, deadline, self);
+}
+
+/* The entry points only pick the path: no frame of their own. */
+int
+weft_chan_send(struct weft_chan *ch, const void *val, int64_t deadline)
+{
+	struct weft__worker *w;
+	struct weft_task *self;
+
+	if (!ch)
+		return -EINVAL;
+	w = weft__worker_self();
+	self = w ? w->cur : NULL;
+	if (self && deadline == WEFT_DEADLINE_NONE)
+		return chan_op_lparked(ch, (void *)val, w, self, true);
+	return chan_op_waiter(ch, (void *)val, deadline, w, self, true);
 }
 
 int
 weft_chan_recv(struct weft_chan *ch, void *out, int64_t deadline)
 {
+	struct weft__worker *w;
 	struct weft_task *self;
-	int ret;
 
 	if (!ch)
 		return -EINVAL;
-	self = weft__task_self();
-	if ((ret = cancelled(self)))
-		return ret;
+	w = weft__worker_self();
+	self = w ? w->cur : NULL;
 	if (self && deadline == WEFT_DEADLINE_NONE)
-		return chan_op_lparked(ch, out, self, false);
-	weft__spin_lock(&ch->lock);
-	ret = recv_locked(ch, out);
-	if (ret != -EAGAIN) {
-		ck_spinlock_unlock(&ch->lock);
-		return ret;
-	}
-	if (deadline != WEFT_DEADLINE_NONE && deadline <= weft_now()) {
-		ck_spinlock_unlock(&ch->lock);
-		return -ETIMEDOUT;
-	}
-	return wait_locked(ch, &ch->recvq, out, deadline, self);
+		return chan_op_lparked(ch, out, w, self, false);
+	return chan_op_waiter(ch, out, deadline, w, self, false);
 }
 
 int
 weft_chan_trysend(struct weft_chan *ch, const void *val)
 {
+	struct weft__worker *w = weft__worker_self();
 	int ret;
 
 	if (!ch)
 		return -EINVAL;
 	weft__spin_lock(&ch->lock);
-	ret = send_locked(ch, val);
+	ret = send_locked(ch, val, w);
 	ck_spinlock_unlock(&ch->lock);
 	return ret;
 }
@@ -449,12 +469,13 @@ weft_chan_trysend(struct weft_chan *ch, const void *val)
 int
 weft_chan_tryrecv(struct weft_chan *ch, void *out)
 {
+	struct weft__worker *w = weft__worker_self();
 	int ret;
 
 	if (!ch)
 		return -EINVAL;
 	weft__spin_lock(&ch->lock);
-	ret = recv_locked(ch, out);
+	ret = recv_locked(ch, out, w);
 	ck_spinlock_unlock(&ch->lock);
 	return ret;
 }
@@ -462,6 +483,7 @@ weft_chan_tryrecv(struct weft_chan *ch, void *out)
 int
 weft_chan_close(struct weft_chan *ch)
 {
+	struct weft__worker *w = weft__worker_self();
 	struct sudog *sg;
 
 	if (!ch)
@@ -474,9 +496,9 @@ weft_chan_close(struct weft_chan *ch)
 	ch->closed = true;
 	/* Receivers only wait on an empty buffer: they get the close. */
 	while ((sg = q_claim(&ch->recvq)))
-		finish(sg, -EPIPE);
+		finish(sg, -EPIPE, w);
 	while ((sg = q_claim(&ch->sendq)))
-		finish(sg, -EPIPE);
+		finish(sg, -EPIPE, w);
 	ck_spinlock_unlock(&ch->lock);
 	return 0;
 }
@@ -544,6 +566,7 @@ weft_select(struct weft_select_case *cases, int n, int64_t deadline)
 	int *order = order_stack;
 	struct selstate st;
 	struct weft__waiter wt;
+	struct weft__worker *w;
 	int i, j, ret, fired = -1;
 
 	if (!cases || n < 0 || n > 65536)
@@ -552,7 +575,8 @@ weft_select(struct weft_select_case *cases, int n, int64_t deadline)
 		if (cases[i].ch && cases[i].op != WEFT_SELECT_SEND &&
 		    cases[i].op != WEFT_SELECT_RECV)
 			return -EINVAL;
-	if ((ret = cancelled(weft__task_self())))
+	w = weft__worker_self();
+	if ((ret = cancelled(w ? w->cur : NULL)))
 		return ret;
 	if (n > SELECT_STACK_CASES) {
 		locks = malloc(sizeof(*locks) * (size_t)n);
@@ -589,8 +613,8 @@ weft_select(struct weft_select_case *cases, int n, int64_t deadline)
 
 		if (!c->ch)
 			continue;
-		ret = c->op == WEFT_SELECT_SEND ? send_locked(c->ch, c->val) :
-						  recv_locked(c->ch, c->val);
+		ret = c->op == WEFT_SELECT_SEND ? send_locked(c->ch, c->val, w) :
+						  recv_locked(c->ch, c->val, w);
 		if (ret != -EAGAIN) {
 			c->result = ret;
 			fired = order[i];

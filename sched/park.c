@@ -291,10 +291,18 @@ weft__lpark_arm(struct weft_task *self, void *obj,
 {
 	uint32_t seq = PARK_SEQ(ck_pr_load_64(&self->park)) + 1;
 
-	/* Atomic: a canceller that saw the previous arm may read these. */
-	ck_pr_store_ptr(&self->lpark_obj, obj);
-	ck_pr_store_ptr((void **)&self->lpark_cancel, (void *)cancel);
-	ck_pr_store_ptr(&self->lpark_rec, NULL);
+	/*
+	 * Atomic: a canceller that saw the previous arm may read these.
+	 * lpark_rec is NULL already: set only while a record is queued, and
+	 * cleared by whoever unlinks it.  Stores are left out where they
+	 * would not change anything: the lock's exchange that follows waits
+	 * for every pending store.
+	 */
+	if (ck_pr_load_ptr(&self->lpark_obj) != obj)
+		ck_pr_store_ptr(&self->lpark_obj, obj);
+	if (ck_pr_load_ptr((void **)&self->lpark_cancel) != (void *)cancel)
+		ck_pr_store_ptr((void **)&self->lpark_cancel, (void *)cancel);
+	WEFT_ASSERT(ck_pr_load_ptr(&self->lpark_rec) == NULL);
 	/* Release: the fields before the armed word a canceller acquires. */
 	ck_pr_fence_store();
 	ck_pr_store_64(&self->park,
@@ -315,16 +323,6 @@ weft__lpark_disarm(struct weft_task *self)
 	ck_pr_store_64(&self->park, word & ~(uint64_t)UINT32_MAX);
 }
 
-/*
- * Make t, parked in a lock-guarded park whose record the caller (holding
- * the object's lock) just removed, runnable.  Its context is saved: the
- * lock was released only after its switch.  Any thread.
- */
-void
-weft__lpark_wake(struct weft_task *t)
-{
-	weft__ready(t, true);
-}
 
 bool
 weft__lpark_visit(struct weft_task *t)

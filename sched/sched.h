@@ -323,6 +323,27 @@ weft__wakep_w(struct weft__worker *self)
 	weft__wakep_slow(self);
 }
 
+void weft__lpark(struct weft__worker *w, void (*unlock)(void *), void *arg);
+
+/*
+ * Make t, parked in a lock-guarded park whose record the caller (holding
+ * the object's lock) just removed, runnable (runtime.h).  Its context is
+ * saved: the lock was released only after its switch.  weft__ready(),
+ * inline for the channel hand-off.  w: the caller's worker (NULL on a
+ * plain thread).  Any thread.
+ */
+static inline void
+weft__lpark_wake(struct weft__worker *w, struct weft_task *t)
+{
+	ck_pr_store_32(&t->state, WEFT_RUNNING);
+	if (WEFT_LIKELY(w != NULL)) {
+		weft__runq_put(w, t, true);
+		weft__wakep_w(w);
+		return;
+	}
+	weft__ready(t, true);
+}
+
 /*
  * Next task of w's own queues: run-next first, then the ring.
  * Executed only by the owning worker.

@@ -436,15 +436,14 @@ weft__switch_out(struct weft__worker *w, struct weft_task *t,
 }
 
 /*
- * Park the calling task in the lock-guarded park it armed (runtime.h):
- * `unlock(arg)` releases the object's lock once the task is off-CPU, and
+ * Park the calling task in the lock-guarded park it armed (runtime.h), on
+ * its worker w: `unlock(arg)` releases the object's lock once the task is off-CPU, and
  * the task runs again when a holder of that lock calls weft__lpark_wake().
  * Coroutine context only.
  */
 void
-weft__lpark(void (*unlock)(void *), void *arg)
+weft__lpark(struct weft__worker *w, void (*unlock)(void *), void *arg)
 {
-	struct weft__worker *w = weft__worker_self();
 	struct weft_task *t = w->cur;
 
 	ck_pr_store_64((uint64_t *)&t->wait_since,
