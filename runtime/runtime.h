@@ -474,22 +474,21 @@ bool weft__wake_tail(struct weft_task *t, uint32_t seq, int result);
  *
  *	seq = weft__lpark_arm(self, obj, cancel_fn);
  *	lock(obj);
- *	if the operation completes: unlock(obj); weft__lpark_disarm(self);
- *	if TASK_CANCELLED: unlock(obj); weft__lpark_disarm(self); -ECANCELED
+ *	if the operation completes: unlock(obj); weft__lpark_disarm(self, seq);
+ *	if TASK_CANCELLED: unlock(obj); weft__lpark_disarm(self, seq); -ECANCELED
  *	record the waiter, self->lpark_rec = record;
- *	weft__lpark(w, unlock_obj, obj);	// unlocks after the switch
- *	weft__lpark_disarm(self);	// the waker removed the record
+ *	weft__lpark(w, &obj->lock);	// unlocked after the switch
+ *	weft__lpark_disarm(self, seq);	// the waker removed the record
  *
  * A waker holding the lock removes the record, stores its outcome in the
- * record and calls weft__lpark_wake(its worker, task), and touches neither after.
+ * record and calls weft__lpark_wake(its worker, task), and touches neither
+ * after.
  * cancel_fn(obj, t, seq), called with no lock held, locks obj and, if t's
  * park word still shows `seq` armed and t->lpark_rec is still recorded,
  * removes it, stores -ECANCELED in it and calls weft__lpark_wake().
  */
-uint32_t weft__lpark_arm(struct weft_task *self, void *obj,
-			 void (*cancel)(void *, struct weft_task *, uint32_t));
-void weft__lpark_disarm(struct weft_task *self);
-/* weft__lpark(w, unlock, arg): sched/sched.h */
+/* weft__lpark_arm(self, obj, cancel), weft__lpark_disarm(self, seq): sched/sched.h */
+/* weft__lpark(w, lock): sched/sched.h */
 /* weft__lpark_wake(t): sched/sched.h */
 /* True if t was in a lock-guarded park (the visit is then done). */
 bool weft__lpark_visit(struct weft_task *t);

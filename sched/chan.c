@@ -338,26 +338,25 @@ chan_lcancel(void *obj, struct weft_task *t, uint32_t seq)
  */
 static __attribute__((noinline)) int
 chan_lpark_wait(struct weft_chan *ch, void *val, struct weft__worker *w,
-		struct weft_task *self, bool send)
+		struct weft_task *self, uint32_t seq, bool send)
 {
 	struct sudog sg;
 
 	if (ck_pr_load_32(&self->flags) & TASK_CANCELLED) {
 		ck_spinlock_unlock(&ch->lock);
-		weft__lpark_disarm(self);
+		weft__lpark_disarm(self, seq);
 		return -ECANCELED;
 	}
-	sg.wt = NULL;
+	/* wt and idx: unused with lt set. */
 	sg.lt = self;
 	sg.lq = send ? &ch->sendq : &ch->recvq;
 	sg.val = val;
-	sg.idx = 0;
 	weft__wait_note(self, send ? WAIT_CHAN_SEND : WAIT_CHAN_RECV, ch);
 	q_push(sg.lq, &sg);
 	ck_pr_store_ptr(&self->lpark_rec, &sg);
-	weft__lpark(w, chan_unlock, ch);
+	weft__lpark(w, &ch->lock);
 	/* The waker unlinked sg and stored the result. */
-	weft__lpark_disarm(self);
+	weft__lpark_disarm(self, seq);
 	return sg.result;
 }
 
@@ -366,25 +365,41 @@ chan_lpark_wait(struct weft_chan *ch, void *val, struct weft__worker *w,
  * must wait: no claim and no atomic update of its own park word, only the
  * channel's lock.
  */
-static int
+static inline __attribute__((always_inline)) int
 chan_op_lparked(struct weft_chan *ch, void *val, struct weft__worker *w,
 		struct weft_task *self, bool send)
 {
+	uint32_t seq;
 	int ret;
 
 	if (WEFT_UNLIKELY(ck_pr_load_32(&self->flags) & TASK_CANCELLED))
 		return -ECANCELED;
-	weft__lpark_arm(self, ch, chan_lcancel);
+	seq = weft__lpark_arm(self, ch, chan_lcancel);
 	/* The arm before the lock's exchange, the flag read after it. */
 	ck_pr_fence_store_atomic();
 	weft__spin_lock(&ch->lock);
 	ck_pr_fence_atomic_load();
 	ret = send ? send_locked(ch, val, w) : recv_locked(ch, val, w);
 	if (ret == -EAGAIN)
-		return chan_lpark_wait(ch, val, w, self, send);
+		return chan_lpark_wait(ch, val, w, self, seq, send);
 	ck_spinlock_unlock(&ch->lock);
-	weft__lpark_disarm(self);
+	weft__lpark_disarm(self, seq);
 	return ret;
+}
+
+/* chan_op_lparked() made twice, each with fewer live values. */
+static __attribute__((noinline)) int
+chan_send_lparked(struct weft_chan *ch, void *val, struct weft__worker *w,
+		  struct weft_task *self)
+{
+	return chan_op_lparked(ch, val, w, self, true);
+}
+
+static __attribute__((noinline)) int
+chan_recv_lparked(struct weft_chan *ch, void *out, struct weft__worker *w,
+		  struct weft_task *self)
+{
+	return chan_op_lparked(ch, out, w, self, false);
 }
 
 /* -ECANCELED if `t` (the caller, NULL on a plain thread) is cancelled. */
@@ -433,7 +448,7 @@ weft_chan_send(struct weft_chan *ch, const void *val, int64_t deadline)
 	w = weft__worker_self();
 	self = w ? w->cur : NULL;
 	if (self && deadline == WEFT_DEADLINE_NONE)
-		return chan_op_lparked(ch, (void *)val, w, self, true);
+		return chan_send_lparked(ch, (void *)val, w, self);
 	return chan_op_waiter(ch, (void *)val, deadline, w, self, true);
 }
 
@@ -448,7 +463,7 @@ weft_chan_recv(struct weft_chan *ch, void *out, int64_t deadline)
 	w = weft__worker_self();
 	self = w ? w->cur : NULL;
 	if (self && deadline == WEFT_DEADLINE_NONE)
-		return chan_op_lparked(ch, out, w, self, false);
+		return chan_recv_lparked(ch, out, w, self);
 	return chan_op_waiter(ch, out, deadline, w, self, false);
 }
 

@@ -284,46 +284,6 @@ weft__park_io(void)
  */
 static uint32_t lpark_visitors;
 
-/* Executed by the task itself, before it takes the object's lock. */
-uint32_t
-weft__lpark_arm(struct weft_task *self, void *obj,
-		void (*cancel)(void *, struct weft_task *, uint32_t))
-{
-	uint32_t seq = PARK_SEQ(ck_pr_load_64(&self->park)) + 1;
-
-	/*
-	 * Atomic: a canceller that saw the previous arm may read these.
-	 * lpark_rec is NULL already: set only while a record is queued, and
-	 * cleared by whoever unlinks it.  Stores are left out where they
-	 * would not change anything: the lock's exchange that follows waits
-	 * for every pending store.
-	 */
-	if (ck_pr_load_ptr(&self->lpark_obj) != obj)
-		ck_pr_store_ptr(&self->lpark_obj, obj);
-	if (ck_pr_load_ptr((void **)&self->lpark_cancel) != (void *)cancel)
-		ck_pr_store_ptr((void **)&self->lpark_cancel, (void *)cancel);
-	WEFT_ASSERT(ck_pr_load_ptr(&self->lpark_rec) == NULL);
-	/* Release: the fields before the armed word a canceller acquires. */
-	ck_pr_fence_store();
-	ck_pr_store_64(&self->park,
-		       ((uint64_t)seq << 32) | PARK_ARMED | PARK_LOCKED);
-	return seq;
-}
-
-/*
- * The park is over (or never happened): keep the seq, drop ARMED.  No
- * canceller or waker writes a lock-guarded park word, so a store does.
- * Executed by the task itself.
- */
-void
-weft__lpark_disarm(struct weft_task *self)
-{
-	uint64_t word = ck_pr_load_64(&self->park);
-
-	ck_pr_store_64(&self->park, word & ~(uint64_t)UINT32_MAX);
-}
-
-
 bool
 weft__lpark_visit(struct weft_task *t)
 {

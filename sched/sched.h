@@ -64,7 +64,7 @@ enum after_switch {
 	AS_YIELD,		/* put prev at the tail of the local queue */
 	AS_YIELD_GLOBAL,	/* put prev at the tail of the global queue */
 	AS_PARK,		/* mark prev SAVED, maybe ready it */
-	AS_LPARK,		/* run as_unlock(as_arg): a lock-guarded park */
+	AS_LPARK,		/* release as_lock: a lock-guarded park */
 	AS_EXIT,		/* release prev's stack and runtime reference */
 };
 
@@ -104,8 +104,7 @@ struct weft__worker {
 	struct weft_task *cur;
 	enum after_switch as_kind;	/* pending finish for as_task */
 	struct weft_task *as_task;
-	void (*as_unlock)(void *);	/* AS_LPARK: the object's unlock */
-	void *as_arg;
+	ck_spinlock_t *as_lock;		/* AS_LPARK: the object's lock */
 	bool spinning;			/* counted in sched.nspinning */
 	uint64_t rand;			/* xorshift state for victim choice */
 	uint64_t next_id;		/* task ids: [next_id, id_limit) */
@@ -323,7 +322,46 @@ weft__wakep_w(struct weft__worker *self)
 	weft__wakep_slow(self);
 }
 
-void weft__lpark(struct weft__worker *w, void (*unlock)(void *), void *arg);
+/* Lock-guarded parks (runtime.h): inline for the channel fast paths. */
+/* Executed by the task itself, before it takes the object's lock. */
+static inline uint32_t
+weft__lpark_arm(struct weft_task *self, void *obj,
+		void (*cancel)(void *, struct weft_task *, uint32_t))
+{
+	uint32_t seq = PARK_SEQ(ck_pr_load_64(&self->park)) + 1;
+
+	/*
+	 * Atomic: a canceller that saw the previous arm may read these.
+	 * lpark_rec is NULL already: set only while a record is queued, and
+	 * cleared by whoever unlinks it.  Stores are left out where they
+	 * would not change anything: the lock's exchange that follows waits
+	 * for every pending store.
+	 */
+	if (ck_pr_load_ptr(&self->lpark_obj) != obj)
+		ck_pr_store_ptr(&self->lpark_obj, obj);
+	if (ck_pr_load_ptr((void **)&self->lpark_cancel) != (void *)cancel)
+		ck_pr_store_ptr((void **)&self->lpark_cancel, (void *)cancel);
+	WEFT_ASSERT(ck_pr_load_ptr(&self->lpark_rec) == NULL);
+	/* Release: the fields before the armed word a canceller acquires. */
+	ck_pr_fence_store();
+	ck_pr_store_64(&self->park,
+		       ((uint64_t)seq << 32) | PARK_ARMED | PARK_LOCKED);
+	return seq;
+}
+
+/*
+ * Park `seq` (what the arm returned) is over, or never happened: keep the
+ * seq, drop ARMED.  No canceller or waker writes a lock-guarded park word,
+ * so a store does.  Executed by the task itself.
+ */
+static inline void
+weft__lpark_disarm(struct weft_task *self, uint32_t seq)
+{
+	ck_pr_store_64(&self->park, (uint64_t)seq << 32);
+}
+
+
+void weft__lpark(struct weft__worker *w, ck_spinlock_t *lock);
 
 /*
  * Make t, parked in a lock-guarded park whose record the caller (holding

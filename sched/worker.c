@@ -360,7 +360,7 @@ after_switch(struct weft__worker *w)
 		 * t's context is saved: only now may its waker (who needs
 		 * this lock) find it.
 		 */
-		w->as_unlock(w->as_arg);
+		ck_spinlock_unlock(w->as_lock);
 		break;
 	case AS_EXIT:
 		weft__task_release_stack(w, t);
@@ -437,20 +437,19 @@ weft__switch_out(struct weft__worker *w, struct weft_task *t,
 
 /*
  * Park the calling task in the lock-guarded park it armed (runtime.h), on
- * its worker w: `unlock(arg)` releases the object's lock once the task is off-CPU, and
+ * its worker w: the object's `lock` is released once the task is off-CPU, and
  * the task runs again when a holder of that lock calls weft__lpark_wake().
  * Coroutine context only.
  */
 void
-weft__lpark(struct weft__worker *w, void (*unlock)(void *), void *arg)
+weft__lpark(struct weft__worker *w, ck_spinlock_t *lock)
 {
 	struct weft_task *t = w->cur;
 
 	ck_pr_store_64((uint64_t *)&t->wait_since,
 		       (uint64_t)weft__wait_clock_now());
 	ck_pr_store_32(&t->state, WEFT_SUSPENDED);
-	w->as_unlock = unlock;
-	w->as_arg = arg;
+	w->as_lock = lock;
 	switch_out(w, t, AS_LPARK);
 	/* weft__ready() stored WEFT_RUNNING. */
 	ck_pr_store_8(&t->wait_kind, WAIT_NONE);
