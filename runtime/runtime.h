@@ -474,11 +474,11 @@ bool weft__wake_tail(struct weft_task *t, uint32_t seq, int result);
  *
  *	seq = weft__lpark_arm(self, obj, cancel_fn);
  *	lock(obj);
- *	if the operation completes: unlock(obj); weft__lpark_disarm(self, seq);
- *	if TASK_CANCELLED: unlock(obj); weft__lpark_disarm(self, seq); -ECANCELED
+ *	if the operation completes: unlock(obj); weft__lpark_disarm(self);
+ *	if TASK_CANCELLED: unlock(obj); weft__lpark_disarm(self); -ECANCELED
  *	record the waiter, self->lpark_rec = record;
  *	weft__lpark(w, &obj->lock);	// unlocked after the switch
- *	weft__lpark_disarm(self, seq);	// the waker removed the record
+ *	weft__lpark_disarm(self);	// the waker removed the record
  *
  * A waker holding the lock removes the record, stores its outcome in the
  * record and calls weft__lpark_wake(its worker, task), and touches neither
@@ -487,7 +487,7 @@ bool weft__wake_tail(struct weft_task *t, uint32_t seq, int result);
  * park word still shows `seq` armed and t->lpark_rec is still recorded,
  * removes it, stores -ECANCELED in it and calls weft__lpark_wake().
  */
-/* weft__lpark_arm(self, obj, cancel), weft__lpark_disarm(self, seq): sched/sched.h */
+/* weft__lpark_arm(self, obj, cancel), weft__lpark_disarm(self): sched/sched.h */
 /* weft__lpark(w, lock): sched/sched.h */
 /* weft__lpark_wake(t): sched/sched.h */
 /* True if t was in a lock-guarded park (the visit is then done). */

@@ -338,13 +338,13 @@ chan_lcancel(void *obj, struct weft_task *t, uint32_t seq)
  */
 static __attribute__((noinline)) int
 chan_lpark_wait(struct weft_chan *ch, void *val, struct weft__worker *w,
-		struct weft_task *self, uint32_t seq, bool send)
+		struct weft_task *self, bool send)
 {
 	struct sudog sg;
 
 	if (ck_pr_load_32(&self->flags) & TASK_CANCELLED) {
 		ck_spinlock_unlock(&ch->lock);
-		weft__lpark_disarm(self, seq);
+		weft__lpark_disarm(self);
 		return -ECANCELED;
 	}
 	/* wt and idx: unused with lt set. */
@@ -356,7 +356,7 @@ chan_lpark_wait(struct weft_chan *ch, void *val, struct weft__worker *w,
 	ck_pr_store_ptr(&self->lpark_rec, &sg);
 	weft__lpark(w, &ch->lock);
 	/* The waker unlinked sg and stored the result. */
-	weft__lpark_disarm(self, seq);
+	weft__lpark_disarm(self);
 	return sg.result;
 }
 
@@ -369,21 +369,20 @@ static inline __attribute__((always_inline)) int
 chan_op_lparked(struct weft_chan *ch, void *val, struct weft__worker *w,
 		struct weft_task *self, bool send)
 {
-	uint32_t seq;
 	int ret;
 
 	if (WEFT_UNLIKELY(ck_pr_load_32(&self->flags) & TASK_CANCELLED))
 		return -ECANCELED;
-	seq = weft__lpark_arm(self, ch, chan_lcancel);
+	weft__lpark_arm(self, ch, chan_lcancel);
 	/* The arm before the lock's exchange, the flag read after it. */
 	ck_pr_fence_store_atomic();
 	weft__spin_lock(&ch->lock);
 	ck_pr_fence_atomic_load();
 	ret = send ? send_locked(ch, val, w) : recv_locked(ch, val, w);
 	if (ret == -EAGAIN)
-		return chan_lpark_wait(ch, val, w, self, seq, send);
+		return chan_lpark_wait(ch, val, w, self, send);
 	ck_spinlock_unlock(&ch->lock);
-	weft__lpark_disarm(self, seq);
+	weft__lpark_disarm(self);
 	return ret;
 }
 

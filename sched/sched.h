@@ -350,14 +350,16 @@ weft__lpark_arm(struct weft_task *self, void *obj,
 }
 
 /*
- * Park `seq` (what the arm returned) is over, or never happened: keep the
- * seq, drop ARMED.  No canceller or waker writes a lock-guarded park word,
- * so a store does.  Executed by the task itself.
+ * The park is over (or never happened): keep the seq, drop ARMED.  No
+ * canceller or waker writes a lock-guarded park word, so a store does.
+ * (The seq is read back from the word: cheaper than keeping the arm's
+ * return value live across the lock.)  Executed by the task itself.
  */
 static inline void
-weft__lpark_disarm(struct weft_task *self, uint32_t seq)
+weft__lpark_disarm(struct weft_task *self)
 {
-	ck_pr_store_64(&self->park, (uint64_t)seq << 32);
+	ck_pr_store_64(&self->park,
+		       ck_pr_load_64(&self->park) & ~(uint64_t)UINT32_MAX);
 }
 
 
