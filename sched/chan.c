@@ -30,8 +30,9 @@ struct sudog {
 	struct weft__waiter *wt;	/* own, or the select's shared one */
 	/*
 	 * Or, for an untimed send or receive by a task, that task, in a
-	 * lock-guarded park (runtime.h): wt is then NULL, and the lock's
-	 * holder is its only possible waker, so it needs no claim.
+	 * lock-guarded park (runtime.h): wt and idx are then unset, and
+	 * whoever holds the lock (a waker, or the canceller) is its only
+	 * possible waker, so it needs no claim.
 	 */
 	struct weft_task *lt;
 	struct waitq *lq;		/* lt's queue (for its canceller) */
