@@ -165,14 +165,13 @@ weft__wake_current(struct weft_task *t, int result)
 void
 weft__ready(struct weft_task *t, bool next)
 {
-	struct weft__worker *w = weft__worker_self();
+	weft__ready_w(weft__worker_self(), t, next);
+}
 
-	ck_pr_store_32(&t->state, WEFT_RUNNING);
-	if (w) {
-		weft__runq_put(w, t, next);
-		weft__wakep_w(w);
-		return;
-	}
+/* weft__ready_w()'s half for a thread that is not a worker. */
+void
+weft__ready_foreign(struct weft_task *t)
+{
 	pthread_mutex_lock(&weft__sched.lock);
 	weft__globrunq_put_locked(t);
 	weft__wakep_locked();

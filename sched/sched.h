@@ -366,22 +366,33 @@ weft__lpark_disarm(struct weft_task *self)
 void weft__lpark(struct weft__worker *w, ck_spinlock_t *lock);
 
 /*
+ * weft__ready() for a caller that knows its worker `w` (NULL on a plain
+ * thread): inline, for the wake paths that run per hand-off.  Any thread.
+ */
+void weft__ready_foreign(struct weft_task *t);
+
+static inline void
+weft__ready_w(struct weft__worker *w, struct weft_task *t, bool next)
+{
+	ck_pr_store_32(&t->state, WEFT_RUNNING);
+	if (WEFT_LIKELY(w != NULL)) {
+		weft__runq_put(w, t, next);
+		weft__wakep_w(w);
+		return;
+	}
+	weft__ready_foreign(t);
+}
+
+/*
  * Make t, parked in a lock-guarded park whose record the caller (holding
  * the object's lock) just removed, runnable (runtime.h).  Its context is
- * saved: the lock was released only after its switch.  weft__ready(),
- * inline for the channel hand-off.  w: the caller's worker (NULL on a
- * plain thread).  Any thread.
+ * saved: the lock was released only after its switch.  w: the caller's
+ * worker (NULL on a plain thread).  Any thread.
  */
 static inline void
 weft__lpark_wake(struct weft__worker *w, struct weft_task *t)
 {
-	ck_pr_store_32(&t->state, WEFT_RUNNING);
-	if (WEFT_LIKELY(w != NULL)) {
-		weft__runq_put(w, t, true);
-		weft__wakep_w(w);
-		return;
-	}
-	weft__ready(t, true);
+	weft__ready_w(w, t, true);
 }
 
 /*
