@@ -437,8 +437,8 @@ chan_op_waiter(struct weft_chan *ch, void *val, int64_t deadline,
 }
 
 /* The entry points only pick the path: no frame of their own. */
-int
-weft_chan_send(struct weft_chan *ch, const void *val, int64_t deadline)
+static inline __attribute__((always_inline)) int
+chan_op(struct weft_chan *ch, void *val, int64_t deadline, bool send)
 {
 	struct weft__worker *w;
 	struct weft_task *self;
@@ -448,23 +448,21 @@ weft_chan_send(struct weft_chan *ch, const void *val, int64_t deadline)
 	w = weft__worker_self();
 	self = w ? w->cur : NULL;
 	if (self && deadline == WEFT_DEADLINE_NONE)
-		return chan_send_lparked(ch, (void *)val, w, self);
-	return chan_op_waiter(ch, (void *)val, deadline, w, self, true);
+		return send ? chan_send_lparked(ch, val, w, self) :
+			      chan_recv_lparked(ch, val, w, self);
+	return chan_op_waiter(ch, val, deadline, w, self, send);
+}
+
+int
+weft_chan_send(struct weft_chan *ch, const void *val, int64_t deadline)
+{
+	return chan_op(ch, (void *)val, deadline, true);
 }
 
 int
 weft_chan_recv(struct weft_chan *ch, void *out, int64_t deadline)
 {
-	struct weft__worker *w;
-	struct weft_task *self;
-
-	if (!ch)
-		return -EINVAL;
-	w = weft__worker_self();
-	self = w ? w->cur : NULL;
-	if (self && deadline == WEFT_DEADLINE_NONE)
-		return chan_recv_lparked(ch, out, w, self);
-	return chan_op_waiter(ch, out, deadline, w, self, false);
+	return chan_op(ch, out, deadline, false);
 }
 
 int
