@@ -1046,6 +1046,83 @@ START_TEST(yield_alternates_two_tasks_on_one_worker)
 }
 END_TEST
 
+/*
+ * Two tasks that only yield, on one worker, while the other worker sleeps:
+ * a yield readies nobody, so unless the yield itself wakes the sleeper the
+ * pair can share one worker indefinitely (it did under TSan, where a
+ * switch is slow enough that a thief mostly finds the ring empty).  Each
+ * round, the pair must end up on two workers at once.
+ */
+#define SPREAD_ROUNDS 20
+
+struct yield_pair {
+	atomic_int w_main;	/* worker the main task last ran on */
+	atomic_int w_peer;	/* worker the peer last ran on */
+	atomic_int apart;	/* they were seen on different workers */
+	int rounds;
+};
+
+static void *
+pair_peer(void *arg)
+{
+	struct yield_pair *sp = arg;
+	int64_t end = weft_now() + t_stall_ns();
+
+	while (!atomic_load(&sp->apart) && weft_now() < end) {
+		int w = weft_worker_id();
+
+		atomic_store(&sp->w_peer, w);
+		if (atomic_load(&sp->w_main) >= 0 &&
+		    atomic_load(&sp->w_main) != w)
+			atomic_store(&sp->apart, 1);
+		weft_yield();
+	}
+	return NULL;
+}
+
+static void *
+pair_main(void *arg)
+{
+	struct yield_pair *sp = arg;
+	struct weft_task *t;
+
+	for (sp->rounds = 0; sp->rounds < SPREAD_ROUNDS; sp->rounds++) {
+		int64_t end = weft_now() + t_stall_ns();
+
+		atomic_store(&sp->apart, 0);
+		atomic_store(&sp->w_main, -1);
+		atomic_store(&sp->w_peer, -1);
+		T_EXPECT_INT(weft_spawn(&t, pair_peer, sp, NULL), ==, 0);
+		while (!atomic_load(&sp->apart) && weft_now() < end) {
+			int w = weft_worker_id();
+
+			atomic_store(&sp->w_main, w);
+			if (atomic_load(&sp->w_peer) >= 0 &&
+			    atomic_load(&sp->w_peer) != w)
+				atomic_store(&sp->apart, 1);
+			weft_yield();
+		}
+		T_EXPECT_INT(weft_join(t, NULL, WEFT_DEADLINE_NONE), ==, 0);
+		if (!atomic_load(&sp->apart))
+			break;
+	}
+	return NULL;
+}
+
+START_TEST(yielding_pair_spreads_to_an_idle_worker)
+{
+	struct weft_config cfg = t_config(2);
+	struct yield_pair sp;
+
+	memset(&sp, 0, sizeof(sp));
+	T_RUN(pair_main, &sp, &cfg, NULL);
+	ck_assert_msg(sp.rounds == SPREAD_ROUNDS,
+		      "round %d: two yielding tasks shared one worker for "
+		      "%.0f s while the other slept",
+		      sp.rounds, t_stall_ns() / 1e9);
+}
+END_TEST
+
 static Suite *
 sched_worker_suite(void)
 {
@@ -1082,6 +1159,7 @@ sched_worker_suite(void)
 	tcase_add_test(tc, yield_returns_zero);
 	tcase_add_test(tc, yield_runs_other_runnable_tasks_first);
 	tcase_add_test(tc, yield_alternates_two_tasks_on_one_worker);
+	tcase_add_test(tc, yielding_pair_spreads_to_an_idle_worker);
 
 	return s;
 }
