@@ -13,6 +13,13 @@
  *              ns_per_2_switches: in the same child, two tasks calling
  *              weft_yield() on one worker, the time of one round (two
  *              bare context switches), the floor a round trip is held to.
+ *              Both tasks run the same function, so each switch returns
+ *              to the very call site the other task left from, which the
+ *              CPU's return predictor gets right.
+ *              ns_per_2_switches_distinct: the same, with the two tasks in
+ *              two different functions, as A and B of the round trip are:
+ *              each switch then returns into code the return predictor did
+ *              not expect (see BENCHMARKS.md).
  *   threads    two threads pinned to one CPU, a one-slot queue in each
  *              direction made of a pthread mutex and condition variable.
  *              ns_per_round_trip_xcpu: the threads on two CPUs.
@@ -43,6 +50,7 @@ struct chan_arg {
 	/* the bare-switch part */
 	atomic_int started;
 	atomic_int finished;
+	long turns[2];		/* per side: keeps the two switchers distinct */
 };
 
 static void *
@@ -109,6 +117,45 @@ switcher(void *p)
 	return NULL;
 }
 
+/*
+ * The bare-switch loop of side `side`.  Inlined into two functions that
+ * differ only in the counter they bump, so that the compiler cannot fold
+ * them into one (and give both tasks one call site).
+ */
+static inline __attribute__((always_inline)) void *
+switch_side(struct chan_arg *a, int side)
+{
+	volatile long *turns = &a->turns[side];
+	int err = 0;
+	long i;
+
+	for (i = 0; i < WARMUP; i++)
+		err |= weft_yield();
+	if (atomic_fetch_add(&a->started, 1) == 0)
+		a->t0 = bench_now();
+	for (i = 0; i < a->n; i++) {
+		err |= weft_yield();
+		*turns += 1;
+	}
+	if (atomic_fetch_add(&a->finished, 1) == 1)
+		a->t1 = bench_now();
+	if (err)
+		bench_fail("weft_yield failed (or'ed results %d)", err);
+	return NULL;
+}
+
+static void *
+switcher_a(void *p)
+{
+	return switch_side(p, 0);
+}
+
+static void *
+switcher_b(void *p)
+{
+	return switch_side(p, 1);
+}
+
 static void
 spawn_pair(void *(*f0)(void *), void *(*f1)(void *), void *arg)
 {
@@ -152,6 +199,13 @@ switch_weft_main(void *p)
 	return NULL;
 }
 
+static void *
+switch_distinct_weft_main(void *p)
+{
+	spawn_pair(switcher_a, switcher_b, p);
+	return NULL;
+}
+
 static double
 chan_weft_run(weft_fn fn, long n, int workers)
 {
@@ -175,6 +229,8 @@ chan_weft(const struct bench_cfg *cfg)
 	bench_emit("ns_per_round_trip", KIND_TIME, ns, "ns", n, 1);
 	ns = chan_weft_run(switch_weft_main, n, 1);
 	bench_emit("ns_per_2_switches", KIND_TIME, ns, "ns", n, 1);
+	ns = chan_weft_run(switch_distinct_weft_main, n, 1);
+	bench_emit("ns_per_2_switches_distinct", KIND_TIME, ns, "ns", n, 1);
 	/* Cross-worker hand-offs wait for wake-ups: fewer of them. */
 	n /= 4;
 	ns = chan_weft_run(chan_weft_main, n, 2);

@@ -272,7 +272,7 @@ report_table(const struct bench_report *r)
 	const char *prev = NULL;
 	size_t i;
 
-	printf("\n%-8s %-9s %-22s %6s %12s %-5s  %-*s  %s\n", "scenario",
+	printf("\n%-8s %-9s %-26s %6s %12s %-5s  %-*s  %s\n", "scenario",
 	       "impl", "metric", "n", "median", "unit", BAR_WIDTH, "bar",
 	       "vs baseline");
 	for (i = 0; i < r->nrows; i++) {
@@ -301,7 +301,7 @@ report_table(const struct bench_report *r)
 		else
 			snprintf(note, sizeof(note), "%s", cmp);
 
-		printf("%-8s %-9s %-22s %6s %12s %-5s  %-*s  %s\n",
+		printf("%-8s %-9s %-26s %6s %12s %-5s  %-*s  %s\n",
 		       row->scenario, bench_impl_name(row->impl),
 		       row->rec.metric, fmt_count(row->rec.n, cnt, sizeof(cnt)),
 		       fmt_value(row->rec.value, val, sizeof(val)),
