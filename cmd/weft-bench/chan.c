@@ -97,35 +97,15 @@ chan_b(void *p)
 	return NULL;
 }
 
-static void *
-switcher(void *p)
-{
-	struct chan_arg *a = p;
-	int err = 0;
-	long i;
-
-	for (i = 0; i < WARMUP; i++)
-		err |= weft_yield();
-	if (atomic_fetch_add(&a->started, 1) == 0)
-		a->t0 = bench_now();
-	for (i = 0; i < a->n; i++)
-		err |= weft_yield();
-	if (atomic_fetch_add(&a->finished, 1) == 1)
-		a->t1 = bench_now();
-	if (err)
-		bench_fail("weft_yield failed (or'ed results %d)", err);
-	return NULL;
-}
-
 /*
- * The bare-switch loop of side `side`.  Inlined into two functions that
- * differ only in the counter they bump, so that the compiler cannot fold
- * them into one (and give both tasks one call site).
+ * The bare-switch loop.  side -1: `switcher`, run by both tasks.  Side 0
+ * or 1: inlined into two functions that differ only in the counter they
+ * bump, so that the compiler cannot fold them into one (and give both
+ * tasks one call site).
  */
 static inline __attribute__((always_inline)) void *
 switch_side(struct chan_arg *a, int side)
 {
-	volatile long *turns = &a->turns[side];
 	int err = 0;
 	long i;
 
@@ -135,13 +115,20 @@ switch_side(struct chan_arg *a, int side)
 		a->t0 = bench_now();
 	for (i = 0; i < a->n; i++) {
 		err |= weft_yield();
-		*turns += 1;
+		if (side >= 0)
+			((volatile long *)a->turns)[side]++;
 	}
 	if (atomic_fetch_add(&a->finished, 1) == 1)
 		a->t1 = bench_now();
 	if (err)
 		bench_fail("weft_yield failed (or'ed results %d)", err);
 	return NULL;
+}
+
+static void *
+switcher(void *p)
+{
+	return switch_side(p, -1);
 }
 
 static void *
