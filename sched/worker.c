@@ -330,12 +330,13 @@ after_switch(struct weft__worker *w)
 		weft__runq_put(w, t, false);
 		/*
 		 * A yield that switched to another local task (cur is set;
-		 * the scheduler context has none) leaves work queued here.  If a worker sleeps meanwhile, wake it to take
-		 * some: nothing else would, since a yield readies nobody (Go's
-		 * Gosched puts the goroutine where any P finds it, and wakes
-		 * one).  Plain loads first, so a yield on a machine with no
-		 * idle worker adds no fence; a miss only delays the balance to
-		 * the next yield.
+		 * the scheduler context has none) leaves work queued here.
+		 * If a worker sleeps meanwhile, wake it to take some: nothing
+		 * else would, since a yield readies nobody.  (Go's Gosched
+		 * puts the goroutine on the global queue, where any P finds
+		 * it.)  Plain loads first, so that a yield with no idle worker
+		 * adds no fence; a miss only delays the balance to the next
+		 * yield.
 		 */
 		if (ck_pr_load_ptr(&w->cur) &&
 		    WEFT_UNLIKELY(ck_pr_load_32(&weft__sched.npidle) != 0) &&
