@@ -8,7 +8,8 @@
  * tasks make progress and every MON_TICK_IDLE_MS otherwise, reads the
  * workers' counters racily (relaxed atomic loads of fields their owners
  * store with relaxed atomic stores) and never takes a lock a worker takes
- * on its hot path.  Two checks run per tick:
+ * on its hot path.  Three checks run per tick (the rescue of a stuck
+ * run-next is described at slow_check()):
  *
  * Slow tasks (asyncio's slow-callback warning).  st.tasks_run of a worker
  * is bumped at every switch to a task; if it has not changed for
@@ -718,12 +719,19 @@ out:
  * Slow tasks.  Monitor thread only.
  */
 
-/* Returns true if any worker switched tasks since the last tick. */
+/*
+ * Returns true if any worker switched tasks since the last tick or is
+ * inside a task.  Also the rescue of weft__ready_w()'s run-next rule: a
+ * worker that has stayed in one task for a whole tick with work queued
+ * (a run-next that its waker did not leave for) gets an idle worker woken
+ * to steal it, as Go's sysmon retakes a P stuck in one goroutine.
+ */
 static bool
 slow_check(int64_t now)
 {
 	struct weft__sched *s = &weft__sched;
 	bool moved = false;
+	bool rescue = false;
 
 	for (int i = 0; i < s->nworkers; i++) {
 		struct weft__worker *w = &s->workers[i];
@@ -736,11 +744,14 @@ slow_check(int64_t now)
 		bool first = false;
 
 		if (tick != m->tick || !cur) {
-			moved |= tick != m->tick;
+			moved |= tick != m->tick || cur;
 			m->tick = tick;
 			m->since = now;
 			continue;
 		}
+		moved = true;
+		if (!weft__runq_empty(w))
+			rescue = true;
 		if (!mon.slow_ns || now - m->since < mon.slow_ns ||
 		    m->checked == tick)
 			continue;
@@ -773,6 +784,8 @@ slow_check(int64_t now)
 			PRId64 ")\n", id, name, i,
 			(now - m->since) / WEFT_MSEC, mon.slow_ns / WEFT_MSEC);
 	}
+	if (rescue)
+		weft__wakep_slow(NULL);
 	return moved;
 }
 
@@ -889,7 +902,9 @@ weft__diag_start(void)
 	ck_pr_store_64(&mon.slow_tasks, 0);
 	ck_pr_store_64(&mon.deadlocks, 0);
 	read_env();
-	if (mon.mode == DL_OFF && !mon.slow_ns && !mon.dump_sig)
+	/* With one worker there is nobody to rescue a run-next for. */
+	if (mon.mode == DL_OFF && !mon.slow_ns && !mon.dump_sig &&
+	    weft__sched.nworkers < 2)
 		return;
 	mon.mw = calloc((size_t)weft__sched.nworkers, sizeof(*mon.mw));
 	mon.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -281,10 +281,12 @@ weft__sched_coin(struct weft__worker *w)
 
 /*
  * Make `t` runnable on w: into run-next if `next` (the previous occupant
- * moves to the ring), else at the ring's tail.
+ * moves to the ring), else at the ring's tail.  Returns true if a task went
+ * onto the ring (work another worker may steal at once), false if `t` took
+ * an empty run-next.
  * Executed only by the owning worker.
  */
-static inline void
+static inline bool
 weft__runq_put(struct weft__worker *w, struct weft_task *t, bool next)
 {
 #if defined(WEFT_TSAN)
@@ -302,11 +304,12 @@ weft__runq_put(struct weft__worker *w, struct weft_task *t, bool next)
 			old = ck_pr_fas_ptr(&w->runnext, t);
 		}
 		if (!old)
-			return;
+			return false;
 		t = old;
 	}
 	if (WEFT_UNLIKELY(!ck_ring_enqueue_spmc(&w->runq, w->runq_buf, t)))
 		weft__runq_put_slow(w, t);
+	return true;
 }
 
 /*
@@ -368,6 +371,20 @@ void weft__lpark(struct weft__worker *w, ck_spinlock_t *lock);
 /*
  * weft__ready() for a caller that knows its worker `w` (NULL on a plain
  * thread): inline, for the wake paths that run per hand-off.  Any thread.
+ *
+ * A wake that fills an empty run-next does not wake an idle worker (Tokio's
+ * rule for its LIFO slot): the waker is most often about to park (a channel
+ * rendezvous, a mutex hand-off in starvation mode), and this worker then
+ * runs the woken task next, on a warm cache.  Waking a sleeper for it costs
+ * the waker a system call and sends the sleeper stealing a task that is
+ * gone by the time it looks; measured, that churn made a 2-worker channel
+ * ping-pong 5x slower and a 1,000-task contended mutex 3x slower
+ * (BENCHMARKS.md).  A waker that keeps running instead leaves the task
+ * waiting; the monitor (sched/diag.c) wakes a sleeper when a worker has
+ * stayed in one task for a tick with work queued, and that sleeper steals
+ * the run-next of a worker that has not switched.  A wake that pushes a task
+ * onto the ring (no run-next wanted, or the previous run-next displaced)
+ * wakes a sleeper as before: that is work to share.
  */
 void weft__ready_foreign(struct weft_task *t);
 
@@ -376,8 +393,8 @@ weft__ready_w(struct weft__worker *w, struct weft_task *t, bool next)
 {
 	ck_pr_store_32(&t->state, WEFT_RUNNING);
 	if (WEFT_LIKELY(w != NULL)) {
-		weft__runq_put(w, t, next);
-		weft__wakep_w(w);
+		if (weft__runq_put(w, t, next))
+			weft__wakep_w(w);
 		return;
 	}
 	weft__ready_foreign(t);

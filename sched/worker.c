@@ -38,7 +38,10 @@
  * once more: work submitted after that look sees nspinning == 0 and
  * npidle > 0 and wakes someone; work submitted before it is found by the
  * look.  The submitter's side of that Dekker pair is the full barrier at the
- * top of wakep().  No lost wake-ups, no thundering herd.  A yield that
+ * top of wakep().  No lost wake-ups, no thundering herd.  "Work" here is
+ * what a thief may take at once: a task on a ring.  A wake that only fills
+ * an empty run-next calls no wakep (weft__ready_w); should its waker keep
+ * the CPU, the monitor wakes a sleeper for it after a tick.  A yield that
  * switches to another local task counts as making work runnable (the
  * yielder, back on the ring): it wakes a sleeper too, or two tasks that
  * only yield could keep a second worker asleep for good.

@@ -1123,6 +1123,83 @@ START_TEST(yielding_pair_spreads_to_an_idle_worker)
 }
 END_TEST
 
+/*
+ * A wake that fills an empty run-next wakes no idle worker (sched.h,
+ * weft__ready_w): the waker usually parks next and runs it itself.  A
+ * waker that keeps the CPU instead must not strand the woken task while
+ * another worker sleeps: the monitor sees a worker stuck in one task with
+ * work queued and wakes a sleeper, which steals the run-next.  The waker
+ * here never yields until the woken task has run, so only that rescue can
+ * run it.
+ */
+#define RESCUE_ROUNDS 3
+
+struct rescue {
+	struct weft_chan *ch;
+	atomic_int ran_on;	/* the receiver's worker after the recv; -1 */
+	int rounds;
+	int waker_on;		/* the sender's worker while it spins */
+};
+
+static void *
+rescue_receiver(void *arg)
+{
+	struct rescue *rs = arg;
+	int v = 0;
+
+	T_EXPECT_INT(weft_chan_recv(rs->ch, &v, WEFT_DEADLINE_NONE), ==, 0);
+	T_EXPECT_INT(v, ==, 7);
+	atomic_store(&rs->ran_on, weft_worker_id());
+	return NULL;
+}
+
+static void *
+rescue_main(void *arg)
+{
+	struct rescue *rs = arg;
+	struct weft_task *t;
+	int v = 7;
+
+	T_EXPECT_INT(weft_chan_make(&rs->ch, sizeof(int), 0), ==, 0);
+	for (rs->rounds = 0; rs->rounds < RESCUE_ROUNDS; rs->rounds++) {
+		int64_t end;
+
+		atomic_store(&rs->ran_on, -1);
+		T_EXPECT_INT(weft_spawn(&t, rescue_receiver, rs, NULL), ==, 0);
+		T_WAIT(weft_task_state(t) == WEFT_SUSPENDED,
+		       "the receiver to park");
+		T_EXPECT_INT(weft_chan_send(rs->ch, &v, WEFT_DEADLINE_NONE),
+			     ==, 0);
+		/* Keep this worker: no yield, no park, until it has run. */
+		rs->waker_on = weft_worker_id();
+		end = weft_now() + t_stall_ns();
+		while (atomic_load(&rs->ran_on) < 0 && weft_now() < end)
+			t_cpu_relax();
+		if (atomic_load(&rs->ran_on) < 0)
+			break;
+		T_EXPECT_INT(atomic_load(&rs->ran_on), !=, rs->waker_on);
+		T_EXPECT_INT(weft_join(t, NULL, WEFT_DEADLINE_NONE), ==, 0);
+	}
+	if (rs->rounds < RESCUE_ROUNDS)
+		T_EXPECT_INT(weft_join(t, NULL, WEFT_DEADLINE_NONE), ==, 0);
+	weft_chan_release(rs->ch);
+	return NULL;
+}
+
+START_TEST(runnext_of_a_busy_waker_runs_on_an_idle_worker)
+{
+	struct weft_config cfg = t_config(2);
+	struct rescue rs;
+
+	memset(&rs, 0, sizeof(rs));
+	T_RUN(rescue_main, &rs, &cfg, NULL);
+	ck_assert_msg(rs.rounds == RESCUE_ROUNDS,
+		      "round %d: a task woken into the run-next of a worker "
+		      "that kept busy did not run for %.0f s while the other "
+		      "worker slept", rs.rounds, t_stall_ns() / 1e9);
+}
+END_TEST
+
 static Suite *
 sched_worker_suite(void)
 {
@@ -1160,6 +1237,7 @@ sched_worker_suite(void)
 	tcase_add_test(tc, yield_runs_other_runnable_tasks_first);
 	tcase_add_test(tc, yield_alternates_two_tasks_on_one_worker);
 	tcase_add_test(tc, yielding_pair_spreads_to_an_idle_worker);
+	tcase_add_test(tc, runnext_of_a_busy_waker_runs_on_an_idle_worker);
 
 	return s;
 }
