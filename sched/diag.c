@@ -4,12 +4,14 @@
  * slow-task report, weft_dump() and the dump-on-signal switch.
  *
  * The monitor is a plain thread that weft_run() starts after its workers
- * and stops before it joins them.  It wakes every MON_TICK_BUSY_MS while
- * tasks make progress and every MON_TICK_IDLE_MS otherwise, reads the
- * workers' counters racily (relaxed atomic loads of fields their owners
- * store with relaxed atomic stores) and never takes a lock a worker takes
- * on its hot path.  Three checks run per tick (the rescue of a stuck
- * run-next is described at slow_check()):
+ * (whenever there are two or more, or a check below is on) and stops
+ * before it joins them.  It wakes every MON_TICK_BUSY_MS while tasks make
+ * progress or run and every MON_TICK_IDLE_MS otherwise, reads the workers'
+ * counters racily (relaxed atomic loads of fields their owners store with
+ * relaxed atomic stores) and never takes a lock a worker takes on its hot
+ * path; the rescue of a stuck run-next (at slow_check()) takes sched.lock,
+ * which a worker takes only to sleep or to wake another.  Two checks run
+ * per tick besides that rescue:
  *
  * Slow tasks (asyncio's slow-callback warning).  st.tasks_run of a worker
  * is bumped at every switch to a task; if it has not changed for
