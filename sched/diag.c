@@ -732,7 +732,7 @@ static bool
 slow_check(int64_t now)
 {
 	struct weft__sched *s = &weft__sched;
-	bool moved = false;
+	bool busy = false;
 	bool rescue = false;
 
 	for (int i = 0; i < s->nworkers; i++) {
@@ -745,13 +745,13 @@ slow_check(int64_t now)
 		char name[24];
 		bool first = false;
 
+		busy |= tick != m->tick || cur;
 		if (tick != m->tick || !cur) {
-			moved |= tick != m->tick || cur;
 			m->tick = tick;
 			m->since = now;
 			continue;
 		}
-		moved = true;
+		/* In one task for a whole tick. */
 		if (!weft__runq_empty(w))
 			rescue = true;
 		if (!mon.slow_ns || now - m->since < mon.slow_ns ||
@@ -788,7 +788,7 @@ slow_check(int64_t now)
 	}
 	if (rescue)
 		weft__wakep_slow(NULL);
-	return moved;
+	return busy;
 }
 
 /*
@@ -806,7 +806,7 @@ mon_main(void *unused)
 		struct pollfd pfd = { .fd = mon.efd, .events = POLLIN };
 		uint64_t v;
 		int64_t now;
-		bool moved;
+		bool busy;
 
 		if (poll(&pfd, 1, tick_ms) > 0)
 			(void)!read(mon.efd, &v, sizeof(v));
@@ -817,10 +817,10 @@ mon_main(void *unused)
 		now = weft_now();
 		/* Read by every park: one store a tick dirties its line. */
 		ck_pr_store_64((uint64_t *)&weft__wait_clock, (uint64_t)now);
-		moved = slow_check(now);
+		busy = slow_check(now);
 		if (mon.mode != DL_OFF)
 			deadlock_check();
-		tick_ms = moved ? MON_TICK_BUSY_MS : MON_TICK_IDLE_MS;
+		tick_ms = busy ? MON_TICK_BUSY_MS : MON_TICK_IDLE_MS;
 	}
 	return NULL;
 }

@@ -1138,7 +1138,6 @@ struct rescue {
 	struct weft_chan *ch;
 	atomic_int ran_on;	/* the receiver's worker after the recv; -1 */
 	int rounds;
-	int waker_on;		/* the sender's worker while it spins */
 };
 
 static void *
@@ -1163,6 +1162,7 @@ rescue_main(void *arg)
 	T_EXPECT_INT(weft_chan_make(&rs->ch, sizeof(int), 0), ==, 0);
 	for (rs->rounds = 0; rs->rounds < RESCUE_ROUNDS; rs->rounds++) {
 		int64_t end;
+		int waker_on;
 
 		atomic_store(&rs->ran_on, -1);
 		T_EXPECT_INT(weft_spawn(&t, rescue_receiver, rs, NULL), ==, 0);
@@ -1171,13 +1171,13 @@ rescue_main(void *arg)
 		T_EXPECT_INT(weft_chan_send(rs->ch, &v, WEFT_DEADLINE_NONE),
 			     ==, 0);
 		/* Keep this worker: no yield, no park, until it has run. */
-		rs->waker_on = weft_worker_id();
+		waker_on = weft_worker_id();
 		end = weft_now() + t_stall_ns();
 		while (atomic_load(&rs->ran_on) < 0 && weft_now() < end)
 			t_cpu_relax();
 		if (atomic_load(&rs->ran_on) < 0)
 			break;
-		T_EXPECT_INT(atomic_load(&rs->ran_on), !=, rs->waker_on);
+		T_EXPECT_INT(atomic_load(&rs->ran_on), !=, waker_on);
 		T_EXPECT_INT(weft_join(t, NULL, WEFT_DEADLINE_NONE), ==, 0);
 	}
 	if (rs->rounds < RESCUE_ROUNDS)
