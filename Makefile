@@ -36,8 +36,8 @@ BUILD		?= build/tsan
 SANFLAGS	:= -fsanitize=thread -fno-omit-frame-pointer \
 		   -DCK_USE_CC_BUILTINS=1 -DWEFT_TSAN=1
 # ...and ck's builtin port still uses volatile loads and stores, which TSan
-# does not see either: runtime/tsan/ck_pr.h supplies __atomic ones.
-CPPFLAGS	+= -Iruntime/tsan
+# does not see either: tests/tsan/ck_pr.h supplies __atomic ones.
+CPPFLAGS	+= -Itests/tsan
 else
 $(error SAN must be empty, address or thread)
 endif
@@ -74,22 +74,22 @@ endif
 LIB_SRCS	:= \
 	io/epoll.c \
 	io/io.c \
-	io/net.c \
-	io/ops.c \
-	io/pool.c \
 	io/uring.c \
-	runtime/ctx_aarch64.S \
-	runtime/ctx_x86_64.S \
+	runtime/chan.c \
+	runtime/diag.c \
 	runtime/future.c \
 	runtime/gen.c \
 	runtime/group.c \
-	runtime/stack.c \
-	runtime/task.c \
-	sched/chan.c \
-	sched/diag.c \
+	runtime/iocall.c \
+	runtime/net.c \
+	runtime/pool.c \
+	runtime/sync.c \
+	sched/ctx_aarch64.S \
+	sched/ctx_x86_64.S \
 	sched/park.c \
 	sched/runq.c \
-	sched/sync.c \
+	sched/stack.c \
+	sched/task.c \
 	sched/timer.c \
 	sched/worker.c
 

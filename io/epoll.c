@@ -15,7 +15,7 @@
 #include <ck_pr.h>
 
 #include "io/io.h"
-#include "runtime/runtime.h"
+#include "sched/park.h"
 #include "sched/sched.h"
 
 static int

@@ -177,7 +177,7 @@ int weft__epoll_wait_fd(struct weft__worker *w, int fd, uint32_t events,
 void weft__io_cancel_route(struct weft_task *t);
 
 /*
- * Blocking pool (io/pool.c): run fn(arg) on a thread of the runtime's
+ * Blocking pool (runtime/pool.c): run fn(arg) on a thread of the runtime's
  * default pool while the calling task parks.  Before the job starts, the
  * deadline and cancellation apply (-ETIMEDOUT/-ECANCELED, fn never runs).
  * Once it runs: if `abandon` is NULL the task waits for it whatever happens

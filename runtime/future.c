@@ -41,7 +41,7 @@
 #include <string.h>
 
 #include "runtime/future.h"
-#include "runtime/runtime.h"
+#include "sched/park.h"
 #include "sched/sched.h"
 
 /* A waiter's record in a future's list.  Lives on the waiter's stack. */

@@ -12,7 +12,7 @@
 #ifndef WEFT_FUTURE_H
 #define WEFT_FUTURE_H
 
-#include "runtime/runtime.h"
+#include "sched/park.h"
 
 struct weft__future_ops {
 	/*

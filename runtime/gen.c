@@ -60,7 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/runtime.h"
+#include "sched/park.h"
 #include "sched/sched.h"
 
 /* Why the body last switched back to its resumer. */

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "runtime/future.h"
-#include "runtime/runtime.h"
+#include "sched/park.h"
 #include "sched/sched.h"
 
 struct member {

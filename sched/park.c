@@ -2,7 +2,7 @@
 /*
  * Park and wake: the one way a task blocks.  Sleep and join use it now;
  * channels, locks, futures and I/O are built on the same calls.  The park
- * word protocol is described in runtime/runtime.h.
+ * word protocol is described in sched/park.h.
  *
  * Why a two-sided hand-off (SAVED and COMMITTED) and not "wake = enqueue":
  * a waker on another worker may claim a task in the window between the task
@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/runtime.h"
+#include "sched/park.h"
 #include "sched/sched.h"
 
 /*

@@ -11,7 +11,7 @@
  *
  *	task->lock < timers->lock < sched.lock < tpool.lock
  *	registry.lock < bpool->lock < sched.lock
- *		(io/pool.c: the registry of blocking pools, then one pool's
+ *		(runtime/pool.c: the registry of blocking pools, then one pool's
  *		lock; a pool thread wakes its waiters under bpool->lock)
  *	io.epoll.lock < sched.lock	(epoll readiness wakes under it)
  *	timers->lock < io.cancel_lock	(an I/O deadline queues a cancel)
@@ -50,7 +50,7 @@
 
 #include "include/weft.h"
 #include "io/io.h"
-#include "runtime/runtime.h"
+#include "sched/park.h"
 
 #define RUNQ_SIZE 256		/* local ring slots (power of two) */
 #define STACK_CACHE_MAX 64	/* per-worker free stacks */
@@ -98,7 +98,7 @@ struct weft__worker {
 	struct weft__fiber sched_fib;
 	/*
 	 * Running task; NULL in the scheduler.  The owner stores it (relaxed
-	 * atomic store, a plain mov); the monitor (sched/diag.c) reads it
+	 * atomic store, a plain mov); the monitor (runtime/diag.c) reads it
 	 * racily to find a task that keeps the worker busy.
 	 */
 	struct weft_task *cur;
@@ -225,7 +225,7 @@ void weft__switch_out(struct weft__worker *w, struct weft_task *t,
 		      enum after_switch kind);
 
 /*
- * Diagnostics (sched/diag.c).  weft_run starts the monitor thread once its
+ * Diagnostics (runtime/diag.c).  weft_run starts the monitor thread once its
  * workers are set up and stops it before joining them.
  */
 void weft__diag_start(void);
@@ -380,7 +380,7 @@ void weft__lpark(struct weft__worker *w, ck_spinlock_t *lock);
  * gone by the time it looks; measured, that churn made a 2-worker channel
  * ping-pong 5x slower and a 1,000-task contended mutex 3x slower
  * (BENCHMARKS.md).  A waker that keeps running instead leaves the task
- * waiting; the monitor (sched/diag.c) wakes a sleeper when a worker has
+ * waiting; the monitor (runtime/diag.c) wakes a sleeper when a worker has
  * stayed in one task for a tick with work queued, and that sleeper steals
  * the run-next of a worker that has not switched.  A wake that pushes a task
  * onto the ring (no run-next wanted, or the previous run-next displaced)

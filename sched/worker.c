@@ -72,7 +72,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/runtime.h"
+#include "sched/park.h"
 #include "sched/sched.h"
 
 struct weft__sched weft__sched = {

@@ -155,7 +155,7 @@ skynet_weft(const struct bench_cfg *cfg)
 							 1000000)) };
 	/*
 	 * 16 KiB as the run's default, not as a spawn option: the runtime
-	 * pools and slabs default-size stacks only (runtime/stack.c); any
+	 * pools and slabs default-size stacks only (sched/stack.c); any
 	 * other size costs an mmap and a munmap per task.
 	 */
 	struct weft_config wc = { .workers = cfg->workers,

@@ -751,7 +751,7 @@ END_TEST
 static Suite *
 chan_suite(void)
 {
-	Suite *s = suite_create("sched/chan");
+	Suite *s = suite_create("runtime/chan");
 	TCase *tc;
 
 	tc = t_tcase(s, "chan", T_TIMEOUT);

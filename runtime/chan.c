@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/runtime.h"
+#include "sched/park.h"
 #include "sched/sched.h"
 
 struct sudog {

@@ -17,7 +17,7 @@
 #include <ck_spinlock.h>
 
 #include "include/weft.h"
-#include "runtime/ctx.h"
+#include "sched/ctx.h"
 
 #if defined(WEFT_ASAN)
 #include <sanitizer/asan_interface.h>
@@ -31,7 +31,7 @@
  * ThreadSanitizer runs threads of its own (its background thread, and
  * more after a fork), named like the program's, with every asynchronous
  * signal blocked (the sanitizers' internal_start_thread).  The deadlock
- * detector (sched/diag.c) must not take them for a user's threads.
+ * detector (runtime/diag.c) must not take them for a user's threads.
  */
 #if defined(WEFT_TSAN)
 #define WEFT_SAN_BG_THREAD 1
@@ -83,7 +83,7 @@ void weft__panic(const char *fmt, ...);
 struct weft__worker;
 
 /*
- * Stacks (runtime/stack.c)
+ * Stacks (sched/stack.c)
  *
  * A stack is one of three kinds.  GUARDED: its own mapping with a PROT_NONE
  * page below it (two memory mappings); an overflow faults and the SIGSEGV
@@ -228,7 +228,7 @@ struct weft__fiber {
  * callbacks still run.  Set at spawn.
  */
 #define TASK_SYSTEM	0x10u
-#define TASK_SLOW	0x20u	/* reported as a slow task (sched/diag.c) */
+#define TASK_SLOW	0x20u	/* reported as a slow task (runtime/diag.c) */
 
 /*
  * Timers (sched/timer.c).  A task owns one timer, used by its current park.
@@ -328,7 +328,7 @@ struct weft_task {
 
 	/*
 	 * What the task waits on, for weft_dump() and the deadlock detector
-	 * (sched/diag.c).  Written by the task itself with
+	 * (runtime/diag.c).  Written by the task itself with
 	 * weft__wait_note() before it parks; wait_since is stamped (from
 	 * weft__wait_clock) and wait_kind reset to WAIT_NONE by
 	 * weft__park()/weft__park_io()
@@ -401,7 +401,7 @@ weft__wait_note(struct weft_task *t, enum weft__wait_kind kind,
 	} while (0)
 
 /*
- * The clock of wait_since: weft_now() as the monitor thread (sched/diag.c)
+ * The clock of wait_since: weft_now() as the monitor thread (runtime/diag.c)
  * last saw it, so stamping a park costs one load of a read-mostly word and
  * no clock read.  Resolution: the monitor's tick (20 ms while tasks run,
  * 100 ms idle); 0 when the monitor does not run.  Stored (relaxed) by the
@@ -568,7 +568,7 @@ weft__switch(void **from_sp, void *to_sp, struct weft__fiber *to,
 	return ret;
 }
 
-/* Task internals shared with sched/ (runtime/task.c). */
+/* Task internals shared with sched/ (sched/task.c). */
 void weft__task_entry(void *arg, void *pass);
 void weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t);
 void weft__task_unref(struct weft__worker *w, struct weft_task *t);

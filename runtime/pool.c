@@ -43,7 +43,7 @@
 
 #include "io/io.h"
 #include "runtime/future.h"
-#include "runtime/runtime.h"
+#include "sched/park.h"
 #include "sched/sched.h"
 
 #define POOL_DEFAULT_THREADS 4

@@ -612,9 +612,9 @@ START_TEST(overflow_of_canary_stack_names_the_task)
 END_TEST
 
 static Suite *
-runtime_stack_suite(void)
+sched_stack_suite(void)
 {
-	Suite *s = suite_create("runtime/stack");
+	Suite *s = suite_create("sched/stack");
 	TCase *tc;
 
 	tc = t_tcase(s, "parked", T_TIMEOUT_LONG);
@@ -642,5 +642,5 @@ runtime_stack_suite(void)
 int
 main(void)
 {
-	return t_main(runtime_stack_suite());
+	return t_main(sched_stack_suite());
 }

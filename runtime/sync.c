@@ -31,7 +31,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "runtime/runtime.h"
+#include "sched/park.h"
 #include "sched/sched.h"
 
 /*

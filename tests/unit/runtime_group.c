@@ -294,7 +294,7 @@ END_TEST
 static Suite *
 group_suite(void)
 {
-	Suite *s = suite_create("group");
+	Suite *s = suite_create("runtime/group");
 	TCase *tc;
 
 	tc = t_tcase(s, "group", T_TIMEOUT);

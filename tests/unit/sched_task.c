@@ -1542,9 +1542,9 @@ START_TEST(calls_from_foreign_thread_return_eperm)
 END_TEST
 
 static Suite *
-runtime_task_suite(void)
+sched_task_suite(void)
 {
-	Suite *s = suite_create("runtime/task");
+	Suite *s = suite_create("sched/task");
 	TCase *tc;
 
 	tc = t_tcase(s, "spawn_join", T_TIMEOUT_LONG);
@@ -1603,5 +1603,5 @@ runtime_task_suite(void)
 int
 main(void)
 {
-	return t_main(runtime_task_suite());
+	return t_main(sched_task_suite());
 }

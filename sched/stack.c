@@ -34,7 +34,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "runtime/runtime.h"
+#include "sched/park.h"
 #include "sched/sched.h"
 
 #define SLAB_STACKS 64

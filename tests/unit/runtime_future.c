@@ -728,7 +728,7 @@ END_TEST
 static Suite *
 future_suite(void)
 {
-	Suite *s = suite_create("future");
+	Suite *s = suite_create("runtime/future");
 	TCase *tc;
 
 	tc = t_tcase(s, "states", T_TIMEOUT);

@@ -1327,7 +1327,7 @@ END_TEST
 static Suite *
 sync_suite(void)
 {
-	Suite *s = suite_create("sync");
+	Suite *s = suite_create("runtime/sync");
 	TCase *tc;
 
 	tc = t_tcase(s, "mutex", T_TIMEOUT);

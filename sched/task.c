@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "runtime/future.h"
-#include "runtime/runtime.h"
+#include "sched/park.h"
 #include "sched/sched.h"
 
 #define ID_BLOCK 1024

@@ -11,7 +11,7 @@
  *
  * Extremely fragile: the assembly, the initial frame built by
  * weft__ctx_make() and the sanitizer annotations around each switch
- * (runtime/task.c) must agree byte for byte.  Change them together.
+ * (sched/task.c) must agree byte for byte.  Change them together.
  */
 #ifndef WEFT_RUNTIME_CTX_H
 #define WEFT_RUNTIME_CTX_H

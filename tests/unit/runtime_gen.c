@@ -768,7 +768,7 @@ END_TEST
 static Suite *
 gen_suite(void)
 {
-	Suite *s = suite_create("gen");
+	Suite *s = suite_create("runtime/gen");
 	TCase *tc;
 
 	tc = t_tcase(s, "protocol", T_TIMEOUT);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Context switch for aarch64 (AAPCS64).  See runtime/ctx.h for the frame
+ * Context switch for aarch64 (AAPCS64).  See sched/ctx.h for the frame
  * layout; weft__ctx_make() builds the same frame for a fresh stack.
  *
  * Saved: x19-x28, x29 (fp), x30 (lr), the low halves d8-d15 of v8-v15

@@ -1115,7 +1115,7 @@ END_TEST
 static Suite *
 pool_suite(void)
 {
-	Suite *s = suite_create("io/pool");
+	Suite *s = suite_create("runtime/pool");
 	TCase *tc;
 
 	tc = t_tcase(s, "map", T_TIMEOUT);

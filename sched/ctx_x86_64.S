@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Context switch for x86-64 System V.  See runtime/ctx.h for the frame
+ * Context switch for x86-64 System V.  See sched/ctx.h for the frame
  * layout; weft__ctx_make() builds the same frame for a fresh stack.
  *
  * Saved: rbp rbx r12-r15 (callee-saved), MXCSR control bits and the x87

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "io/io.h"
-#include "runtime/runtime.h"
+#include "sched/park.h"
 #include "sched/sched.h"
 
 enum op_kind {

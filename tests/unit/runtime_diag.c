@@ -806,7 +806,7 @@ END_TEST
 static Suite *
 diag_suite(void)
 {
-	Suite *s = suite_create("sched/diag");
+	Suite *s = suite_create("runtime/diag");
 	TCase *tc;
 
 	tc = t_tcase(s, "deadlock", T_TIMEOUT);
