@@ -72,6 +72,7 @@ endif
 
 # Please keep these lists sorted alphabetically.
 LIB_SRCS	:= \
+	io/base.c \
 	io/epoll.c \
 	io/io.c \
 	io/uring.c \
@@ -83,6 +84,7 @@ LIB_SRCS	:= \
 	runtime/iocall.c \
 	runtime/net.c \
 	runtime/pool.c \
+	runtime/run.c \
 	runtime/sync.c \
 	sched/ctx_aarch64.S \
 	sched/ctx_x86_64.S \

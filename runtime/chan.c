@@ -23,7 +23,6 @@
 #include <string.h>
 
 #include "sched/park.h"
-#include "sched/sched.h"
 
 struct sudog {
 	/* Immutable while queued. */
@@ -446,7 +445,7 @@ chan_op(struct weft_chan *ch, void *val, int64_t deadline, bool send)
 	if (!ch)
 		return -EINVAL;
 	w = weft__worker_self();
-	self = w ? w->cur : NULL;
+	self = w ? weft__worker_task(w) : NULL;
 	if (self && deadline == WEFT_DEADLINE_NONE)
 		return send ? chan_send_lparked(ch, val, w, self) :
 			      chan_recv_lparked(ch, val, w, self);
@@ -589,7 +588,7 @@ weft_select(struct weft_select_case *cases, int n, int64_t deadline)
 		    cases[i].op != WEFT_SELECT_RECV)
 			return -EINVAL;
 	w = weft__worker_self();
-	if ((ret = cancelled(w ? w->cur : NULL)))
+	if ((ret = cancelled(w ? weft__worker_task(w) : NULL)))
 		return ret;
 	if (n > SELECT_STACK_CASES) {
 		locks = malloc(sizeof(*locks) * (size_t)n);

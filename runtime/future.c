@@ -37,12 +37,12 @@
  * lock < sched.lock (a completer's wake may readily a task).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "runtime/future.h"
 #include "sched/park.h"
-#include "sched/sched.h"
 
 /* A waiter's record in a future's list.  Lives on the waiter's stack. */
 struct fwait {
@@ -152,7 +152,7 @@ weft_future_make(struct weft_future **out)
 
 	if (!out)
 		return -EINVAL;
-	if (!ck_pr_load_32(&weft__sched.running))
+	if (!weft__sched_running())
 		return -ESRCH;
 	f = future_alloc(NULL, NULL);
 	if (!f)

@@ -61,7 +61,6 @@
 #include <string.h>
 
 #include "sched/park.h"
-#include "sched/sched.h"
 
 /* Why the body last switched back to its resumer. */
 enum {
@@ -161,7 +160,7 @@ weft_gen_make(struct weft_gen **out, weft_gen_fn fn, void *arg,
 	struct weft_gen *g;
 	int err = 0;
 
-	if (!w || !w->cur)
+	if (!w || !weft__worker_task(w))
 		return -EPERM;
 	if (!out || !fn)
 		return -EINVAL;

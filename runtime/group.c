@@ -22,7 +22,6 @@
 
 #include "runtime/future.h"
 #include "sched/park.h"
-#include "sched/sched.h"
 
 struct member {
 	/* Immutable after weft_group_spawn(). */

@@ -18,7 +18,6 @@
 
 #include "io/io.h"
 #include "sched/park.h"
-#include "sched/sched.h"
 
 #define SOCK_FLAGS (SOCK_NONBLOCK | SOCK_CLOEXEC)
 

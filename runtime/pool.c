@@ -44,7 +44,6 @@
 #include "io/io.h"
 #include "runtime/future.h"
 #include "sched/park.h"
-#include "sched/sched.h"
 
 #define POOL_DEFAULT_THREADS 4
 #define POOL_THREADS_MAX 1024
@@ -589,7 +588,7 @@ weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline)
 
 	if (!fn)
 		return -EINVAL;
-	if (!ck_pr_load_32(&weft__sched.running))
+	if (!weft__sched_running())
 		return -ESRCH;
 	ret = default_get(&p);
 	if (ret < 0)
@@ -907,7 +906,7 @@ weft_blocking_submit(struct weft_future **out, weft_fn fn, void *arg)
 
 	if (!out || !fn)
 		return -EINVAL;
-	if (!ck_pr_load_32(&weft__sched.running))
+	if (!weft__sched_running())
 		return -ESRCH;
 	r = default_get(&p);
 	if (r < 0)

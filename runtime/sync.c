@@ -32,7 +32,6 @@
 #include <string.h>
 
 #include "sched/park.h"
-#include "sched/sched.h"
 
 /*
  * Waiter records and their lists
@@ -328,7 +327,7 @@ mutex_lock(struct mutex_impl *m, int64_t deadline, bool cancellable)
 	 * of them, inside a short critical section), as Go's sync.Mutex
 	 * does; parking costs a switch now and a wake-up later.
 	 */
-	for (int spin = weft__sched.nworkers > 1 ? MX_SPIN : 0;; spin--) {
+	for (int spin = weft__sched_nworkers() > 1 ? MX_SPIN : 0;; spin--) {
 		while (!(s & (MX_LOCKED | MX_STARVING)))
 			if (ck_pr_cas_32_value(&m->state, s, s | MX_LOCKED,
 					       &s))

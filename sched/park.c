@@ -446,25 +446,3 @@ weft__waiter_wake(struct weft__waiter *wt, int result)
 	weft__waiter_commit(wt, result);
 	return true;
 }
-
-/*
- * The contended path of weft__spin_lock(): test-and-test-and-set with a
- * pause per probe; after SPIN_PROBES failed probes (several microseconds,
- * far longer than any critical section weft holds a spinlock for, so the
- * holder is most likely off its CPU) give the CPU away once, then spin
- * again.
- */
-#define SPIN_PROBES 256
-
-void
-weft__spin_lock_slow(ck_spinlock_t *l)
-{
-	for (;;) {
-		for (int i = 0; i < SPIN_PROBES; i++) {
-			if (!ck_spinlock_locked(l) && ck_spinlock_trylock(l))
-				return;
-			ck_pr_stall();
-		}
-		sched_yield();
-	}
-}

@@ -4,8 +4,8 @@
  * the park/wake primitive and the switch helpers that runtime/, sched/ and
  * io/ share.  cmd/ and tests/ never include it.
  */
-#ifndef WEFT_RUNTIME_H
-#define WEFT_RUNTIME_H
+#ifndef WEFT_PARK_H
+#define WEFT_PARK_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,6 +17,7 @@
 #include <ck_spinlock.h>
 
 #include "include/weft.h"
+#include "io/base.h"
 #include "sched/ctx.h"
 
 #if defined(WEFT_ASAN)
@@ -39,46 +40,7 @@
 #define WEFT_SAN_BG_THREAD 0
 #endif
 
-#define WEFT_LIKELY(x) __builtin_expect(!!(x), 1)
-#define WEFT_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define WEFT_CACHELINE 64
 
-/*
- * Internal invariant checks.  They stay compiled in (the cheap ones guard
- * ownership rules whose violation would otherwise corrupt memory quietly);
- * -DWEFT_NDEBUG removes them.
- */
-#if defined(WEFT_NDEBUG)
-#define WEFT_ASSERT(cond) ((void)0)
-#else
-#define WEFT_ASSERT(cond)						\
-	(WEFT_LIKELY(cond) ? (void)0 :					\
-	 weft__panic("assertion failed: %s (%s:%d)", #cond, __FILE__,	\
-		     __LINE__))
-#endif
-
-/*
- * weft's spinlocks (ck_spinlock_t) guard short critical sections, but a
- * worker thread can be preempted by the kernel (or its vCPU by the
- * hypervisor) while it holds one, and a waiter that only spins then burns
- * its whole time slice.  weft__spin_lock() spins a little, then
- * sched_yield()s between rounds so that a preempted holder on the same CPU
- * can finish.  Release with ck_spinlock_unlock().  Any thread.
- */
-void weft__spin_lock_slow(ck_spinlock_t *l);
-
-static inline void
-weft__spin_lock(ck_spinlock_t *l)
-{
-	/* Acquire: ck_spinlock_trylock's exchange and its fence_lock. */
-	if (WEFT_LIKELY(ck_spinlock_trylock(l)))
-		return;
-	weft__spin_lock_slow(l);
-}
-
-/* Print "weft: <message>" to stderr and abort().  Any thread. */
-__attribute__((noreturn, format(printf, 1, 2), cold))
-void weft__panic(const char *fmt, ...);
 
 struct weft__worker;
 
@@ -124,31 +86,7 @@ struct weft__stack *weft__stack_get(struct weft__worker *w, size_t size,
 /* Give a stack back (the task on it has exited).  Executed only by `w`. */
 void weft__stack_put(struct weft__worker *w, struct weft__stack *st);
 
-/* Move every stack of w's cache to the global pool.  Executed only by w. */
-void weft__stack_flush(struct weft__worker *w);
 
-/* Give back the warm pool's excess.  A worker about to sleep. */
-int weft__stack_trim_idle(int batches);
-
-/* Unmap every pooled stack and every slab.  Caller: weft_run teardown. */
-void weft__stack_teardown(void);
-
-/* Set up the stack module for a run (guard budget, default size). */
-int weft__stack_setup(size_t default_size, long guarded_stacks);
-
-/* Install / remove the SIGSEGV handler that names overflowing tasks. */
-int weft__stack_signals_install(void);
-void weft__stack_signals_remove(void);
-
-/* Per-thread alternate signal stack for that handler.  Worker threads. */
-void *weft__stack_altstack_make(void);
-void weft__stack_altstack_free(void *alt);
-
-size_t weft__stack_default_size(void);
-
-/* Stack counters for weft_stats().  Any thread. */
-void weft__stack_counters(uint64_t *in_use, uint64_t *cached,
-			  uint64_t *guarded, uint64_t *mapped);
 
 /*
  * Switch-out overflow check of an unguarded stack (see above): aborts with
@@ -487,9 +425,56 @@ bool weft__wake_tail(struct weft_task *t, uint32_t seq, int result);
  * park word still shows `seq` armed and t->lpark_rec is still recorded,
  * removes it, stores -ECANCELED in it and calls weft__lpark_wake().
  */
-/* weft__lpark_arm(self, obj, cancel), weft__lpark_disarm(self): sched/sched.h */
-/* weft__lpark(w, lock): sched/sched.h */
-/* weft__lpark_wake(t): sched/sched.h */
+/* Lock-guarded parks: the arm and disarm, inline for the channel paths. */
+/* Executed by the task itself, before it takes the object's lock. */
+static inline uint32_t
+weft__lpark_arm(struct weft_task *self, void *obj,
+		void (*cancel)(void *, struct weft_task *, uint32_t))
+{
+	uint32_t seq = PARK_SEQ(ck_pr_load_64(&self->park)) + 1;
+
+	/*
+	 * Atomic: a canceller that saw the previous arm may read these.
+	 * lpark_rec is NULL already: set only while a record is queued, and
+	 * cleared by whoever unlinks it.  Stores are left out where they
+	 * would not change anything: the lock's exchange that follows waits
+	 * for every pending store.
+	 */
+	if (ck_pr_load_ptr(&self->lpark_obj) != obj)
+		ck_pr_store_ptr(&self->lpark_obj, obj);
+	if (ck_pr_load_ptr((void **)&self->lpark_cancel) != (void *)cancel)
+		ck_pr_store_ptr((void **)&self->lpark_cancel, (void *)cancel);
+	WEFT_ASSERT(ck_pr_load_ptr(&self->lpark_rec) == NULL);
+	/* Release: the fields before the armed word a canceller acquires. */
+	ck_pr_fence_store();
+	ck_pr_store_64(&self->park,
+		       ((uint64_t)seq << 32) | PARK_ARMED | PARK_LOCKED);
+	return seq;
+}
+
+/*
+ * The park is over (or never happened): keep the seq, drop ARMED.  No
+ * canceller or waker writes a lock-guarded park word, so a store does.
+ * (The seq is read back from the word: cheaper than keeping the arm's
+ * return value live across the lock.)  Executed by the task itself.
+ */
+static inline void
+weft__lpark_disarm(struct weft_task *self)
+{
+	ck_pr_store_64(&self->park,
+		       ck_pr_load_64(&self->park) & ~(uint64_t)UINT32_MAX);
+}
+
+
+void weft__lpark(struct weft__worker *w, ck_spinlock_t *lock);
+
+/*
+ * Make t, parked in a lock-guarded park whose record the caller (holding
+ * the object's lock) just removed, runnable (runtime.h).  Its context is
+ * saved: the lock was released only after its switch.  w: the caller's
+ * worker (NULL on a plain thread).  Any thread.
+ */
+void weft__lpark_wake(struct weft__worker *w, struct weft_task *t);
 /* True if t was in a lock-guarded park (the visit is then done). */
 bool weft__lpark_visit(struct weft_task *t);
 void weft__lpark_quiesce(void);
@@ -539,6 +524,29 @@ void weft__ready(struct weft_task *t, bool next);
 struct weft_task *weft__task_self(void);
 
 /*
+ * This thread's worker, or NULL on a plain thread.  Never inlined and never
+ * cached across a call that can park: a task may resume on another worker
+ * (sched/worker.c).  Any thread.
+ */
+struct weft__worker *weft__worker_self(void);
+
+/* The task running on worker w (the caller's own), or NULL.  Owner only. */
+struct weft_task *weft__worker_task(struct weft__worker *w);
+
+/* True while weft_run() runs (set before the first task).  Any thread. */
+bool weft__sched_running(void);
+
+/* Workers of the run, 0 outside one.  Any thread. */
+int weft__sched_nworkers(void);
+
+/*
+ * Drop a reference to t taken with weft__task_tryref() or held by a handle;
+ * the last one frees the descriptor.  w: the caller's worker or NULL.  Any
+ * thread.
+ */
+void weft__task_unref(struct weft__worker *w, struct weft_task *t);
+
+/*
  * Switch from the running context to `to_sp` (a task or a scheduler
  * context) of worker `w`, with the sanitizer fiber annotations.  `exiting`
  * means the current context will never run again.  Returns the worker the
@@ -568,17 +576,6 @@ weft__switch(void **from_sp, void *to_sp, struct weft__fiber *to,
 	return ret;
 }
 
-/* Task internals shared with sched/ (sched/task.c). */
-void weft__task_entry(void *arg, void *pass);
-void weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t);
-void weft__task_unref(struct weft__worker *w, struct weft_task *t);
-void weft__task_cache_free(struct weft__worker *w);
-void weft__task_pool_teardown(void);
-int weft__task_start(struct weft__worker *w, struct weft_task *t);
-void weft__task_release_stack(struct weft__worker *w, struct weft_task *t);
-/* The main task of weft_run, with a handle.  Before the workers start. */
-struct weft_task *weft__task_make_main(weft_fn fn, void *arg);
-void weft__task_forget_main(void);
 bool weft__task_tryref(struct weft_task *t);
 size_t weft__tasks_foreach(void (*fn)(struct weft_task *t, void *arg),
 			   void *arg);
@@ -632,4 +629,4 @@ weft__shield_end(struct weft_task *t, bool cancelled)
 		ck_pr_or_32(&t->flags, TASK_CANCELLED);
 }
 
-#endif /* WEFT_RUNTIME_H */
+#endif /* WEFT_PARK_H */

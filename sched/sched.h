@@ -203,8 +203,44 @@ struct weft__sched {
 
 extern struct weft__sched weft__sched;
 
-/* This thread's worker, or NULL.  Never inlined: see sched/worker.c. */
-struct weft__worker *weft__worker_self(void);
+/* Stacks (sched/stack.c): the core's half of their API. */
+/* Move every stack of w's cache to the global pool.  Executed only by w. */
+void weft__stack_flush(struct weft__worker *w);
+
+/* Give back the warm pool's excess.  A worker about to sleep. */
+int weft__stack_trim_idle(int batches);
+
+/* Unmap every pooled stack and every slab.  Caller: weft_run teardown. */
+void weft__stack_teardown(void);
+
+/* Set up the stack module for a run (guard budget, default size). */
+int weft__stack_setup(size_t default_size, long guarded_stacks);
+
+/* Install / remove the SIGSEGV handler that names overflowing tasks. */
+int weft__stack_signals_install(void);
+void weft__stack_signals_remove(void);
+
+/* Per-thread alternate signal stack for that handler.  Worker threads. */
+void *weft__stack_altstack_make(void);
+void weft__stack_altstack_free(void *alt);
+
+size_t weft__stack_default_size(void);
+
+/* Stack counters for weft_stats().  Any thread. */
+void weft__stack_counters(uint64_t *in_use, uint64_t *cached,
+			  uint64_t *guarded, uint64_t *mapped);
+
+/* Task internals of the core (sched/task.c). */
+void weft__task_entry(void *arg, void *pass);
+void weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t);
+void weft__task_cache_free(struct weft__worker *w);
+void weft__task_pool_teardown(void);
+int weft__task_start(struct weft__worker *w, struct weft_task *t);
+void weft__task_release_stack(struct weft__worker *w, struct weft_task *t);
+/* The main task of weft_run, with a handle.  Before the workers start. */
+struct weft_task *weft__task_make_main(weft_fn fn, void *arg);
+void weft__task_forget_main(void);
+
 
 /* Run queues (sched/runq.c, fast paths below). */
 void weft__runq_put_slow(struct weft__worker *w, struct weft_task *t);
@@ -216,6 +252,8 @@ void weft__globrunq_put_locked(struct weft_task *t);
 struct weft_task *weft__globrunq_get_locked(struct weft__worker *w, int max);
 
 /* Worker (sched/worker.c). */
+void weft__workers_init(int n);
+int weft__sched_run(void);
 void weft__wakep(void);
 void weft__wakep_slow(struct weft__worker *self);
 void weft__wakep_locked(void);
@@ -325,48 +363,6 @@ weft__wakep_w(struct weft__worker *self)
 	weft__wakep_slow(self);
 }
 
-/* Lock-guarded parks (runtime.h): inline for the channel fast paths. */
-/* Executed by the task itself, before it takes the object's lock. */
-static inline uint32_t
-weft__lpark_arm(struct weft_task *self, void *obj,
-		void (*cancel)(void *, struct weft_task *, uint32_t))
-{
-	uint32_t seq = PARK_SEQ(ck_pr_load_64(&self->park)) + 1;
-
-	/*
-	 * Atomic: a canceller that saw the previous arm may read these.
-	 * lpark_rec is NULL already: set only while a record is queued, and
-	 * cleared by whoever unlinks it.  Stores are left out where they
-	 * would not change anything: the lock's exchange that follows waits
-	 * for every pending store.
-	 */
-	if (ck_pr_load_ptr(&self->lpark_obj) != obj)
-		ck_pr_store_ptr(&self->lpark_obj, obj);
-	if (ck_pr_load_ptr((void **)&self->lpark_cancel) != (void *)cancel)
-		ck_pr_store_ptr((void **)&self->lpark_cancel, (void *)cancel);
-	WEFT_ASSERT(ck_pr_load_ptr(&self->lpark_rec) == NULL);
-	/* Release: the fields before the armed word a canceller acquires. */
-	ck_pr_fence_store();
-	ck_pr_store_64(&self->park,
-		       ((uint64_t)seq << 32) | PARK_ARMED | PARK_LOCKED);
-	return seq;
-}
-
-/*
- * The park is over (or never happened): keep the seq, drop ARMED.  No
- * canceller or waker writes a lock-guarded park word, so a store does.
- * (The seq is read back from the word: cheaper than keeping the arm's
- * return value live across the lock.)  Executed by the task itself.
- */
-static inline void
-weft__lpark_disarm(struct weft_task *self)
-{
-	ck_pr_store_64(&self->park,
-		       ck_pr_load_64(&self->park) & ~(uint64_t)UINT32_MAX);
-}
-
-
-void weft__lpark(struct weft__worker *w, ck_spinlock_t *lock);
 
 /*
  * weft__ready() for a caller that knows its worker `w` (NULL on a plain
@@ -400,17 +396,6 @@ weft__ready_w(struct weft__worker *w, struct weft_task *t, bool next)
 	weft__ready_foreign(t);
 }
 
-/*
- * Make t, parked in a lock-guarded park whose record the caller (holding
- * the object's lock) just removed, runnable (runtime.h).  Its context is
- * saved: the lock was released only after its switch.  w: the caller's
- * worker (NULL on a plain thread).  Any thread.
- */
-static inline void
-weft__lpark_wake(struct weft__worker *w, struct weft_task *t)
-{
-	weft__ready_w(w, t, true);
-}
 
 /*
  * Next task of w's own queues: run-next first, then the ring.

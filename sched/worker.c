@@ -110,14 +110,6 @@ static struct {
 	.cond = PTHREAD_COND_INITIALIZER,
 };
 
-/* Serialises weft_run() callers. */
-static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Stats of the last run, readable after it ended.  Under weft__stats_lock. */
-pthread_mutex_t weft__stats_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct weft_worker_stats *last_wstats;
-static struct weft_stats last_stats;
-static const char *last_backend;
 
 static inline uint32_t
 fastrand(struct weft__worker *w)
@@ -804,52 +796,12 @@ worker_main(void *arg)
 	return NULL;
 }
 
-static int
-count_workers(const struct weft_config *cfg)
-{
-	const char *env;
-	cpu_set_t set;
-	char *end;
-	long n;
-
-	if (cfg && cfg->workers)
-		return cfg->workers;
-	env = getenv("WEFT_WORKERS");
-	if (env && *env) {
-		n = strtol(env, &end, 10);
-		if (*end || n < 1 || n > 1024)
-			return -EINVAL;
-		return (int)n;
-	}
-	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set))
-		return CPU_COUNT(&set);
-	return 1;
-}
-
-static void
-snapshot_stats(void)
-{
-	struct weft__sched *s = &weft__sched;
-	struct weft_worker_stats *ws;
-
-	ws = calloc((size_t)s->nworkers, sizeof(*ws));
-	pthread_mutex_lock(&weft__stats_lock);
-	free(last_wstats);
-	last_wstats = ws;
-	if (ws)
-		for (int i = 0; i < s->nworkers; i++)
-			ws[i] = s->workers[i].st;
-	memset(&last_stats, 0, sizeof(last_stats));
-	last_stats.workers = ws ? s->nworkers : 0;
-	last_stats.tasks_spawned = s->foreign_spawned;
-	for (int i = 0; i < s->nworkers; i++)
-		last_stats.tasks_spawned += s->workers[i].spawned;
-	last_backend = s->io_ops->name;
-	pthread_mutex_unlock(&weft__stats_lock);
-}
-
-static void
-workers_init(int n)
+/*
+ * Make workers[0..n) ready for a run: zeroed, ids, empty queues and timer
+ * heaps.  Caller: weft_run (runtime/run.c), before any worker exists.
+ */
+void
+weft__workers_init(int n)
 {
 	struct weft__sched *s = &weft__sched;
 
@@ -866,88 +818,23 @@ workers_init(int n)
 	}
 }
 
+/*
+ * Run the scheduler: start workers 1..n-1 on threads of their own, make the
+ * calling thread worker 0, start the monitor once every worker is set up
+ * (their tids recorded) and before any task runs, run until every task is
+ * done, then stop the monitor and join the workers.  Returns 0 or the
+ * first setup error (no task ran then).  Caller: weft_run, with the workers
+ * initialised, the main task queued and `running` set.
+ */
 int
-weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
+weft__sched_run(void)
 {
 	struct weft__sched *s = &weft__sched;
-	const struct weft__io_ops *ops;
-	struct weft_task *main_task;
-	struct sigaction old_pipe;
-	bool pipe_ignored = false;
-	int n, ret, created = 0;
+	int n = s->nworkers, ret = 0, created = 0;
 
-	if (weft__worker_self())
-		return -EBUSY;
-	if (!fn)
-		return -EINVAL;
-	if (cfg) {
-		for (size_t i = 0; i < 8; i++)
-			if (cfg->reserved_[i])
-				return -EINVAL;
-		if (cfg->workers < 0 || cfg->workers > 1024 ||
-		    cfg->guarded_stacks < -1)
-			return -EINVAL;
-	}
-	n = count_workers(cfg);
-	if (n < 0)
-		return n;
-	ops = weft__io_select(cfg ? cfg->io_backend : NULL);
-	if (!ops)
-		return -EINVAL;
-	if (pthread_mutex_trylock(&run_lock))
-		return -EBUSY;
-	ret = weft__stack_setup(cfg ? cfg->stack_size : 0,
-				cfg ? cfg->guarded_stacks : 0);
-	if (ret < 0)
-		goto out_unlock;
-
-	pthread_mutex_lock(&weft__stats_lock);
-	s->workers = aligned_alloc(WEFT_CACHELINE,
-				   sizeof(*s->workers) * (size_t)n);
-	s->nworkers = s->workers ? n : 0;
-	pthread_mutex_unlock(&weft__stats_lock);
-	if (!s->workers) {
-		ret = -ENOMEM;
-		goto out_unlock;
-	}
-	s->io_ops = ops;
-	s->nspinning = s->npidle = 0;
-	s->stopping = 0;
-	s->gq_head = s->gq_tail = NULL;
-	s->gq_len = 0;
-	s->idle_head = NULL;
-	s->foreign_spawned = 0;
-	workers_init(n);
-
-	main_task = weft__task_make_main(fn, arg);
-	if (!main_task) {
-		ret = -ENOMEM;
-		goto out_free_workers;
-	}
-	s->foreign_spawned = 1;
-	weft__globrunq_put_locked(main_task);
-
-	ret = weft__stack_signals_install();
-	if (ret < 0)
-		goto out_free_main;
-	/*
-	 * A write to a closed pipe or socket returns -EPIPE instead of
-	 * killing the process (as in Go), unless the program handles
-	 * SIGPIPE itself.  io_uring's workers would raise it too.
-	 */
-	{
-		struct sigaction ign = { .sa_handler = SIG_IGN };
-
-		pipe_ignored = sigaction(SIGPIPE, NULL, &old_pipe) == 0 &&
-			       old_pipe.sa_handler == SIG_DFL &&
-			       sigaction(SIGPIPE, &ign, NULL) == 0;
-	}
 	start.ready = 0;
 	start.go = 0;
 	start.error = 0;
-	ck_pr_store_32(&s->running, 1);
-	/* Done callbacks of futures completed while no runtime ran. */
-	weft__future_adopt_orphans();
 	for (int i = 1; i < n; i++) {
 		ret = -pthread_create(&s->workers[i].thread, NULL, worker_main,
 				      &s->workers[i]);
@@ -978,123 +865,29 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	for (int i = 1; i <= created; i++)
 		pthread_join(s->workers[i].thread, NULL);
 	worker_cleanup(&s->workers[0]);
-
-	if (ret == 0 && result)
-		*result = main_task->result;
-	snapshot_stats();
-	/*
-	 * Under sched.lock: a foreign weft_spawn() checks `running` and
-	 * allocates under it, so none is half-way when the pools go.
-	 */
-	pthread_mutex_lock(&s->lock);
-	ck_pr_store_32(&s->running, 0);
-	pthread_mutex_unlock(&s->lock);
-	if (pipe_ignored)
-		sigaction(SIGPIPE, &old_pipe, NULL);
-	weft__stack_signals_remove();
-	weft__stack_teardown();
-	weft__task_pool_teardown();
-out_free_main:
-	/* Never ran if setup failed: still queued, so free it directly. */
-	weft__task_forget_main();
-	free(main_task);
-out_free_workers:
-	pthread_mutex_lock(&weft__stats_lock);
-	free(s->workers);
-	s->workers = NULL;
-	s->nworkers = 0;
-	pthread_mutex_unlock(&weft__stats_lock);
-out_unlock:
-	pthread_mutex_unlock(&run_lock);
 	return ret;
 }
 
-int
-weft_workers(void)
+struct weft_task *
+weft__worker_task(struct weft__worker *w)
 {
-	if (!ck_pr_load_32(&weft__sched.running))
-		return -ESRCH;
+	return w->cur;
+}
+
+bool
+weft__sched_running(void)
+{
+	return ck_pr_load_32(&weft__sched.running) != 0;
+}
+
+int
+weft__sched_nworkers(void)
+{
 	return weft__sched.nworkers;
 }
 
-int
-weft_worker_id(void)
+void
+weft__lpark_wake(struct weft__worker *w, struct weft_task *t)
 {
-	struct weft__worker *w = weft__worker_self();
-
-	return w ? w->id : -EPERM;
-}
-
-const char *
-weft_io_backend(void)
-{
-	if (ck_pr_load_32(&weft__sched.running))
-		return weft__sched.io_ops->name;
-	return last_backend;
-}
-
-int
-weft_stats(struct weft_stats *out)
-{
-	struct weft__sched *s = &weft__sched;
-
-	if (!out)
-		return -EINVAL;
-	pthread_mutex_lock(&weft__stats_lock);
-	if (s->workers && ck_pr_load_32(&s->running)) {
-		memset(out, 0, sizeof(*out));
-		out->workers = s->nworkers;
-		out->running = 1;
-		pthread_mutex_lock(&s->lock);
-		out->tasks_live = weft__tasks_live();
-		out->tasks_spawned = s->foreign_spawned;
-		for (int i = 0; i < s->nworkers; i++)
-			out->tasks_spawned +=
-				ck_pr_load_64(&s->workers[i].spawned);
-		pthread_mutex_unlock(&s->lock);
-	} else {
-		*out = last_stats;
-	}
-	pthread_mutex_unlock(&weft__stats_lock);
-	weft__stack_counters(&out->stacks_in_use, &out->stacks_cached,
-			     &out->stacks_guarded, &out->stack_bytes_mapped);
-	weft__diag_counters(&out->slow_tasks, &out->deadlocks);
-	return 0;
-}
-
-int
-weft_worker_stats(int worker, struct weft_worker_stats *out)
-{
-	struct weft__sched *s = &weft__sched;
-	int ret = 0;
-
-	if (!out)
-		return -EINVAL;
-	pthread_mutex_lock(&weft__stats_lock);
-	if (s->workers && ck_pr_load_32(&s->running)) {
-		if (worker < 0 || worker >= s->nworkers) {
-			ret = -EINVAL;
-		} else {
-			const struct weft_worker_stats *src =
-				&s->workers[worker].st;
-			const uint64_t *a = (const uint64_t *)(const void *)src;
-			uint64_t *b = (uint64_t *)(void *)out;
-
-			for (size_t i = 0; i < sizeof(*out) / 8; i++)
-				b[i] = ck_pr_load_64(&a[i]);
-		}
-	} else if (last_wstats && worker >= 0 &&
-		   worker < last_stats.workers) {
-		*out = last_wstats[worker];
-	} else {
-		ret = -EINVAL;
-	}
-	pthread_mutex_unlock(&weft__stats_lock);
-	return ret;
-}
-
-const char *
-weft_version(void)
-{
-	return "0.1.0";
+	weft__ready_w(w, t, true);
 }
