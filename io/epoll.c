@@ -14,9 +14,127 @@
 
 #include <ck_pr.h>
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "include/weft.h"
 #include "io/io.h"
-#include "sched/park.h"
-#include "sched/sched.h"
+
+/* Counters of the owner worker: relaxed stores, readers load. */
+#define IO_STAT_INC(io, field)						\
+	ck_pr_store_64(&(io)->st->field, (io)->st->field + 1)
+
+/* Make fd non-blocking for the epoll backend (calls without a flag). */
+static int
+set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return -errno;
+	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+static ssize_t
+sys_ret(ssize_t r)
+{
+	return r < 0 ? -errno : r;
+}
+
+/* The call without blocking.  -EAGAIN: wait for readiness and retry. */
+static ssize_t
+try_nb(struct weft__ioop *op, bool nowait)
+{
+	int rwf = nowait ? RWF_NOWAIT : 0;
+	ssize_t r;
+	int err;
+	socklen_t elen;
+
+	switch (op->kind) {
+	case IO_READ:
+		r = sys_ret(preadv2(op->fd, op->iov, op->iovcnt, op->off, rwf));
+		break;
+	case IO_WRITE:
+		r = sys_ret(pwritev2(op->fd, op->iov, op->iovcnt, op->off,
+				     rwf));
+		break;
+	case IO_RECV:
+		r = sys_ret(recv(op->fd, op->buf, op->len,
+				 op->flags | MSG_DONTWAIT));
+		break;
+	case IO_SEND:
+		r = sys_ret(send(op->fd, op->buf, op->len,
+				 op->flags | MSG_DONTWAIT | MSG_NOSIGNAL));
+		break;
+	case IO_RECVMSG:
+		r = sys_ret(recvmsg(op->fd, op->msg, op->flags | MSG_DONTWAIT));
+		break;
+	case IO_SENDMSG:
+		r = sys_ret(sendmsg(op->fd, op->msg,
+				    op->flags | MSG_DONTWAIT | MSG_NOSIGNAL));
+		break;
+	case IO_ACCEPT:
+		r = set_nonblock(op->fd);
+		if (r == 0)
+			r = sys_ret(accept4(op->fd, op->addr, op->addrlen,
+					    op->flags));
+		break;
+	case IO_CONNECT:
+		/* Second round: the connection attempt has finished. */
+		if (op->alen == 0) {
+			elen = sizeof(err);
+			if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err,
+				       &elen) < 0)
+				return -errno;
+			return err ? -err : 0;
+		}
+		r = set_nonblock(op->fd);
+		if (r == 0)
+			r = sys_ret(connect(op->fd, op->caddr, op->alen));
+		if (r == -EINPROGRESS) {
+			op->alen = 0;
+			r = -EAGAIN;
+		}
+		break;
+	case IO_CLOSE:
+		r = sys_ret(close(op->fd));
+		/* The fd is gone even then (see close(2)). */
+		if (r == -EINTR)
+			r = 0;
+		break;
+	case IO_SPLICE:
+		r = sys_ret(splice(op->fd, op->off < 0 ? NULL : &op->off,
+				   op->fd_out,
+				   op->off_out < 0 ? NULL : &op->off_out,
+				   op->len, (unsigned)op->flags |
+				   SPLICE_F_NONBLOCK));
+		if (r == -EAGAIN) {
+			/* Wait on whichever side is not ready. */
+			struct pollfd p = { .fd = op->fd, .events = POLLIN };
+
+			op->iovcnt = poll(&p, 1, 0) == 1 ? 1 : 0;
+		}
+		break;
+	case IO_POLL: {
+		struct pollfd p = { .fd = op->fd, .events = (short)op->flags };
+
+		r = sys_ret(poll(&p, 1, 0));
+		if (r == 1)
+			r = p.revents & POLLNVAL ? -EBADF : p.revents;
+		else if (r == 0)
+			r = -EAGAIN;
+		break;
+	}
+	default:
+		r = -EINVAL;
+		break;
+	}
+	return r;
+}
+
 
 static int
 epoll_create_io(struct weft__io *io)
@@ -54,7 +172,7 @@ epoll_free_io(struct weft__io *io)
 	close(io->efd);
 }
 
-/* A registered fd is ready: wake its waiter if it still waits. */
+/* A registered fd is ready: tell its waiter if it still waits. */
 static void
 dispatch(struct weft__io *io, uint64_t key, uint32_t revents)
 {
@@ -64,23 +182,16 @@ dispatch(struct weft__io *io, uint64_t key, uint32_t revents)
 	req = weft__ioslot_find(&io->epoll.slots, key);
 	/*
 	 * Under the lock the waiter cannot have gone: it frees its slot
-	 * under the same lock before it returns.  The events travel as the
-	 * park result (> 0); a park already ended by a timeout or a
-	 * cancellation refuses the claim.
+	 * under the same lock before it returns.  A wait already ended by a
+	 * timeout or a cancellation refuses what done() does.
 	 */
-	if (req)
-		weft__wake_tail(req->task, req->seq,
-				(int)(revents & 0x7fffffffu));
+	if (req) {
+		req->res = (int32_t)(revents & 0x7fffffffu);
+		req->done(req);
+	}
 	ck_spinlock_unlock(&io->epoll.lock);
 }
 
-static void
-unlock_io(void *arg)
-{
-	struct weft__io *io = arg;
-
-	ck_spinlock_unlock(&io->epoll.lock);
-}
 
 /* Remove a waiter record.  Any thread. */
 static void
@@ -94,29 +205,25 @@ forget(struct weft__io *io, uint64_t key, struct weft__ioreq *req)
 }
 
 /*
- * Park the calling task until `fd` is ready for `events`, the deadline
- * passes or it is cancelled.  The registration is one-shot on the current
- * worker's epoll set and removed again before returning, whatever woke us:
- * nothing stays behind to fire into a later wait (the slot's generation
- * guards the window between the two).  An fd that already has a
- * registration in this set (another task waits on it for the other
- * direction) is waited for through a dup(): epoll keys on (fd, file).
- * Coroutine context, on worker w.
+ * Register req for `fd` becoming ready for `events`: one-shot, on the
+ * calling worker's epoll set, and removed again by retire() whatever ends
+ * the wait, so that nothing stays behind to fire into a later one (the
+ * slot's generation guards the window between the two).  An fd that already
+ * has a registration in this set (another task waits on it for the other
+ * direction) is registered through a dup(): epoll keys on (fd, file).
+ * Returns WEFT__IO_PENDING, -errno, or 0 if `fd` cannot be polled (a
+ * regular file: the caller then does the call blocking).  Owner of `io`.
  */
-int
-weft__epoll_wait_fd(struct weft__worker *w, int fd, uint32_t events,
-		    int64_t deadline)
+static ssize_t
+await_fd(struct weft__io *io, struct weft__ioreq *req, int fd,
+	 uint32_t events)
 {
-	struct weft__io *io = &w->io;
-	struct weft_task *t = w->cur;
 	struct epoll_event ev;
-	struct weft__ioreq req;
 	int epfd = io->epoll.epfd, regfd = fd, ret, err = 0;
 	uint64_t key;
 
-	req.task = t;
 	weft__spin_lock(&io->epoll.lock);
-	ret = weft__ioslot_get(&io->epoll.slots, &req, &key);
+	ret = weft__ioslot_get(&io->epoll.slots, req, &key);
 	if (ret < 0) {
 		ck_spinlock_unlock(&io->epoll.lock);
 		return ret;
@@ -124,8 +231,8 @@ weft__epoll_wait_fd(struct weft__worker *w, int fd, uint32_t events,
 	ck_pr_store_32(&io->epoll.waiting, io->epoll.slots.used);
 	ev.events = events | EPOLLONESHOT;
 	ev.data.u64 = key;
-	/* Under the lock: no event can be dispatched before the prepare. */
-	req.seq = weft__park_prepare(t);
+	/* Under the lock: no event can be dispatched before the arm. */
+	req->arm(req);
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		err = errno;
 		if (err == EEXIST) {
@@ -140,22 +247,132 @@ weft__epoll_wait_fd(struct weft__worker *w, int fd, uint32_t events,
 	}
 	if (err) {
 		ck_spinlock_unlock(&io->epoll.lock);
-		forget(io, key, &req);
+		forget(io, key, req);
 		if (regfd >= 0 && regfd != fd)
 			close(regfd);
 		/* EPERM: a regular file or the like, always "ready". */
 		return err == EPERM ? 0 : -err;
 	}
-	WEFT_STAT_INC(w, io_ops);
-	weft__wait_note(t, WAIT_IO, NULL);
-	ret = weft__park(unlock_io, io, deadline);
-	/* Counted where the task resumed: w may be stale. */
-	WEFT_STAT_INC(weft__worker_self(), io_done);
-	(void)epoll_ctl(epfd, EPOLL_CTL_DEL, regfd, NULL);
-	if (regfd != fd)
-		close(regfd);
-	forget(io, key, &req);
-	return ret;
+	req->io = io;
+	req->key = key;
+	req->regfd = regfd;
+	req->stage = regfd != fd;	/* a dup to close */
+	IO_STAT_INC(io, io_ops);
+	ck_spinlock_unlock(&io->epoll.lock);
+	return WEFT__IO_PENDING;
+}
+
+/*
+ * The wait for req's registration is over, however it ended: remove it
+ * from the set it was made on (maybe another worker's) and count it on
+ * `io`, where the waiter runs now.  Owner of `io`.
+ */
+static void
+retire(struct weft__io *io, struct weft__ioreq *req)
+{
+	struct weft__io *rio = req->io;
+
+	IO_STAT_INC(io, io_done);
+	(void)epoll_ctl(rio->epoll.epfd, EPOLL_CTL_DEL, req->regfd, NULL);
+	if (req->stage)
+		close(req->regfd);
+	forget(rio, req->key, req);
+	req->io = NULL;
+}
+
+/*
+ * Try req's call without blocking until it completes, fails, or must wait
+ * for readiness (then WEFT__IO_PENDING: done() follows readiness, and
+ * resume() tries again).  Owner of `io`.
+ */
+static ssize_t
+attempt(struct weft__io *io, struct weft__ioreq *req)
+{
+	struct weft__ioop *op = req->op;
+	ssize_t r;
+
+	for (;;) {
+		r = try_nb(op, req->nowait);
+		/*
+		 * MSG_WAITALL with MSG_DONTWAIT returns what is there: go on
+		 * waiting for the rest, as the blocking call would.
+		 */
+		if (op->kind == IO_RECV && (op->flags & MSG_WAITALL) &&
+		    !weft__ioop_dontwait(op) &&
+		    (r > 0 || (r == -EAGAIN && req->got))) {
+			if (r > 0) {
+				req->got += (size_t)r;
+				op->buf = (char *)op->buf + r;
+				op->len -= (size_t)r;
+			}
+			if (op->len == 0)
+				return (ssize_t)req->got;
+			r = -EAGAIN;
+		} else if (req->got) {
+			/* EOF or an error after part of it: report the part. */
+			return (ssize_t)req->got;
+		}
+		if (r == -EOPNOTSUPP && req->nowait &&
+		    (op->kind == IO_READ || op->kind == IO_WRITE)) {
+			/* No RWF_NOWAIT here: wait for readiness first. */
+			req->nowait = false;
+			r = -EAGAIN;
+		} else if (r != -EAGAIN || op->kind == IO_CLOSE ||
+			   weft__ioop_dontwait(op)) {
+			return r;
+		}
+		if (op->kind == IO_SPLICE)
+			r = await_fd(io, req, op->iovcnt ? op->fd_out : op->fd,
+				     op->iovcnt ? EPOLLOUT : EPOLLIN);
+		else
+			r = await_fd(io, req, op->fd, weft__ioop_events(op));
+		if (r != 0)
+			return r;
+		/* Cannot be polled (a regular file): block. */
+		if (op->kind == IO_READ || op->kind == IO_WRITE)
+			return try_nb(op, false);
+		if (op->kind == IO_POLL)
+			return op->flags & (POLLIN | POLLOUT);
+	}
+}
+
+static ssize_t
+epoll_submit(struct weft__io *io, struct weft__ioreq *req)
+{
+	/* What epoll cannot wait for runs on the blocking pool. */
+	if (req->op->kind == IO_OPENAT || req->op->kind == IO_FSYNC)
+		return WEFT__IO_OFFLOAD;
+	req->got = 0;
+	req->nowait = true;
+	req->io = NULL;
+	return attempt(io, req);
+}
+
+static ssize_t
+epoll_resume(struct weft__io *io, struct weft__ioreq *req, int wait_res)
+{
+	retire(io, req);
+	if (wait_res < 0)
+		return req->got ? (ssize_t)req->got : wait_res;
+	if (req->op->kind == IO_POLL)
+		return req->res;
+	return attempt(io, req);
+}
+
+/* IO_OPENAT and IO_FSYNC, on a thread that may block.  Any thread. */
+static void
+epoll_blocking(struct weft__ioreq *req)
+{
+	const struct weft__ioop *op = req->op;
+	int r;
+
+	if (op->kind == IO_OPENAT)
+		r = openat(op->fd, op->path, op->flags, op->mode);
+	else if (op->flags & WEFT_FSYNC_DATASYNC)
+		r = fdatasync(op->fd);
+	else
+		r = fsync(op->fd);
+	req->res = r < 0 ? -errno : r;
 }
 
 static int
@@ -175,7 +392,7 @@ epoll_wait_io(struct weft__io *io, int64_t timeout_ns)
 		tsp = &ts;
 	}
 	n = epoll_pwait2(io->epoll.epfd, evs, 64, tsp, NULL);
-	WEFT_STAT_INC(weft__io_worker(io), io_enters);
+	IO_STAT_INC(io, io_enters);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	for (i = 0; i < n; i++) {
@@ -211,6 +428,11 @@ const struct weft__io_ops weft__io_epoll_ops = {
 	.name = "epoll",
 	.create = epoll_create_io,
 	.free = epoll_free_io,
+	.completes = false,
+	.submit = epoll_submit,
+	.resume = epoll_resume,
+	.cancel = NULL,
+	.blocking = epoll_blocking,
 	.wait = epoll_wait_io,
 	.wake = epoll_wake_io,
 	.busy = epoll_busy_io,

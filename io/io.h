@@ -1,19 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file is private to weft.  It declares the I/O backend interface the
- * scheduler parks its workers on.  Each worker owns one backend instance
+ * This file is private to weft.  It declares the I/O backend interface: the
+ * scheduler parks its workers on it, and the call layer (runtime/iocall.c)
+ * submits operations through it.  Each worker owns one backend instance
  * (one io_uring, or one epoll instance); the backend is chosen once per run
  * (io_uring, or epoll where the kernel refuses io_uring or WEFT_IO=epoll),
- * Redis-ae style: the scheduler calls only the ops below.
+ * Redis-ae style: nothing above io/ calls anything but the ops below.  io/
+ * is the bottom layer: it includes no header of sched/ or runtime/, and
+ * reaches its callers only through the callbacks of a request.
  */
 #ifndef WEFT_IO_H
 #define WEFT_IO_H
 
+#include <fcntl.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include <ck_spinlock.h>
 #include <liburing.h>
+
+#include "io/base.h"
 
 /*
  * user_data tags of completions that are not I/O requests.  A request's
@@ -24,21 +34,125 @@
 #define IO_TAG_IGNORE	((uint64_t)3)	/* linked timeouts, cancels, NOPs */
 #define IO_SLOT_BASE	16u
 
-struct weft_task;
-struct weft__worker;
+struct weft__io;
+struct weft_worker_stats;
+
+/*
+ * What an operation does: one blocking system call, described by the call
+ * layer (runtime/iocall.c) and carried out by the backend of the run.  The
+ * backend may update the progress fields (marked) as it goes.
+ */
+enum weft__io_kind {
+	IO_READ,	/* readv/preadv: iov, off (-1: file position) */
+	IO_WRITE,	/* writev/pwritev: iov, off */
+	IO_RECV,	/* buf, len, flags */
+	IO_SEND,
+	IO_RECVMSG,	/* msg, flags */
+	IO_SENDMSG,
+	IO_ACCEPT,	/* addr, addrlen, flags */
+	IO_CONNECT,	/* caddr, alen */
+	IO_CLOSE,
+	IO_OPENAT,	/* fd is dirfd; path, flags, mode */
+	IO_FSYNC,	/* flags: WEFT_FSYNC_DATASYNC */
+	IO_SPLICE,	/* fd -> fd_out, off, off_out, len, flags */
+	IO_POLL,	/* flags: poll events */
+};
+
+struct weft__ioop {
+	enum weft__io_kind kind;
+	int fd;
+	int flags;
+	const struct iovec *iov;
+	int iovcnt;
+	int64_t off;
+	void *buf;			/* progress (epoll: MSG_WAITALL) */
+	size_t len;			/* progress (epoll: MSG_WAITALL) */
+	struct msghdr *msg;
+	struct sockaddr *addr;
+	socklen_t *addrlen;
+	const struct sockaddr *caddr;
+	socklen_t alen;			/* progress (epoll: 0 once connecting) */
+	const char *path;
+	mode_t mode;
+	int fd_out;
+	int64_t off_out;
+	/* A single buffer as an iovec (IO_READ/IO_WRITE of read/write). */
+	struct iovec one;
+};
+
+/* Readiness an operation waits for when it would block (POLLIN...). */
+static inline uint32_t
+weft__ioop_events(const struct weft__ioop *op)
+{
+	switch (op->kind) {
+	case IO_WRITE:
+	case IO_SEND:
+	case IO_SENDMSG:
+	case IO_CONNECT:
+		return POLLOUT;		/* == EPOLLOUT */
+	case IO_POLL:
+		return (uint32_t)op->flags;
+	default:
+		return POLLIN;		/* == EPOLLIN */
+	}
+}
+
+/* The caller asked for a non-blocking attempt: -EAGAIN is its answer. */
+static inline bool
+weft__ioop_dontwait(const struct weft__ioop *op)
+{
+	switch (op->kind) {
+	case IO_RECV:
+	case IO_SEND:
+	case IO_RECVMSG:
+	case IO_SENDMSG:
+		return (op->flags & MSG_DONTWAIT) != 0;
+	case IO_SPLICE:
+		return (op->flags & SPLICE_F_NONBLOCK) != 0;
+	default:
+		return false;
+	}
+}
+
+/* Results of submit() and resume() that are not the operation's. */
+#define WEFT__IO_PENDING	((ssize_t)1 << 62)	/* done() will come */
+#define WEFT__IO_OFFLOAD	(((ssize_t)1 << 62) + 1) /* run blocking() */
 
 /*
  * One operation in flight, on the stack of the task that waits for it: the
- * task does not return before the completion has been stored here, so the
+ * task does not return before the backend is done with the record, so the
  * record (and the caller's buffers) outlive the kernel's use of them.
  */
 struct weft__ioreq {
-	struct weft_task *task;		/* immutable while in flight */
-	uint32_t seq;			/* the task's I/O park */
-	int32_t res;			/* CQE res / ready events: the waker */
+	/* Set by the caller before submit(); immutable while in flight. */
+	struct weft__ioop *op;
+	int64_t deadline;		/* WEFT_DEADLINE_NONE: none */
+	bool link_timeout;		/* completion model: the kernel times it */
+	/*
+	 * Callbacks into the caller.  arm (readiness model only) is called
+	 * right before a registration that may lead to done(), under the
+	 * backend's lock; done is called once per PENDING step (completion
+	 * model: on the instance's owner; readiness: by whichever worker's
+	 * wait() saw the event, under the instance's lock).  cancelled
+	 * (completion model) is asked only by the scan after a full cancel
+	 * queue: should this request be cancelled now?  None may block.
+	 */
+	void (*arm)(struct weft__ioreq *req);
+	void (*done)(struct weft__ioreq *req);
+	bool (*cancelled)(const struct weft__ioreq *req, int64_t now);
+	void *owner;			/* the caller's: the waiting task */
+	uint32_t seq;			/* the caller's: its park */
+
+	/* The backend's while in flight. */
+	int32_t res;			/* CQE res / ready events */
+	uint64_t key;			/* slot + generation, see below */
+	struct weft__io *io;		/* the instance it was submitted on */
+	int stage;			/* the backend's step */
+	int regfd;			/* epoll: the fd registered (or a dup) */
+	size_t got;			/* epoll: MSG_WAITALL progress */
+	bool nowait;			/* epoll: RWF_NOWAIT still worth trying */
 	bool cancel_sent;		/* uring: ASYNC_CANCEL queued; owner */
-	int64_t deadline;		/* uring: immutable while in flight */
-	struct __kernel_timespec ts;	/* linked timeout, read at submit */
+	struct __kernel_timespec ts;	/* uring: linked timeout, read at submit */
 };
 
 /*
@@ -62,6 +176,12 @@ struct weft__ioslots {
 
 struct weft__io {
 	const struct weft__io_ops *ops;
+	/*
+	 * The owner worker's counters (io_ops, io_done, io_enters), set by the
+	 * core before create(): the owner bumps them with relaxed stores,
+	 * anyone reads them.  Immutable after create.
+	 */
+	struct weft_worker_stats *st;
 	/*
 	 * eventfd written by threads that are not workers (and by every
 	 * waker under epoll).  Immutable after create; any thread writes.
@@ -112,12 +232,54 @@ struct weft__io {
 	uint64_t cancel_keys[64];
 };
 
+/*
+ * A backend, Redis-ae style: the scheduler and the call layer use nothing
+ * else of it.  Two models exist, told apart by `completes`:
+ *
+ *  completion (io_uring)  submit() hands the operation to the kernel, which
+ *      owns the caller's buffers until it completes: only done() ends the
+ *      wait.  A deadline or a cancellation asks for the operation's end with
+ *      cancel() (any thread), and the completion then reports it.
+ *  readiness (epoll)  submit() tries the call without blocking and, when it
+ *      would block, registers for readiness (arm(), then done() when ready).
+ *      The waiter may stop waiting at any time (deadline, cancellation);
+ *      resume() then retires the registration and either tries again or
+ *      reports how the wait ended.
+ *
+ * A third backend picks one of the two models and fills this table; the
+ * call layer (runtime/iocall.c) does not change.
+ */
 struct weft__io_ops {
 	const char *name;
+	bool completes;			/* the completion model, see above */
 	/* Set up `io` on the thread that will own it. Returns 0 or -errno. */
 	int (*create)(struct weft__io *io);
 	/* Release everything create() made.  Owner thread. */
 	void (*free)(struct weft__io *io);
+	/*
+	 * Start req->op on `io`, the calling worker's own instance.  Returns
+	 * the operation's result (>= 0 or -errno), WEFT__IO_PENDING (done()
+	 * will be called; then resume()), or WEFT__IO_OFFLOAD (the caller runs
+	 * blocking(req) on a thread that may block).  Owner thread.
+	 */
+	ssize_t (*submit)(struct weft__io *io, struct weft__ioreq *req);
+	/*
+	 * After a PENDING step's wait ended: `wait_res` is 0 when done() was
+	 * called, or how the wait ended otherwise (readiness model: -ETIMEDOUT,
+	 * -ECANCELED).  Returns as submit() does; a new step goes on `io`, the
+	 * calling worker's own instance now (the task may have moved).
+	 */
+	ssize_t (*resume)(struct weft__io *io, struct weft__ioreq *req,
+			  int wait_res);
+	/*
+	 * Completion model: have the operation of `key` on `io` end soon (its
+	 * completion says -ECANCELED).  `from`: the caller's own instance, or
+	 * NULL on a thread that is not a worker.  Any thread; never blocks.
+	 * NULL in the readiness model.
+	 */
+	void (*cancel)(struct weft__io *from, struct weft__io *io, uint64_t key);
+	/* Carry out req->op blocking (after WEFT__IO_OFFLOAD).  Any thread. */
+	void (*blocking)(struct weft__ioreq *req);
 	/*
 	 * Sleep until a wake-up, a completion or `timeout_ns` (relative;
 	 * < 0: none; 0: do not sleep).  Returns the number of events handled
@@ -154,52 +316,6 @@ int weft__ioslot_get(struct weft__ioslots *s, struct weft__ioreq *req,
 struct weft__ioreq *weft__ioslot_find(struct weft__ioslots *s, uint64_t key);
 void weft__ioslot_put(struct weft__ioslots *s, uint64_t key);
 void weft__ioslots_free(struct weft__ioslots *s);
-
-/* Ring operations (io/uring.c): executed only by the ring's owner. */
-struct io_uring_sqe *weft__uring_sqe(struct weft__io *io, unsigned need);
-int weft__uring_submit_wait(struct weft__worker *w, struct weft_task *t,
-			    struct io_uring_sqe *sqe, int64_t deadline);
-
-/*
- * epoll readiness wait (io/epoll.c): park the calling task until `fd` is
- * ready for `events` (EPOLLIN/EPOLLOUT/...).  Returns the ready events,
- * -ETIMEDOUT, -ECANCELED, or 0 if `fd` cannot be polled (a regular file:
- * the caller then does the call blocking).  Coroutine context.
- */
-int weft__epoll_wait_fd(struct weft__worker *w, int fd, uint32_t events,
-			int64_t deadline);
-
-/*
- * Route a cancellation to the ring that holds t's operation (any thread):
- * weft_cancel() when the park refused the direct claim, and the expiry of
- * t's I/O deadline (timer heap lock held).
- */
-void weft__io_cancel_route(struct weft_task *t);
-
-/*
- * Blocking pool (runtime/pool.c): run fn(arg) on a thread of the runtime's
- * default pool while the calling task parks.  Before the job starts, the
- * deadline and cancellation apply (-ETIMEDOUT/-ECANCELED, fn never runs).
- * Once it runs: if `abandon` is NULL the task waits for it whatever happens
- * (the call then returns 0: fn ran); else the task returns the error at
- * once and the pool calls abandon(arg) after fn, which must free what arg
- * owns.  With `abandon`, every error return means abandon(arg) has been or
- * will be called.  Internal jobs do not count against the pool's queue
- * limit.  Coroutine context (-EPERM otherwise).  Returns 0 when fn ran to
- * completion for the caller.
- */
-int weft__pool_run(void (*fn)(void *), void *arg, void (*abandon)(void *),
-		   int64_t deadline);
-
-/*
- * For the deadlock detector: jobs queued or running right now, and pool
- * threads alive, summed over every pool (the default pool and the user's
- * weft_pool_make() pools).  Pool threads are named "weft-pool-N".  Takes
- * each pool's lock in turn (registry.lock < pool->lock); never parks.  Any
- * thread.
- */
-int weft__pool_busy(void);
-int weft__pool_threads(void);
 
 /* Common eventfd helpers (io/io.c). */
 int weft__io_eventfd(void);

@@ -12,15 +12,18 @@
  * none.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <ck_pr.h>
 
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "include/weft.h"
 #include "io/io.h"
-#include "sched/park.h"
-#include "sched/sched.h"
 
 /*
  * SQ size bounds one batch; the CQ is sized for many operations in flight
@@ -42,6 +45,78 @@ static const unsigned setup_tries[] = {
 	IORING_SETUP_COOP_TASKRUN,
 	0,
 };
+
+/* Counters of the owner worker: relaxed stores, readers load. */
+#define IO_STAT_INC(io, field)						\
+	ck_pr_store_64(&(io)->st->field, (io)->st->field + 1)
+
+static void
+uring_prep(struct io_uring_sqe *sqe, const struct weft__ioop *op)
+{
+	switch (op->kind) {
+	case IO_READ:
+		if (op->iovcnt == 1)
+			io_uring_prep_read(sqe, op->fd, op->iov[0].iov_base,
+					   (unsigned)op->iov[0].iov_len,
+					   (uint64_t)op->off);
+		else
+			io_uring_prep_readv(sqe, op->fd, op->iov,
+					    (unsigned)op->iovcnt,
+					    (uint64_t)op->off);
+		break;
+	case IO_WRITE:
+		if (op->iovcnt == 1)
+			io_uring_prep_write(sqe, op->fd, op->iov[0].iov_base,
+					    (unsigned)op->iov[0].iov_len,
+					    (uint64_t)op->off);
+		else
+			io_uring_prep_writev(sqe, op->fd, op->iov,
+					     (unsigned)op->iovcnt,
+					     (uint64_t)op->off);
+		break;
+	case IO_RECV:
+		io_uring_prep_recv(sqe, op->fd, op->buf, op->len, op->flags);
+		break;
+	case IO_SEND:
+		io_uring_prep_send(sqe, op->fd, op->buf, op->len,
+				   op->flags | MSG_NOSIGNAL);
+		break;
+	case IO_RECVMSG:
+		io_uring_prep_recvmsg(sqe, op->fd, op->msg, (unsigned)op->flags);
+		break;
+	case IO_SENDMSG:
+		io_uring_prep_sendmsg(sqe, op->fd, op->msg,
+				      (unsigned)op->flags | MSG_NOSIGNAL);
+		break;
+	case IO_ACCEPT:
+		io_uring_prep_accept(sqe, op->fd, op->addr, op->addrlen,
+				     op->flags);
+		break;
+	case IO_CONNECT:
+		io_uring_prep_connect(sqe, op->fd, op->caddr, op->alen);
+		break;
+	case IO_CLOSE:
+		io_uring_prep_close(sqe, op->fd);
+		break;
+	case IO_OPENAT:
+		io_uring_prep_openat(sqe, op->fd, op->path, op->flags,
+				     op->mode);
+		break;
+	case IO_FSYNC:
+		io_uring_prep_fsync(sqe, op->fd,
+				    (op->flags & WEFT_FSYNC_DATASYNC) ?
+				    IORING_FSYNC_DATASYNC : 0);
+		break;
+	case IO_SPLICE:
+		io_uring_prep_splice(sqe, op->fd, op->off, op->fd_out,
+				     op->off_out, (unsigned)op->len,
+				     (unsigned)op->flags);
+		break;
+	case IO_POLL:
+		io_uring_prep_poll_add(sqe, op->fd, (unsigned)op->flags);
+		break;
+	}
+}
 
 static int
 efd_arm(struct weft__io *io)
@@ -150,12 +225,32 @@ reap(struct weft__io *io)
 		WEFT_ASSERT(req != NULL);
 		weft__ioslot_put(&io->uring.slots, tag);
 		req->res = cqe->res;
-		WEFT_STAT_INC(weft__io_worker(io), io_done);
+		IO_STAT_INC(io, io_done);
 		/* Last touch of req: the task may run and return at once. */
-		weft__wake_tail(req->task, req->seq, 0);
+		req->done(req);
 	}
 	io_uring_cq_advance(&io->uring.ring, n);
 	return n;
+}
+
+/*
+ * An SQE of the owner's ring, with `need` - 1 more free behind it (a linked
+ * pair must not be split by a flush).  Flushes a full queue.  Never NULL:
+ * the kernel empties the SQ on submit.  Owner only.
+ */
+static struct io_uring_sqe *
+ring_sqe(struct weft__io *io, unsigned need)
+{
+	struct io_uring_sqe *sqe;
+
+	if (WEFT_UNLIKELY(io_uring_sq_space_left(&io->uring.ring) < need)) {
+		io_uring_submit(&io->uring.ring);
+		io->uring.unsubmitted = 0;
+	}
+	sqe = io_uring_get_sqe(&io->uring.ring);
+	WEFT_ASSERT(sqe != NULL);
+	io->uring.unsubmitted++;
+	return sqe;
 }
 
 /* Queue an ASYNC_CANCEL for live request `key` unless one is queued. */
@@ -167,7 +262,7 @@ cancel_key(struct weft__io *io, uint64_t key)
 
 	if (!req || req->cancel_sent)
 		return;
-	sqe = weft__uring_sqe(io, 1);
+	sqe = ring_sqe(io, 1);
 	io_uring_prep_cancel64(sqe, key, 0);
 	io_uring_sqe_set_data64(sqe, IO_TAG_IGNORE);
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
@@ -207,128 +302,140 @@ cancel_drain(struct weft__io *io)
 	for (i = 0; i < s->n; i++) {
 		struct weft__ioreq *req = s->v[i].req;
 
-		if (req && ((ck_pr_load_32(&req->task->flags) &
-			     TASK_CANCELLED) ||
-			    (req->deadline != WEFT_DEADLINE_NONE &&
-			     req->deadline <= now)))
+		if (req && req->cancelled(req, now))
 			cancel_key(io, ((uint64_t)s->v[i].gen << 32) |
 					   (i + IO_SLOT_BASE));
 	}
 }
 
+
 /*
- * An SQE of the owner's ring, with `need` - 1 more free behind it (a linked
- * pair must not be split by a flush).  Flushes a full queue.  Never NULL:
- * the kernel empties the SQ on submit.  Owner only.
+ * Queue one step of `req` on the owner's ring: the operation itself
+ * (STAGE_OP), or a readiness poll for a non-blocking fd the kernel did not
+ * poll for us (STAGE_POLL), with a linked timeout behind it if the caller
+ * asked for one (its timer heap could not take the deadline).  Owner only.
  */
-struct io_uring_sqe *
-weft__uring_sqe(struct weft__io *io, unsigned need)
+enum { STAGE_OP, STAGE_POLL };
+
+static ssize_t
+queue_step(struct weft__io *io, struct weft__ioreq *req)
 {
+	const struct weft__ioop *op = req->op;
 	struct io_uring_sqe *sqe;
-
-	if (WEFT_UNLIKELY(io_uring_sq_space_left(&io->uring.ring) < need)) {
-		io_uring_submit(&io->uring.ring);
-		io->uring.unsubmitted = 0;
-	}
-	sqe = io_uring_get_sqe(&io->uring.ring);
-	WEFT_ASSERT(sqe != NULL);
-	io->uring.unsubmitted++;
-	return sqe;
-}
-
-/*
- * Tag the prepared `sqe` as t's request, arm the deadline, park until the
- * completion, return its result.  The caller got
- * `sqe` from weft__uring_sqe(io, 2) and has not switched since.  Task t,
- * running on w (the ring's owner).
- */
-int
-weft__uring_submit_wait(struct weft__worker *w, struct weft_task *t,
-			struct io_uring_sqe *sqe, int64_t deadline)
-{
-	struct weft__io *io = &w->io;
-	struct weft__ioreq req;
-	bool timed = false;
-	uint64_t key;
 	int ret;
 
-	req.task = t;
-	req.cancel_sent = false;
-	req.deadline = deadline;
-	ret = weft__ioslot_get(&io->uring.slots, &req, &key);
+	sqe = ring_sqe(io, req->link_timeout ? 2 : 1);
+	if (req->stage == STAGE_OP)
+		uring_prep(sqe, op);
+	else
+		io_uring_prep_poll_add(sqe, op->fd, weft__ioop_events(op));
+	ret = weft__ioslot_get(&io->uring.slots, req, &req->key);
 	if (WEFT_UNLIKELY(ret < 0)) {
 		/* The SQE is queued already: make it a harmless no-op. */
 		io_uring_prep_nop(sqe);
 		io_uring_sqe_set_data64(sqe, IO_TAG_IGNORE);
 		return ret;
 	}
-	io_uring_sqe_set_data64(sqe, key);
-	WEFT_STAT_INC(w, io_ops);
-	/*
-	 * Publish where a canceller must send its request, then arm the park
-	 * (a full barrier) and look at the flag: either weft_cancel() sees
-	 * io_w, or we see its flag and cancel our own request here.
-	 */
-	ck_pr_store_64(&t->io_key, key);
-	ck_pr_fence_store();
-	ck_pr_store_ptr(&t->io_w, w);
-	/*
-	 * The deadline is a timer of our own heap, not a linked timeout: an
-	 * hrtimer armed and disarmed in the kernel for every receive costs
-	 * more than the receive (perf: io_queue_linked_timeout,
-	 * io_disarm_next).  Its expiry queues a cancel like weft_cancel().
-	 * If the heap cannot grow, a linked timeout it is after all.
-	 */
-	if (deadline != WEFT_DEADLINE_NONE) {
-		timed = weft__timer_io_arm(w, &t->timer, deadline) == 0;
-		if (!timed) {
-			struct io_uring_sqe *tsqe;
+	io_uring_sqe_set_data64(sqe, req->key);
+	req->io = io;
+	req->cancel_sent = false;
+	IO_STAT_INC(io, io_ops);
+	if (req->link_timeout) {
+		struct io_uring_sqe *tsqe;
 
-			req.ts.tv_sec = deadline / WEFT_SEC;
-			req.ts.tv_nsec = deadline % WEFT_SEC;
-			sqe->flags |= IOSQE_IO_LINK;
-			/* weft__uring_sqe(io, 2) left room: no flush between. */
-			tsqe = io_uring_get_sqe(&io->uring.ring);
-			WEFT_ASSERT(tsqe != NULL);
-			io->uring.unsubmitted++;
-			io_uring_prep_link_timeout(tsqe, &req.ts,
-						   IORING_TIMEOUT_ABS);
-			io_uring_sqe_set_data64(tsqe, IO_TAG_IGNORE);
-		}
+		req->ts.tv_sec = req->deadline / WEFT_SEC;
+		req->ts.tv_nsec = req->deadline % WEFT_SEC;
+		sqe->flags |= IOSQE_IO_LINK;
+		/* ring_sqe(io, 2) left room: no flush between. */
+		tsqe = io_uring_get_sqe(&io->uring.ring);
+		WEFT_ASSERT(tsqe != NULL);
+		io->uring.unsubmitted++;
+		io_uring_prep_link_timeout(tsqe, &req->ts, IORING_TIMEOUT_ABS);
+		io_uring_sqe_set_data64(tsqe, IO_TAG_IGNORE);
 	}
-	req.seq = weft__park_prepare_io(t);
-	weft__wait_note(t, WAIT_IO, NULL);
-	if (ck_pr_load_32(&t->flags) & TASK_CANCELLED)
-		cancel_key(io, key);
 	/*
 	 * A long round must not hold its first requests back until its end:
 	 * the peer would idle meanwhile.  Flush every SUBMIT_BATCH entries.
+	 * The completion is reaped only by this worker's wait(), after the
+	 * caller parked.
 	 */
 	if (io->uring.unsubmitted >= SUBMIT_BATCH) {
 		io_uring_submit(&io->uring.ring);
 		io->uring.unsubmitted = 0;
 	}
-	weft__park_io();
-	/* Possibly on another worker now: w is stale, and so is io. */
-	if (timed)
-		weft__timer_io_disarm(&t->timer);
-	ck_pr_store_ptr(&t->io_w, NULL);
-	ret = req.res;
+	return WEFT__IO_PENDING;
+}
+
+static ssize_t
+uring_submit(struct weft__io *io, struct weft__ioreq *req)
+{
+	req->stage = STAGE_OP;
+	return queue_step(io, req);
+}
+
+/*
+ * The step's completion is in req->res.  An operation the kernel answers
+ * with -EAGAIN (a file opened O_NONBLOCK that does not support nowait
+ * reads, a non-blocking socket) waits for readiness with a poll request and
+ * is issued again.  Owner of `io` (the caller's worker now).
+ */
+static ssize_t
+uring_resume(struct weft__io *io, struct weft__ioreq *req, int wait_res)
+{
+	const struct weft__ioop *op = req->op;
+	int ret = req->res;
+
+	(void)wait_res;
 	/*
 	 * An operation interrupted in the io-wq (splice, blocking file I/O)
 	 * may report the kernel-internal -ERESTARTSYS family (512..516).
 	 */
 	if (ret <= -512 && ret >= -516)
 		ret = -EINTR;
-	if (ret == -ECANCELED || ret == -EINTR) {
-		/* Ours (weft_cancel) or the linked timeout's. */
-		if (ck_pr_load_32(&t->flags) & TASK_CANCELLED)
-			ret = -ECANCELED;
-		else if (deadline != WEFT_DEADLINE_NONE &&
-			 weft_now() >= deadline)
-			ret = -ETIMEDOUT;
+	if (req->stage == STAGE_OP) {
+		if (ret != -EAGAIN && ret != -EINPROGRESS && ret != -EALREADY)
+			return ret;
+		if (op->kind == IO_POLL || op->kind == IO_CLOSE ||
+		    weft__ioop_dontwait(op))
+			return ret;
+		req->stage = STAGE_POLL;
+		return queue_step(io, req);
 	}
-	return ret;
+	if (ret < 0)
+		return ret;
+	if (op->kind == IO_CONNECT) {
+		int err;
+		socklen_t elen = sizeof(err);
+
+		if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+			return -errno;
+		return err ? -err : 0;
+	}
+	req->stage = STAGE_OP;
+	return queue_step(io, req);
+}
+
+/*
+ * Ask the owner of `io` to cancel the operation of `key`: push the key on
+ * its cancel queue (the scan of every slot once it is full) and wake it,
+ * unless the caller is the owner, which drains the queue before its next
+ * poll or sleep.  A stale key names a request that is over, and its
+ * generation no longer matches.  Any thread.
+ */
+static void
+uring_cancel(struct weft__io *from, struct weft__io *io, uint64_t key)
+{
+	weft__spin_lock(&io->cancel_lock);
+	if (io->cancel_n <
+	    sizeof(io->cancel_keys) / sizeof(io->cancel_keys[0])) {
+		io->cancel_keys[io->cancel_n] = key;
+		ck_pr_store_32(&io->cancel_n, io->cancel_n + 1);
+	} else {
+		ck_pr_store_8((uint8_t *)&io->cancel_overflow, 1);
+	}
+	ck_spinlock_unlock(&io->cancel_lock);
+	if (from != io)
+		io->ops->wake(from, io);
 }
 
 static bool
@@ -361,7 +468,7 @@ uring_wait(struct weft__io *io, int64_t timeout_ns)
 		ts.tv_nsec = timeout_ns % 1000000000;
 		tsp = &ts;
 	}
-	WEFT_STAT_INC(weft__io_worker(io), io_enters);
+	IO_STAT_INC(io, io_enters);
 	if (timeout_ns == 0) {
 		/*
 		 * Under DEFER_TASKRUN completions are posted only when the
@@ -414,6 +521,10 @@ const struct weft__io_ops weft__io_uring_ops = {
 	.name = "uring",
 	.create = uring_create,
 	.free = uring_free,
+	.completes = true,
+	.submit = uring_submit,
+	.resume = uring_resume,
+	.cancel = uring_cancel,
 	.wait = uring_wait,
 	.wake = uring_wake,
 	.busy = uring_busy,

@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "runtime/future.h"
+#include "runtime/runtime.h"
 #include "sched/park.h"
 #include "sched/sched.h"
 

@@ -16,7 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "io/io.h"
+#include "runtime/runtime.h"
 #include "sched/park.h"
 
 #define SOCK_FLAGS (SOCK_NONBLOCK | SOCK_CLOEXEC)

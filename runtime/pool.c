@@ -41,8 +41,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "io/io.h"
 #include "runtime/future.h"
+#include "runtime/runtime.h"
 #include "sched/park.h"
 
 #define POOL_DEFAULT_THREADS 4

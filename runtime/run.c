@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "runtime/future.h"
+#include "runtime/runtime.h"
 #include "sched/park.h"
 #include "sched/sched.h"
 
@@ -146,6 +147,7 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 			       old_pipe.sa_handler == SIG_DFL &&
 			       sigaction(SIGPIPE, &ign, NULL) == 0;
 	}
+	weft__io_canceller = weft__iocall_cancel;
 	ck_pr_store_32(&s->running, 1);
 	/* Done callbacks of futures completed while no runtime ran. */
 	weft__future_adopt_orphans();

@@ -215,10 +215,10 @@ weft__park(void (*unlock)(void *), void *arg, int64_t deadline)
 		if (deadline <= weft_now()) {
 			weft__wake(t, seq, -ETIMEDOUT);
 		} else {
-			/* An I/O timer may linger in a heap: take it out. */
+			/* A fire timer may linger in a heap: take it out. */
 			if (t->timer.heap)
 				weft__timer_del(&t->timer);
-			t->timer.io = false;
+			t->timer.fire = NULL;
 			t->timer.when = deadline;
 			t->timer.seq = seq;
 			ret = weft__timer_add(w, &t->timer);

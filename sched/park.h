@@ -42,6 +42,7 @@
 
 
 
+struct weft__io;
 struct weft__worker;
 
 /*
@@ -169,28 +170,31 @@ struct weft__fiber {
 #define TASK_SLOW	0x20u	/* reported as a slow task (runtime/diag.c) */
 
 /*
- * Timers (sched/timer.c).  A task owns one timer, used by its current park.
+ * Timers (sched/timer.c).  A task owns one timer, used by its current wait.
  * The heap it sits in is its worker's at the time it was armed.
  */
 struct weft__timers;
 struct weft__timer {
 	int64_t when;			/* Written by the owner task before add. */
-	uint32_t seq;			/* park seq to wake: idem */
+	uint32_t seq;			/* fire NULL: the park to wake; idem */
 	int32_t idx;			/* heap index or -1: under heap->lock */
 	/*
-	 * An I/O deadline: expiry asks the ring's owner to cancel the
-	 * operation (weft__io_cancel_route) instead of waking the task.  Written
-	 * by the owner task before add.
+	 * What expiry does.  NULL: wake the task's park `seq` with
+	 * -ETIMEDOUT (weft__park()'s deadline).  Else a timer armed with
+	 * weft__timer_mod(), for a wait the core does not time itself (an
+	 * I/O deadline): fire(timer) is called with the heap lock held,
+	 * which keeps the task alive and in its wait.  Written by the owner
+	 * task before add; under heap->lock after.
 	 */
-	bool io;
+	void (*fire)(struct weft__timer *t);
 	/*
-	 * I/O timers are kept in the heap between operations (Go's
-	 * modtimer): a new deadline no earlier than `when` only updates
-	 * io_when, and the heap re-positions the timer when `when` comes.
-	 * io_live: an operation waits on io_when.  Both under heap->lock.
+	 * A fire timer is kept in the heap between waits (Go's modtimer): a
+	 * new deadline no earlier than `when` only updates live_when, and
+	 * the heap re-positions the timer when `when` comes.  live: a wait
+	 * is on live_when.  Both under heap->lock.
 	 */
-	bool io_live;
-	int64_t io_when;
+	bool live;
+	int64_t live_when;
 	struct weft__timers *heap;	/* heap holding it: under heap->lock */
 };
 
@@ -254,14 +258,15 @@ struct weft_task {
 	struct weft__timer timer;
 
 	/*
-	 * The worker whose ring holds this task's in-flight operation, or
-	 * NULL.  Stored by the task itself (release) before it arms an I/O
-	 * park and cleared after; read by weft_cancel() on any thread to
-	 * route the cancellation.  A stale value only costs the old owner a
-	 * scan that finds nothing.
+	 * The I/O backend instance that holds this task's operation in
+	 * flight (completion model, see io/io.h), or NULL.  Stored by the
+	 * task itself (release) before it arms an I/O park and cleared
+	 * after; read by weft_cancel() and the I/O deadline on any thread to
+	 * route the cancellation (runtime/iocall.c).  A stale value only
+	 * costs the old owner a look-up that finds nothing.
 	 */
-	struct weft__worker *io_w;
-	/* Key of that operation (slot+generation); stored before io_w. */
+	struct weft__io *io_at;
+	/* Key of that operation (slot+generation); stored before io_at. */
 	uint64_t io_key;
 
 	/*
@@ -532,6 +537,40 @@ struct weft__worker *weft__worker_self(void);
 
 /* The task running on worker w (the caller's own), or NULL.  Owner only. */
 struct weft_task *weft__worker_task(struct weft__worker *w);
+
+/* Worker w's I/O backend instance.  Any thread (the pointer is fixed). */
+struct weft__io *weft__worker_io(struct weft__worker *w);
+
+/*
+ * How weft_cancel() reaches a task in an I/O park, which refuses a direct
+ * claim (only its completion may end it): the I/O call layer routes the
+ * cancellation to the backend instance that holds the operation.  Set by
+ * weft_run (runtime/run.c) before the first task; read by any canceller.
+ */
+extern void (*weft__io_canceller)(struct weft_task *t);
+
+/*
+ * Timers for waits the core does not time itself (sched/timer.c), on the
+ * task's own t->timer.  weft__timer_reserve() makes room on w's heap so
+ * that the next weft__timer_mod() there cannot fail (-ENOMEM otherwise);
+ * weft__timer_mod() arms the timer for `deadline` with `fire` (see struct
+ * weft__timer), reusing it if it is still in w's heap; weft__timer_stop()
+ * makes its expiry a no-op and leaves it in the heap for the next mod.
+ * reserve and mod: executed only by the owner task, on w, with no switch
+ * between them; stop: by the owner task on any worker.
+ */
+int weft__timer_reserve(struct weft__worker *w);
+void weft__timer_mod(struct weft__worker *w, struct weft__timer *tmr,
+		     int64_t deadline, void (*fire)(struct weft__timer *));
+void weft__timer_stop(struct weft__timer *tmr);
+
+/* The task that owns timer `tmr`. */
+static inline struct weft_task *
+weft__timer_task(struct weft__timer *tmr)
+{
+	return (struct weft_task *)(void *)((char *)tmr -
+		offsetof(struct weft_task, timer));
+}
 
 /* True while weft_run() runs (set before the first task).  Any thread. */
 bool weft__sched_running(void);

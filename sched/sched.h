@@ -281,20 +281,9 @@ void weft__timers_init(struct weft__timers *tm);
 void weft__timers_free(struct weft__timers *tm);
 int weft__timer_add(struct weft__worker *w, struct weft__timer *tmr);
 void weft__timer_del(struct weft__timer *tmr);
-int weft__timer_io_arm(struct weft__worker *w, struct weft__timer *tmr,
-		       int64_t deadline);
-void weft__timer_io_disarm(struct weft__timer *tmr);
 int weft__timers_run(struct weft__worker *w, struct weft__timers *tm,
 		     int64_t now, bool trylock);
 int64_t weft__timers_next(struct weft__timers *tm);
-
-/* The worker that owns I/O instance `io` (embedded in it). */
-static inline struct weft__worker *
-weft__io_worker(struct weft__io *io)
-{
-	return (struct weft__worker *)(void *)((char *)io -
-		offsetof(struct weft__worker, io));
-}
 
 /* Relaxed counter bump by the owner: readers use ck_pr_load_64. */
 #define WEFT_STAT_INC(w, field)						\

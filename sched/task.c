@@ -251,9 +251,9 @@ task_init(struct weft_task *t, weft_fn fn, void *arg, size_t stack_size,
 	t->joiner_seq = 0;
 	t->timer.idx = -1;
 	t->timer.heap = NULL;
-	t->timer.io = false;
-	t->timer.io_live = false;
-	t->io_w = NULL;
+	t->timer.fire = NULL;
+	t->timer.live = false;
+	t->io_at = NULL;
 	t->io_key = 0;
 	t->fut = NULL;
 	t->wait_kind = WAIT_NONE;
@@ -574,6 +574,8 @@ weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t)
 	weft__task_unref(w, t);
 }
 
+void (*weft__io_canceller)(struct weft_task *t);
+
 /* Stop t's current blocking call, and every later one. */
 static void
 cancel_running(struct weft_task *t)
@@ -581,9 +583,9 @@ cancel_running(struct weft_task *t)
 	/* A lock-guarded park is cancelled under its object's lock. */
 	if (weft__lpark_visit(t))
 		return;
-	/* An I/O park refuses this claim: its ring's owner must cancel. */
-	if (!weft__wake_current(t, -ECANCELED))
-		weft__io_cancel_route(t);
+	/* An I/O park refuses this claim: its backend must cancel. */
+	if (!weft__wake_current(t, -ECANCELED) && weft__io_canceller)
+		weft__io_canceller(t);
 }
 
 struct stragglers {

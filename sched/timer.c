@@ -165,57 +165,84 @@ weft__timer_del(struct weft__timer *tmr)
 	tmr->heap = NULL;
 }
 
-/*
- * Arm the I/O deadline of the calling task on w's heap.  A timer still in
- * that heap from the task's previous operation, due no later than
- * `deadline`, is only updated: an idle-timeout per receive then costs a
- * lock and two stores, not a heap removal and insertion.  Returns 0 or
- * -ENOMEM.  Executed only by the owner task, on w.
- */
+/* See sched/park.h.  Lock-free: only the owner grows n or cap. */
 int
-weft__timer_io_arm(struct weft__worker *w, struct weft__timer *tmr,
-		   int64_t deadline)
+weft__timer_reserve(struct weft__worker *w)
+{
+	struct weft__timers *tm = &w->timers;
+	struct weft__timer **h;
+	uint32_t cap;
+	int ret = 0;
+
+	/* Others only remove (n shrinks under them): a racy read is safe. */
+	if (WEFT_LIKELY(ck_pr_load_32(&tm->n) < tm->cap))
+		return 0;
+	weft__spin_lock(&tm->lock);
+	if (tm->n == tm->cap) {
+		cap = tm->cap ? tm->cap * 2 : 64;
+		h = realloc(tm->heap, cap * sizeof(*h));
+		if (h) {
+			tm->heap = h;
+			tm->cap = cap;
+		} else {
+			ret = -ENOMEM;
+		}
+	}
+	ck_spinlock_unlock(&tm->lock);
+	return ret;
+}
+
+/*
+ * See sched/park.h.  A timer still in w's heap from the task's previous
+ * wait, due no later than `deadline`, is only updated: an idle timeout per
+ * receive then costs a lock and two stores, not a heap removal and
+ * insertion.
+ */
+void
+weft__timer_mod(struct weft__worker *w, struct weft__timer *tmr,
+		int64_t deadline, void (*fire)(struct weft__timer *))
 {
 	struct weft__timers *tm = tmr->heap;
+	int ret;
 
-	if (tm == &w->timers && tmr->io) {
+	if (tm == &w->timers && tmr->fire == fire) {
 		weft__spin_lock(&tm->lock);
 		if (tmr->idx >= 0 && deadline >= tmr->when) {
-			tmr->io_when = deadline;
-			tmr->io_live = true;
+			tmr->live_when = deadline;
+			tmr->live = true;
 			ck_spinlock_unlock(&tm->lock);
-			return 0;
+			return;
 		}
 		ck_spinlock_unlock(&tm->lock);
 	}
 	weft__timer_del(tmr);
 	tmr->when = deadline;
-	tmr->seq = 0;		/* unused: expiry routes by the task's io_key */
-	tmr->io = true;
-	tmr->io_live = true;
-	tmr->io_when = deadline;
-	return weft__timer_add(w, tmr);
+	tmr->seq = 0;		/* unused: fire() finds its wait */
+	tmr->fire = fire;
+	tmr->live = true;
+	tmr->live_when = deadline;
+	/* weft__timer_reserve() made room, and only w adds to its heap. */
+	ret = weft__timer_add(w, tmr);
+	WEFT_ASSERT(ret == 0);
+	(void)ret;
 }
 
-/*
- * The operation is over: leave the timer in its heap (a later operation
- * may reuse it), but make its expiry a no-op.  Any worker.
- */
+/* See sched/park.h.  Any worker. */
 void
-weft__timer_io_disarm(struct weft__timer *tmr)
+weft__timer_stop(struct weft__timer *tmr)
 {
 	struct weft__timers *tm = tmr->heap;
 
 	if (!tm)
 		return;
 	weft__spin_lock(&tm->lock);
-	tmr->io_live = false;
+	tmr->live = false;
 	ck_spinlock_unlock(&tm->lock);
 }
 
 /*
- * Expire every timer of `tm` due at `now`, waking its task with -ETIMEDOUT
- * onto worker w's queues.  With `trylock`, gives up if the heap is busy
+ * Expire every timer of `tm` due at `now`: wake its task with -ETIMEDOUT
+ * onto worker w's queues, or call its fire().  With `trylock`, gives up if the heap is busy
  * (thieves).  Returns the number of timers fired.
  * Executed only by worker w (tm may be another worker's heap).
  */
@@ -235,28 +262,25 @@ weft__timers_run(struct weft__worker *w, struct weft__timers *tm, int64_t now,
 	}
 	while (tm->n && tm->heap[0]->when <= now) {
 		struct weft__timer *t = tm->heap[0];
-		struct weft_task *task = (struct weft_task *)(void *)
-			((char *)t - offsetof(struct weft_task, timer));
-
-		if (t->io) {
-			/* Lazily kept: no operation waits on it any more. */
-			if (!t->io_live) {
+		if (t->fire) {
+			/* Lazily kept: no wait is on it any more. */
+			if (!t->live) {
 				remove_at_locked(tm, 0);
 				continue;
 			}
 			/* Pushed back since it was positioned: move it. */
-			if (t->io_when > now) {
-				t->when = t->io_when;
+			if (t->live_when > now) {
+				t->when = t->live_when;
 				sift_down(tm, 0);
 				continue;
 			}
 			remove_at_locked(tm, 0);
-			t->io_live = false;
-			/* The heap lock keeps task alive (and parked). */
-			weft__io_cancel_route(task);
+			t->live = false;
+			/* The heap lock keeps its task alive (and waiting). */
+			t->fire(t);
 		} else {
 			remove_at_locked(tm, 0);
-			weft__wake(task, t->seq, -ETIMEDOUT);
+			weft__wake(weft__timer_task(t), t->seq, -ETIMEDOUT);
 		}
 		fired++;
 	}

@@ -728,6 +728,7 @@ worker_setup(struct weft__worker *w)
 	tls_worker = w;
 	w->tid = gettid();
 	w->io.ops = weft__sched.io_ops;
+	w->io.st = &w->st;
 	ret = w->io.ops->create(&w->io);
 	if (ret < 0) {
 		w->io.ops = NULL;
@@ -872,6 +873,12 @@ struct weft_task *
 weft__worker_task(struct weft__worker *w)
 {
 	return w->cur;
+}
+
+struct weft__io *
+weft__worker_io(struct weft__worker *w)
+{
+	return &w->io;
 }
 
 bool

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is private to weft.  What the files of runtime/ share among
+ * themselves: the blocking pool's internal entry points and the I/O call
+ * layer's cancellation route.  It includes the core's seam (sched/park.h)
+ * and nothing of sched/'s private header.
+ */
+#ifndef WEFT_RUNTIME_H
+#define WEFT_RUNTIME_H
+
+#include <stdint.h>
+
+#include "sched/park.h"
+
+/*
+ * Blocking pool (runtime/pool.c): run fn(arg) on a thread of the runtime's
+ * default pool while the calling task parks.  Before the job starts, the
+ * deadline and cancellation apply (-ETIMEDOUT/-ECANCELED, fn never runs).
+ * Once it runs: if `abandon` is NULL the task waits for it whatever happens
+ * (the call then returns 0: fn ran); else the task returns the error at
+ * once and the pool calls abandon(arg) after fn, which must free what arg
+ * owns.  With `abandon`, every error return means abandon(arg) has been or
+ * will be called.  Internal jobs do not count against the pool's queue
+ * limit.  Coroutine context (-EPERM otherwise).  Returns 0 when fn ran to
+ * completion for the caller.
+ */
+int weft__pool_run(void (*fn)(void *), void *arg, void (*abandon)(void *),
+		   int64_t deadline);
+
+/*
+ * For the deadlock detector: jobs queued or running right now, and pool
+ * threads alive, summed over every pool (the default pool and the user's
+ * weft_pool_make() pools).  Pool threads are named "weft-pool-N".  Takes
+ * each pool's lock in turn (registry.lock < pool->lock); never parks.  Any
+ * thread.
+ */
+int weft__pool_busy(void);
+int weft__pool_threads(void);
+
+
+/*
+ * Route a cancellation to the backend instance that holds t's in-flight
+ * operation (runtime/iocall.c): weft__io_canceller, set by weft_run.  Any
+ * thread.
+ */
+void weft__iocall_cancel(struct weft_task *t);
+
+#endif /* WEFT_RUNTIME_H */
