@@ -32,17 +32,14 @@ struct weft__future_ops {
 int weft__future_make_owned(struct weft_future **out,
 			    const struct weft__future_ops *ops, void *owner);
 
-/* PENDING -> RUNNING (no-op in any other state).  The owner, any thread. */
-void weft__future_running(struct weft_future *f);
-
 /*
- * Complete an owned future: with `value` if err == 0, as failed with `err`
- * (< 0) otherwise, or as WEFT_FUTURE_CANCELLED with `cancelled`.  Wakes the
- * waiters and schedules the done callbacks (never runs them here).
- * Returns 0 or -EALREADY.  The owner, any thread; never blocks.
+ * weft__future_running(f): PENDING -> RUNNING (no-op in any other state).
+ * weft__future_complete(f, value, err, cancelled): complete an owned future
+ * with `value` if err == 0, as failed with `err` (< 0) otherwise, or as
+ * WEFT_FUTURE_CANCELLED with `cancelled`; wakes the waiters and schedules
+ * the done callbacks (never runs them here).  Both are declared in
+ * sched/park.h, since the core calls them for a task's future.
  */
-int weft__future_complete(struct weft_future *f, void *value, int err,
-			  bool cancelled);
 
 /*
  * The task that will complete `f` (a task future's task), or NULL.  For

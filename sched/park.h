@@ -628,7 +628,18 @@ size_t weft__tasks_foreach(void (*fn)(struct weft_task *t, void *arg),
  */
 int weft__spawn_system(weft_fn fn, void *arg, const char *name);
 
-/* Futures' hooks into the task and run life cycle (runtime/future.c). */
+/*
+ * Upcalls: what the core calls of the layer above, declared here so that the
+ * core includes nothing of runtime/ (Go's runtime does the same across its
+ * files).  A task's future (t->fut, runtime/future.c) follows the task's
+ * life: weft__future_running() when it first runs, weft__future_complete()
+ * when it ends (the future's owner: the task, any thread, never blocks;
+ * returns 0 or -EALREADY), weft__task_drop_future() when its descriptor
+ * goes; weft__future_adopt_orphans() when a run starts.
+ */
+void weft__future_running(struct weft_future *f);
+int weft__future_complete(struct weft_future *f, void *value, int err,
+			  bool cancelled);
 void weft__task_drop_future(struct weft_task *t);
 void weft__future_adopt_orphans(void);
 

@@ -17,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/future.h"
 #include "sched/park.h"
 #include "sched/sched.h"
 

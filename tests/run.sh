@@ -5,8 +5,8 @@
 #
 #   sh tests/run.sh BIN...
 #
-# Runs each given test binary, then every tests/e2e/*.sh (with BUILD
-# exported; WEFT_E2E=0 skips them), each bounded by `timeout` (TEST_TIMEOUT
+# Runs each given test binary, then the layering test (tests/layering.sh)
+# and every tests/e2e/*.sh (with BUILD exported; WEFT_E2E=0 skips them), each bounded by `timeout` (TEST_TIMEOUT
 # seconds, default 600).  A program exiting 77 is a skip: it is reported,
 # and counted neither as passed nor as failed.  The exit status is non-zero
 # if anything failed.
@@ -79,6 +79,7 @@ for bin in "$@"; do
 done
 
 if [ "${WEFT_E2E:-1}" != 0 ]; then
+	run layering sh "$root/tests/layering.sh"
 	for script in "$root"/tests/e2e/*.sh; do
 		[ -f "$script" ] || continue
 		run "e2e/$(basename "$script")" sh "$script"
