@@ -72,6 +72,12 @@ struct weft__timers {
 	ck_spinlock_t lock;
 	/* Protected by lock. */
 	struct weft__timer **heap;	/* binary min-heap on when */
+	/*
+	 * Entries: stored under lock with atomic stores, and read without it
+	 * by the owner's weft__timer_reserve() (only the owner adds, so a
+	 * stale read can only be too high).  cap: changed only by the owner,
+	 * under lock.
+	 */
 	uint32_t n;
 	uint32_t cap;
 	/*

@@ -100,7 +100,8 @@ remove_at_locked(struct weft__timers *tm, uint32_t i)
 	struct weft__timer *moved;
 
 	t->idx = -1;
-	tm->n--;
+	/* Atomic: weft__timer_reserve() reads n without the lock. */
+	ck_pr_store_32(&tm->n, tm->n - 1);
 	if (i != tm->n) {
 		moved = tm->heap[tm->n];
 		set_at(tm, i, moved);
@@ -134,7 +135,7 @@ weft__timer_add(struct weft__worker *w, struct weft__timer *tmr)
 	tmr->heap = tm;
 	tm->heap[tm->n] = tmr;
 	tmr->idx = (int32_t)tm->n;
-	tm->n++;
+	ck_pr_store_32(&tm->n, tm->n + 1);
 	sift_up(tm, tm->n - 1);
 	if (tmr->idx == 0)
 		publish_next_locked(tm);
