@@ -276,7 +276,7 @@ weft__park_io(void)
 }
 
 /*
- * Lock-guarded parks: see runtime.h.
+ * Lock-guarded parks: see sched/park.h.
  *
  * Cancellers visiting a lock-guarded park, counted from before they read
  * the park word until they leave the object's lock (atomic; any thread).
@@ -339,7 +339,7 @@ weft__lpark_quiesce(void)
 	ck_pr_fence_acquire();
 }
 
-/* Waiters that may be plain threads: see runtime.h. */
+/* Waiters that may be plain threads: see sched/park.h. */
 void
 weft__waiter_prepare(struct weft__waiter *wt)
 {

@@ -475,7 +475,7 @@ void weft__lpark(struct weft__worker *w, ck_spinlock_t *lock);
 
 /*
  * Make t, parked in a lock-guarded park whose record the caller (holding
- * the object's lock) just removed, runnable (runtime.h).  Its context is
+ * the object's lock) just removed, runnable (sched/park.h).  Its context is
  * saved: the lock was released only after its switch.  w: the caller's
  * worker (NULL on a plain thread).  Any thread.
  */

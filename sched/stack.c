@@ -10,7 +10,7 @@
  * (a quarter of the limit by default) gets a guard page.  Past the budget,
  * default-size stacks are carved from 64-stack slabs (one mapping each, and
  * adjacent slabs merge), protected by the zero canary described in
- * runtime.h.  Memory is committed lazily: a parked task that used 3 KiB of
+ * sched/park.h.  Memory is committed lazily: a parked task that used 3 KiB of
  * its 64 KiB stack holds one resident page.
  *
  * Pools: each worker keeps up to STACK_CACHE_MAX free default-size stacks

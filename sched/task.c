@@ -257,7 +257,7 @@ task_init(struct weft_task *t, weft_fn fn, void *arg, size_t stack_size,
 	t->fut = NULL;
 	t->wait_kind = WAIT_NONE;
 	t->wait_obj = NULL;
-	/* NULL outside a lock-guarded park's queued record (runtime.h). */
+	/* NULL outside a lock-guarded park's queued record (sched/park.h). */
 	ck_pr_store_ptr(&t->lpark_rec, NULL);
 	ck_pr_store_ptr(&t->lpark_obj, NULL);
 	ck_pr_store_ptr((void **)&t->lpark_cancel, NULL);

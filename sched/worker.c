@@ -57,8 +57,8 @@
  * starved.
  *
  * Three rejected approaches that would work badly:
- *  1. A thread blocked on a condition variable per idle worker.  The I/O
- *     issue needs workers to sleep in io_uring_enter; two sleeping
+ *  1. A thread blocked on a condition variable per idle worker.  Workers
+ *     must sleep in io_uring_enter to reap completions; two sleeping
  *     mechanisms means one of them cannot wake the other without a system
  *     call of its own.  weft parks only on the ring.
  *  2. Waking every idle worker when work arrives: each wake costs a
@@ -448,7 +448,7 @@ weft__switch_out(struct weft__worker *w, struct weft_task *t,
 }
 
 /*
- * Park the calling task in the lock-guarded park it armed (runtime.h), on
+ * Park the calling task in the lock-guarded park it armed (sched/park.h), on
  * its worker w: the object's `lock` is released once the task is off-CPU, and
  * the task runs again when a holder of that lock calls weft__lpark_wake().
  * Coroutine context only.
