@@ -29,7 +29,7 @@ struct sudog {
 	struct weft__waiter *wt;	/* own, or the select's shared one */
 	/*
 	 * Or, for an untimed send or receive by a task, that task, in a
-	 * lock-guarded park (runtime.h): wt and idx are then unset, and
+	 * lock-guarded park (sched/park.h): wt and idx are then unset, and
 	 * whoever holds the lock (a waker, or the canceller) is its only
 	 * possible waker, so it needs no claim.
 	 */
@@ -301,7 +301,7 @@ wait_locked(struct weft_chan *ch, struct waitq *q, void *val,
 }
 
 /*
- * weft_cancel() of a task in a lock-guarded park on ch (runtime.h), at
+ * weft_cancel() of a task in a lock-guarded park on ch (sched/park.h), at
  * its park `seq`.  Called with no lock held, within a visit.
  */
 static void
@@ -411,7 +411,7 @@ cancelled(struct weft_task *t)
 
 /*
  * A send or receive with a deadline, or by a plain thread: the waiter
- * protocol of runtime.h.
+ * protocol of sched/park.h.
  */
 static __attribute__((noinline)) int
 chan_op_waiter(struct weft_chan *ch, void *val, int64_t deadline,

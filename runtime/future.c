@@ -11,7 +11,7 @@
  * completer, holding the lock, unlinks every record and wakes it with the
  * record's index; a waiter always relocks the future before it returns
  * (even when its record is gone), which keeps the record alive for a waker
- * still inside weft__waiter_wake() (see runtime.h).  weft_wait_any() links
+ * still inside weft__waiter_wake() (see sched/park.h).  weft_wait_any() links
  * one record into each future, all pointing at one shared weft__waiter:
  * the park word (or futex word) lets exactly one completer win it.
  *
