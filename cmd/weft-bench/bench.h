@@ -149,22 +149,6 @@ int bench_go_compile(const char *dir, const char *name, const char *src,
 const char *bench_go_log(const char *dir);
 
 /*
- * Process and file helpers (http.c).  bench_find_prog(): the first
- * executable of the absolute paths in `first`, `name` in $PATH (unless
- * NULL), the paths in `then`; NULL if none.  bench_run_cmd(): run argv with
- * `env` added, stdout and stderr into `log`, to its end (killed after
- * limit_s): its exit status or -1.  bench_log_tail(): the end of a log on
- * one line, for messages.
- */
-const char *bench_find_prog(const char *const *first, const char *name,
-			    const char *const *then, char *out, size_t len);
-int bench_run_cmd(char *const argv[], char *const env[], const char *log,
-		  int limit_s);
-ssize_t bench_read_file(const char *path, char *buf, size_t size);
-int bench_write_file(const char *path, const char *text);
-const char *bench_log_tail(const char *path);
-
-/*
  * `weft-bench --serve threads|epoll`: run one of the http scenario's
  * comparison servers in the foreground (port 0: any free port) until
  * killed.  Returns the process's exit status.

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "proc.h"
 
 static char go_scratch[256];
 
