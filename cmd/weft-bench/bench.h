@@ -149,13 +149,6 @@ int bench_go_compile(const char *dir, const char *name, const char *src,
 const char *bench_go_log(const char *dir);
 
 /*
- * `weft-bench --serve threads|epoll`: run one of the http scenario's
- * comparison servers in the foreground (port 0: any free port) until
- * killed.  Returns the process's exit status.
- */
-int http_serve(const char *kind, const char *host, int port, int workers);
-
-/*
  * Measurement helpers (util.c).  All may be called from a weft task as well
  * as from a plain thread; none of them blocks for long.
  */

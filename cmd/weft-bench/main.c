@@ -28,6 +28,7 @@
 #include <weft.h>
 
 #include "bench.h"
+#include "servers.h"
 
 /*
  * The scenario table.  Names are part of the command line and of the JSON
