@@ -71,7 +71,11 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "goprog.h"
 #include "proc.h"
+#include "report.h"
+#include "scenarios.h"
+#include "util.h"
 
 #define IDLE_CONNS	5000
 #define LOAD_CONNS_LO	100

@@ -28,7 +28,10 @@
 #include <weft.h>
 
 #include "bench.h"
+#include "report.h"
+#include "scenarios.h"
 #include "servers.h"
+#include "util.h"
 
 /*
  * The scenario table.  Names are part of the command line and of the JSON

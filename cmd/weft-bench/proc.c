@@ -24,8 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench.h"
 #include "proc.h"
+#include "util.h"
 
 /* Everything the child must undo before it exits, whatever happens. */
 char bench_scratch_dir[256];		/* mkdtemp()ed; "" when none */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "report.h"
 
 #define BAR_WIDTH 20
 
