@@ -36,6 +36,9 @@
 #include <weft.h>
 
 #include "bench.h"
+#include "goprog.h"
+#include "scenarios.h"
+#include "util.h"
 
 #define WARMUP 1000
 

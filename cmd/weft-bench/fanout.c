@@ -26,6 +26,8 @@
 #include <weft.h>
 
 #include "bench.h"
+#include "scenarios.h"
+#include "util.h"
 
 #define CHUNKS		256
 #define JOB_ITERS	(1L << 27)

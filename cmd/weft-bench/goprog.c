@@ -13,7 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench.h"
+#include "goprog.h"
+#include "proc.h"
+#include "util.h"
 
 static char go_scratch[256];
 

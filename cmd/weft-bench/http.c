@@ -55,423 +55,31 @@
  * runs in the child's process group with PR_SET_PDEATHSIG, so the
  * harness's kill of the group ends them too when a child fails.
  */
-#include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "goprog.h"
+#include "proc.h"
+#include "report.h"
+#include "scenarios.h"
+#include "util.h"
 
-#define HTTP_BUF	2048	/* input buffer per connection */
-#define RESP_BATCH	32	/* responses per send() at most */
 #define IDLE_CONNS	5000
 #define LOAD_CONNS_LO	100
 #define LOAD_CONNS_HI	1000
-
-/* The answer of the threads and epoll servers (Go's is the same). */
-static const char http_resp[] =
-	"HTTP/1.1 200 OK\r\n"
-	"Content-Type: text/plain\r\n"
-	"Content-Length: 12\r\n"
-	"\r\n"
-	"Hello, world";
-#define RESP_LEN (sizeof(http_resp) - 1)
-
-/* RESP_BATCH copies of http_resp, shared read-only by every connection. */
-static char resp_batch[RESP_BATCH * RESP_LEN];
-
-/* ---- the comparison servers (weft-bench --serve) ---- */
-
-/*
- * Count the complete request heads in buf[0..*len), drop them and move
- * what follows to the front.  *scanned is how much of the buffer earlier
- * calls searched already; a terminator may straddle its end.  A request's
- * body is not supported (nobody sends one here).
- */
-static long
-take_requests(char *buf, size_t *len, size_t *scanned)
-{
-	size_t from = *scanned > 3 ? *scanned - 3 : 0;
-	size_t start = 0;
-	long n = 0;
-	char *p;
-
-	while ((p = memmem(buf + from, *len - from, "\r\n\r\n", 4))) {
-		n++;
-		start = from = (size_t)(p - buf) + 4;
-	}
-	if (start) {
-		memmove(buf, buf + start, *len - start);
-		*len -= start;
-	}
-	*scanned = *len;
-	return n;
-}
-
-static void
-set_nodelay(int fd)
-{
-	int one = 1;
-
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-/* Blocking: send n responses, RESP_BATCH per call.  0 or -1. */
-static int
-send_responses(int fd, long n)
-{
-	while (n > 0) {
-		long k = n < RESP_BATCH ? n : RESP_BATCH;
-		const char *p = resp_batch;
-		size_t left = (size_t)k * RESP_LEN;
-
-		while (left) {
-			ssize_t w = send(fd, p, left, MSG_NOSIGNAL);
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0)
-				return -1;
-			p += w;
-			left -= (size_t)w;
-		}
-		n -= k;
-	}
-	return 0;
-}
-
-static void *
-conn_thread(void *arg)
-{
-	int fd = (int)(intptr_t)arg;
-	char buf[HTTP_BUF];
-	size_t scanned = 0;
-	size_t len = 0;
-
-	for (;;) {
-		ssize_t r = recv(fd, buf + len, sizeof(buf) - len, 0);
-		long n;
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-		n = take_requests(buf, &len, &scanned);
-		if (n && send_responses(fd, n) < 0)
-			break;
-		if (len == sizeof(buf))
-			break;	/* a head larger than the buffer */
-	}
-	close(fd);
-	return NULL;
-}
-
-/* Out of fds, memory or threads: say so once a second, back off a bit. */
-static void
-accept_trouble(const char *what, int err)
-{
-	static time_t last;
-	time_t now = time(NULL);
-
-	if (now != last)
-		fprintf(stderr, "weft-bench server: %s: %s\n", what,
-			strerror(err));
-	last = now;
-	usleep(1000);
-}
-
-static int
-serve_threads(int lfd)
-{
-	pthread_attr_t attr;
-	pthread_t t;
-	int ret;
-
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	for (;;) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno != EINTR && errno != ECONNABORTED)
-				accept_trouble("accept", errno);
-			continue;
-		}
-		set_nodelay(fd);
-		ret = pthread_create(&t, &attr, conn_thread,
-				     (void *)(intptr_t)fd);
-		if (ret) {
-			close(fd);
-			accept_trouble("pthread_create", ret);
-		}
-	}
-	return 1;
-}
-
-/* One connection of the epoll server.  Owned by its loop's thread. */
-struct econn {
-	int fd;
-	size_t len;		/* bytes in buf */
-	size_t scanned;		/* of which searched for "\r\n\r\n" */
-	size_t owed;		/* responses not (completely) sent yet */
-	size_t off;		/* bytes of the first owed one sent */
-	char buf[HTTP_BUF];
-};
-
-/* Send what c owes: 1 when done, 0 when the socket is full, -1 on error. */
-static int
-econn_flush(struct econn *c)
-{
-	while (c->owed) {
-		size_t k = c->owed < RESP_BATCH ? c->owed : RESP_BATCH;
-		ssize_t w = send(c->fd, resp_batch + c->off,
-				 k * RESP_LEN - c->off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return errno == EAGAIN ? 0 : -1;
-		c->off += (size_t)w;
-		c->owed -= c->off / RESP_LEN;
-		c->off %= RESP_LEN;
-	}
-	return 1;
-}
-
-/*
- * An edge on c (EPOLLIN | EPOLLOUT | EPOLLET, registered once): send what
- * is owed, then read until the socket is drained.  A recv() shorter than
- * the room it was given drained it: data arriving later makes a new edge,
- * so no extra recv() to see EAGAIN.  While responses are owed and the
- * socket is full nothing is read (back-pressure) until the EPOLLOUT edge.
- */
-static void
-econn_event(struct econn *c)
-{
-	for (;;) {
-		size_t room = HTTP_BUF - c->len;
-		ssize_t r;
-		int ret;
-
-		if (c->owed) {
-			ret = econn_flush(c);
-			if (ret < 0)
-				goto out_close;
-			if (ret == 0)
-				return;
-		}
-		if (!room)
-			goto out_close;	/* a head larger than buf */
-		r = recv(c->fd, c->buf + c->len, room, 0);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && errno == EAGAIN)
-			return;
-		if (r <= 0)
-			goto out_close;
-		c->len += (size_t)r;
-		c->owed += (size_t)take_requests(c->buf, &c->len, &c->scanned);
-		if ((size_t)r < room) {
-			if (c->owed && econn_flush(c) < 0)
-				goto out_close;
-			return;
-		}
-	}
-
-out_close:
-	close(c->fd);		/* also leaves the epoll set */
-	free(c);
-}
-
-static void
-epoll_accept(int ep, int lfd)
-{
-	for (;;) {
-		struct epoll_event ev = {
-			.events = EPOLLIN | EPOLLOUT | EPOLLET,
-		};
-		struct econn *c;
-		int fd;
-
-		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN)
-				accept_trouble("accept", errno);
-			return;
-		}
-		set_nodelay(fd);
-		c = malloc(sizeof(*c));
-		if (!c) {
-			close(fd);
-			accept_trouble("malloc", ENOMEM);
-			continue;
-		}
-		c->fd = fd;
-		c->len = 0;
-		c->scanned = 0;
-		c->owed = 0;
-		c->off = 0;
-		ev.data.ptr = c;
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			accept_trouble("epoll_ctl", errno);
-			close(fd);
-			free(c);
-		}
-	}
-}
-
-/*
- * One event loop on its own listener (level-triggered: every wake-up
- * accepts until EAGAIN anyway); never returns.
- */
-static void *
-epoll_loop(void *arg)
-{
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-	struct epoll_event evs[256];
-	int lfd = (int)(intptr_t)arg;
-	int ep;
-	int n;
-	int i;
-
-	ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0) {
-		fprintf(stderr, "weft-bench server: epoll: %s\n",
-			strerror(errno));
-		exit(1);
-	}
-	for (;;) {
-		n = epoll_wait(ep, evs, sizeof(evs) / sizeof(evs[0]), -1);
-		if (n < 0 && errno != EINTR) {
-			fprintf(stderr, "weft-bench server: epoll_wait: %s\n",
-				strerror(errno));
-			exit(1);
-		}
-		/* An fd is reported once per call: a freed conn is not seen. */
-		for (i = 0; i < n; i++) {
-			if (evs[i].data.ptr)
-				econn_event(evs[i].data.ptr);
-			else
-				epoll_accept(ep, lfd);
-		}
-	}
-	return NULL;
-}
-
-/* A listening TCP socket on host:port, or -errno. */
-static int
-http_listen(const char *host, int port, bool reuseport, int flags)
-{
-	struct sockaddr_in sa = {
-		.sin_family = AF_INET,
-		.sin_port = htons((uint16_t)port),
-	};
-	int one = 1;
-	int err;
-	int fd;
-
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-		return -EINVAL;
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (reuseport &&
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-		goto out_close;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 4096) < 0)
-		goto out_close;
-	return fd;
-
-out_close:
-	err = -errno;
-	close(fd);
-	return err;
-}
-
-static int
-local_port(int fd)
-{
-	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
-
-	if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
-		return -errno;
-	return ntohs(sa.sin_port);
-}
-
-int
-http_serve(const char *kind, const char *host, int port, int workers)
-{
-	bool threads = !strcmp(kind, "threads");
-	int lfd[64];
-	pthread_t t;
-	int i;
-
-	if (!threads && strcmp(kind, "epoll")) {
-		fprintf(stderr, "weft-bench: --serve takes threads or epoll, "
-			"not '%s'\n", kind);
-		return 2;
-	}
-	if (threads || workers < 1)
-		workers = 1;
-	if (workers > (int)(sizeof(lfd) / sizeof(lfd[0])))
-		workers = sizeof(lfd) / sizeof(lfd[0]);
-	for (i = 0; i < RESP_BATCH; i++)
-		memcpy(resp_batch + i * RESP_LEN, http_resp, RESP_LEN);
-	signal(SIGPIPE, SIG_IGN);
-
-	for (i = 0; i < workers; i++) {
-		lfd[i] = http_listen(host, port, workers > 1,
-				     threads ? 0 : SOCK_NONBLOCK);
-		if (lfd[i] < 0) {
-			fprintf(stderr, "weft-bench: listen on %s:%d: %s\n",
-				host, port, strerror(-lfd[i]));
-			return 1;
-		}
-		if (port == 0)
-			port = local_port(lfd[i]);
-	}
-	printf("weft-bench-%s: listening on %s:%d\n", kind, host, port);
-	fflush(stdout);
-
-	if (threads)
-		return serve_threads(lfd[0]);
-	for (i = 1; i < workers; i++) {
-		if (pthread_create(&t, NULL, epoll_loop,
-				   (void *)(intptr_t)lfd[i])) {
-			fprintf(stderr, "weft-bench: pthread_create failed\n");
-			return 1;
-		}
-	}
-	epoll_loop((void *)(intptr_t)lfd[0]);
-	return 1;
-}
 
 /* ---- the Go server (built and run only when Go is installed) ---- */
 
@@ -570,481 +178,6 @@ static const char wrk_script[] =
 	"    summary.requests, summary.duration, latency:percentile(99),\n"
 	"    e.connect, e.read, e.write, e.status, e.timeout))\n"
 	"end\n";
-
-/* ---- the measuring side (in the harness's child) ---- */
-
-#define MAX_TREE 64
-
-struct server {
-	const char *impl;
-	pid_t pid;			/* 0 once reaped */
-	int port;
-	int workers;			/* for the JSON "workers" field */
-	pid_t tree[MAX_TREE];		/* it and its descendants */
-	int ntree;
-	char log[PATH_MAX];		/* its stdout and stderr */
-};
-
-/* Everything the child must undo before it exits, whatever happens. */
-static char scratch[256];		/* mkdtemp()ed; "" when none */
-static struct server *running;
-static pid_t wrk_pid;
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-/* Read a small file into buf (NUL-terminated); bytes read or -errno. */
-ssize_t
-bench_read_file(const char *path, char *buf, size_t size)
-{
-	size_t have = 0;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	while (have < size - 1) {
-		ssize_t n = read(fd, buf + have, size - 1 - have);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		have += (size_t)n;
-	}
-	close(fd);
-	buf[have] = '\0';
-	return (ssize_t)have;
-}
-
-int
-bench_write_file(const char *path, const char *text)
-{
-	size_t len = strlen(text);
-	int fd;
-
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, len) != (ssize_t)len) {
-		close(fd);
-		return -EIO;
-	}
-	return close(fd) < 0 ? -errno : 0;
-}
-
-/* The last line or so of a log, on one line, for an error message. */
-const char *
-bench_log_tail(const char *path)
-{
-	static char buf[65536];
-	ssize_t n = bench_read_file(path, buf, sizeof(buf));
-	char *p;
-
-	if (n <= 0)
-		return "(no output)";
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	p = n > 110 ? buf + n - 110 : buf;
-	for (char *q = p; *q; q++) {
-		if (*q == '\n' || *q == '\t')
-			*q = ' ';
-	}
-	return p;
-}
-
-static void
-cleanup(void)
-{
-	int status;
-
-	if (wrk_pid > 0) {
-		kill(wrk_pid, SIGKILL);
-		waitpid(wrk_pid, &status, 0);
-		wrk_pid = 0;
-	}
-	if (running) {
-		struct server *s = running;
-
-		running = NULL;
-		if (s->pid > 0) {
-			kill(s->pid, SIGKILL);
-			waitpid(s->pid, &status, 0);
-			s->pid = 0;
-		}
-	}
-	if (scratch[0]) {
-		bench_rmtree(scratch);
-		scratch[0] = '\0';
-	}
-}
-
-static void http_fail(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2), noreturn));
-
-static void
-http_fail(const char *fmt, ...)
-{
-	char msg[160];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	cleanup();
-	bench_fail("%s", msg);
-}
-
-static void http_skip(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2), noreturn));
-
-static void
-http_skip(const char *fmt, ...)
-{
-	char msg[160];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	cleanup();
-	bench_skip("%s", msg);
-}
-
-static bool
-find_in_path(const char *path, const char *name, char *out, size_t len)
-{
-	const char *p;
-
-	for (p = path; p && *p; ) {
-		const char *colon = strchr(p, ':');
-		size_t dl = colon ? (size_t)(colon - p) : strlen(p);
-
-		if (dl && (size_t)snprintf(out, len, "%.*s/%s", (int)dl, p,
-					   name) < len &&
-		    access(out, X_OK) == 0)
-			return true;
-		p += dl + (colon ? 1 : 0);
-	}
-	return false;
-}
-
-/*
- * The first executable of: the absolute paths in `first`, `name` in $PATH
- * (unless name is NULL), the paths in `then`.  NULL if none.
- */
-const char *
-bench_find_prog(const char *const *first, const char *name,
-	  const char *const *then, char *out, size_t len)
-{
-	const char *path = getenv("PATH");
-	const char *const *lists[2] = { first, then };
-	int l;
-
-	for (l = 0; l < 2; l++) {
-		const char *const *a;
-
-		for (a = lists[l]; a && *a; a++) {
-			if (access(*a, X_OK) == 0) {
-				snprintf(out, len, "%s", *a);
-				return out;
-			}
-		}
-		if (l == 0 && name && find_in_path(path, name, out, len))
-			return out;
-	}
-	return NULL;
-}
-
-/* ---- /proc: CPU time and RSS of a process tree ---- */
-
-/* pid and every descendant (by /proc/PID/task/TID/children), in s->tree. */
-static void
-tree_refresh(struct server *s)
-{
-	int i;
-
-	s->tree[0] = s->pid;
-	s->ntree = 1;
-	for (i = 0; i < s->ntree; i++) {
-		char path[64];
-		struct dirent *e;
-		DIR *d;
-
-		snprintf(path, sizeof(path), "/proc/%d/task", (int)s->tree[i]);
-		d = opendir(path);
-		if (!d)
-			continue;
-		while ((e = readdir(d))) {
-			char file[128], buf[4096];
-			char *p, *end;
-
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(file, sizeof(file), "%s/%.32s/children", path,
-				 e->d_name);
-			if (bench_read_file(file, buf, sizeof(buf)) <= 0)
-				continue;
-			for (p = buf; s->ntree < MAX_TREE; p = end) {
-				long child = strtol(p, &end, 10);
-
-				if (end == p)
-					break;
-				s->tree[s->ntree++] = (pid_t)child;
-			}
-		}
-		closedir(d);
-	}
-}
-
-/* utime+stime (+ those of reaped children) of one process, in ticks. */
-static long
-proc_cpu_ticks(pid_t pid)
-{
-	unsigned long ut, st;
-	long cut, cst;
-	char path[64];
-	char buf[1024];
-	char *p;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (bench_read_file(path, buf, sizeof(buf)) <= 0)
-		return 0;
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-			 "%lu %lu %ld %ld", &ut, &st, &cut, &cst) != 4)
-		return 0;
-	return (long)(ut + st) + cut + cst;
-}
-
-static long
-proc_rss_kib(pid_t pid)
-{
-	unsigned long size, resident;
-	char path[64];
-	char buf[256];
-
-	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
-	if (bench_read_file(path, buf, sizeof(buf)) <= 0 ||
-	    sscanf(buf, "%lu %lu", &size, &resident) != 2)
-		return 0;
-	return (long)resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-static double
-tree_cpu_s(const struct server *s)
-{
-	long ticks = 0;
-	int i;
-
-	for (i = 0; i < s->ntree; i++)
-		ticks += proc_cpu_ticks(s->tree[i]);
-	return (double)ticks / sysconf(_SC_CLK_TCK);
-}
-
-static long
-tree_rss_kib(const struct server *s)
-{
-	long kib = 0;
-	int i;
-
-	for (i = 0; i < s->ntree; i++)
-		kib += proc_rss_kib(s->tree[i]);
-	return kib;
-}
-
-/* ---- starting and stopping processes ---- */
-
-/*
- * fork() and exec argv[0] with stdout and stderr into `log` and the extra
- * environment `env` (NULL-terminated "NAME=value"s, or NULL).  The process
- * dies with this child (PR_SET_PDEATHSIG) and stays in its process group.
- */
-static pid_t
-spawn(char *const argv[], char *const env[], const char *log)
-{
-	pid_t parent = getpid();
-	pid_t pid;
-	int fd;
-
-	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC,
-		  0644);
-	if (fd < 0)
-		http_fail("%s: %s", log, strerror(errno));
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-		http_fail("fork: %s", strerror(errno));
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		for (; env && *env; env++)
-			putenv(*env);
-		execv(argv[0], argv);
-		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(fd);
-	return pid;
-}
-
-/* Run a command to its end (bounded by limit_s); its exit status or -1. */
-int
-bench_run_cmd(char *const argv[], char *const env[], const char *log,
-	      int limit_s)
-{
-	int64_t deadline = bench_now() + (int64_t)limit_s * 1000000000;
-	pid_t pid = spawn(argv, env, log);
-	int status;
-
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-
-		if (r == pid)
-			break;
-		if (r < 0 && errno != EINTR)
-			return -1;
-		if (bench_now() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return -1;
-		}
-		sleep_ms(10);
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static int
-connect_port(int port)
-{
-	struct sockaddr_in sa = {
-		.sin_family = AF_INET,
-		.sin_port = htons((uint16_t)port),
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-	};
-	int fd;
-
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
-/* A port nobody listens on right now (for nginx, which cannot say). */
-static int
-free_port(void)
-{
-	int fd = http_listen("127.0.0.1", 0, false, 0);
-	int port;
-
-	if (fd < 0)
-		http_fail("finding a free port: %s", strerror(-fd));
-	port = local_port(fd);
-	close(fd);
-	return port;
-}
-
-/*
- * Start a server and wait (10 s at most) until it listens: until its log
- * has a "listening on HOST:PORT" line if port is 0, else until port
- * accepts a connection.
- */
-static void
-server_start(struct server *s, char *const argv[], char *const env[],
-	     int port)
-{
-	int64_t deadline = bench_now() + 10 * (int64_t)1000000000;
-	static char buf[65536];
-	int status;
-
-	s->pid = spawn(argv, env, s->log);
-	s->port = 0;
-	running = s;
-	for (;;) {
-		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-			s->pid = 0;
-			http_fail("%s exited before listening: %s", s->impl,
-				  bench_log_tail(s->log));
-		}
-		if (port) {
-			int fd = connect_port(port);
-
-			if (fd >= 0) {
-				close(fd);
-				s->port = port;
-			}
-		} else if (bench_read_file(s->log, buf, sizeof(buf)) > 0) {
-			char *p = strstr(buf, "listening on ");
-			char *eol = p ? strchr(p, '\n') : NULL;
-
-			if (eol) {
-				*eol = '\0';
-				p = strrchr(p, ':');
-				s->port = p ? atoi(p + 1) : 0;
-				if (s->port <= 0)
-					http_fail("%s: no port in '%s'",
-						  s->impl, bench_log_tail(s->log));
-			}
-		}
-		if (s->port)
-			break;
-		if (bench_now() > deadline)
-			http_fail("%s not listening after 10 s: %s", s->impl,
-				  bench_log_tail(s->log));
-		sleep_ms(5);
-	}
-	tree_refresh(s);
-}
-
-/* SIGTERM, then SIGKILL after 3 s; reap it and what is left of its tree. */
-static void
-server_stop(struct server *s)
-{
-	int64_t deadline = bench_now() + 3 * (int64_t)1000000000;
-	int status;
-	int i;
-
-	if (s->pid <= 0)
-		return;
-	tree_refresh(s);
-	kill(s->pid, SIGTERM);
-	while (waitpid(s->pid, &status, WNOHANG) != s->pid) {
-		if (bench_now() > deadline) {
-			kill(s->pid, SIGKILL);
-			waitpid(s->pid, &status, 0);
-			break;
-		}
-		sleep_ms(5);
-	}
-	/*
-	 * Orphaned descendants (nginx workers of a killed master) are ours
-	 * now (PR_SET_CHILD_SUBREAPER): waitpid() tells which are still
-	 * alive without touching anybody else's process.
-	 */
-	for (i = 1; i < s->ntree; i++) {
-		if (waitpid(s->tree[i], &status, WNOHANG) == 0) {
-			kill(s->tree[i], SIGKILL);
-			waitpid(s->tree[i], &status, 0);
-		}
-	}
-	s->pid = 0;
-	running = NULL;
-}
 
 /* ---- the client side: checks, wrk, idle connections ---- */
 
@@ -1155,7 +288,7 @@ read_response(struct reader *r, char *err, size_t errlen)
 
 /* Pipelining and a split head, each answered in full: or the run fails. */
 static void
-server_check(struct server *s)
+server_check(struct bench_server *s)
 {
 	struct reader r = { .len = 0 };
 	char three[3 * sizeof(http_req)];
@@ -1163,28 +296,29 @@ server_check(struct server *s)
 	char err[128];
 	int i;
 
-	r.fd = connect_port(s->port);
+	r.fd = bench_connect_port(s->port);
 	if (r.fd < 0)
-		http_fail("%s: connect: %s", s->impl, strerror(-r.fd));
+		bench_proc_fail("%s: connect: %s", s->impl, strerror(-r.fd));
 	snprintf(three, sizeof(three), "%s%s%s", http_req, http_req,
 		 http_req);
 	if (send_str(r.fd, three, strlen(three)) < 0)
-		http_fail("%s: send: %s", s->impl, strerror(errno));
+		bench_proc_fail("%s: send: %s", s->impl, strerror(errno));
 	for (i = 0; i < 3; i++) {
 		if (read_response(&r, err, sizeof(err)) < 0)
-			http_fail("%s: pipelined request %d of 3: %s",
-				  s->impl, i + 1, err);
+			bench_proc_fail("%s: pipelined request %d of 3: %s",
+					s->impl, i + 1, err);
 	}
 	if (send_str(r.fd, http_req, half) < 0)
-		http_fail("%s: send: %s", s->impl, strerror(errno));
-	sleep_ms(20);
+		bench_proc_fail("%s: send: %s", s->impl, strerror(errno));
+	bench_sleep_ms(20);
 	if (send_str(r.fd, http_req + half, strlen(http_req) - half) < 0)
-		http_fail("%s: send: %s", s->impl, strerror(errno));
+		bench_proc_fail("%s: send: %s", s->impl, strerror(errno));
 	if (read_response(&r, err, sizeof(err)) < 0)
-		http_fail("%s: request split over two writes: %s", s->impl,
-			  err);
+		bench_proc_fail("%s: request split over two writes: %s",
+				s->impl, err);
 	if (r.len)
-		http_fail("%s: %zu bytes more than 4 answers", s->impl, r.len);
+		bench_proc_fail("%s: %zu bytes more than 4 answers", s->impl,
+				r.len);
 	close(r.fd);
 }
 
@@ -1201,7 +335,7 @@ struct load {
 };
 
 static void
-run_wrk(const char *wrk, struct server *s, int conns, int secs,
+run_wrk(const char *wrk, struct bench_server *s, int conns, int secs,
 	struct load *l)
 {
 	int64_t deadline = bench_now() + (int64_t)(secs + 30) * 1000000000;
@@ -1218,37 +352,37 @@ run_wrk(const char *wrk, struct server *s, int conns, int secs,
 	snprintf(c, sizeof(c), "%d", conns);
 	snprintf(d, sizeof(d), "%ds", secs);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-	snprintf(script, sizeof(script), "%s/done.lua", scratch);
-	snprintf(log, sizeof(log), "%s/wrk-c%d.log", scratch, conns);
+	snprintf(script, sizeof(script), "%s/done.lua", bench_scratch_dir);
+	snprintf(log, sizeof(log), "%s/wrk-c%d.log", bench_scratch_dir, conns);
 
 	memset(l, 0, sizeof(*l));
 	l->conns = conns;
-	tree_refresh(s);
-	cpu0 = tree_cpu_s(s);
+	bench_tree_refresh(s);
+	cpu0 = bench_tree_cpu_s(s);
 	bench_cpu_ticks(&total0, &steal0);
-	wrk_pid = spawn(argv, NULL, log);
+	bench_wrk_pid = bench_spawn(argv, NULL, log);
 	for (;;) {
 		long rss;
 		pid_t r;
 
-		sleep_ms(100);
-		rss = tree_rss_kib(s);
+		bench_sleep_ms(100);
+		rss = bench_tree_rss_kib(s);
 		if (rss > l->rss_kib)
 			l->rss_kib = rss;
-		r = waitpid(wrk_pid, &st, WNOHANG);
-		if (r == wrk_pid)
+		r = waitpid(bench_wrk_pid, &st, WNOHANG);
+		if (r == bench_wrk_pid)
 			break;
 		if (bench_now() > deadline)
-			http_fail("%s: wrk -c%d still running after %d s",
-				  s->impl, conns, secs + 30);
+			bench_proc_fail("%s: wrk -c%d still running after %d s",
+					s->impl, conns, secs + 30);
 	}
-	wrk_pid = 0;
-	cpu1 = tree_cpu_s(s);
+	bench_wrk_pid = 0;
+	cpu1 = bench_tree_cpu_s(s);
 	bench_cpu_ticks(&total1, &steal1);
 	if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
 		s->pid = 0;
-		http_fail("%s died under wrk -c%d: %s", s->impl, conns,
-			  bench_log_tail(s->log));
+		bench_proc_fail("%s died under wrk -c%d: %s", s->impl, conns,
+				bench_log_tail(s->log));
 	}
 	if (bench_read_file(log, out, sizeof(out)) < 0 ||
 	    !(p = strstr(out, "weft-bench-wrk: ")) ||
@@ -1256,10 +390,11 @@ run_wrk(const char *wrk, struct server *s, int conns, int secs,
 		   "p99_us=%lf connect=%ld read=%ld write=%ld status=%ld "
 		   "timeout=%ld", &req, &dur_us, &p99_us, &connect, &rd, &wr,
 		   &status, &timeout) != 8)
-		http_fail("%s: wrk -c%d: %s", s->impl, conns, bench_log_tail(log));
+		bench_proc_fail("%s: wrk -c%d: %s", s->impl, conns,
+				bench_log_tail(log));
 	if (req < 1 || dur_us <= 0)
-		http_fail("%s: wrk -c%d: no request answered", s->impl,
-			  conns);
+		bench_proc_fail("%s: wrk -c%d: no request answered", s->impl,
+				conns);
 	l->requests = (long)req;
 	l->secs = dur_us / 1e6;
 	l->p99_ms = p99_us / 1e3;
@@ -1278,7 +413,7 @@ run_wrk(const char *wrk, struct server *s, int conns, int secs,
  * opened one after the other, each answered once and kept open.
  */
 static double
-idle_rss(struct server *s, int n)
+idle_rss(struct bench_server *s, int n)
 {
 	int *fds = calloc((size_t)n, sizeof(*fds));
 	struct reader r;
@@ -1287,29 +422,30 @@ idle_rss(struct server *s, int n)
 	int i;
 
 	if (!fds)
-		http_fail("out of memory");
-	tree_refresh(s);
-	sleep_ms(100);
-	base = tree_rss_kib(s);
+		bench_proc_fail("out of memory");
+	bench_tree_refresh(s);
+	bench_sleep_ms(100);
+	base = bench_tree_rss_kib(s);
 	for (i = 0; i < n; i++) {
 		int ret;
 
-		fds[i] = connect_port(s->port);
+		fds[i] = bench_connect_port(s->port);
 		if (fds[i] < 0)
-			http_fail("%s: idle connection %d of %d: %s", s->impl,
-				  i + 1, n, strerror(-fds[i]));
+			bench_proc_fail("%s: idle connection %d of %d: %s",
+					s->impl, i + 1, n, strerror(-fds[i]));
 		ret = send_str(fds[i], http_req, strlen(http_req));
 		if (ret < 0)
-			http_fail("%s: idle connection %d of %d: send: %s",
-				  s->impl, i + 1, n, strerror(-ret));
+			bench_proc_fail("%s: idle connection %d of %d: "
+					"send: %s", s->impl, i + 1, n,
+					strerror(-ret));
 		r.fd = fds[i];
 		r.len = 0;
 		if (read_response(&r, err, sizeof(err)) < 0)
-			http_fail("%s: idle connection %d of %d: %s", s->impl,
-				  i + 1, n, err);
+			bench_proc_fail("%s: idle connection %d of %d: %s",
+					s->impl, i + 1, n, err);
 	}
-	sleep_ms(250);
-	rss = tree_rss_kib(s);
+	bench_sleep_ms(250);
+	rss = bench_tree_rss_kib(s);
 	for (i = 0; i < n; i++)
 		close(fds[i]);
 	free(fds);
@@ -1351,7 +487,7 @@ self_path(char *out, size_t len, bool dir)
 	char *slash;
 
 	if (n <= 0)
-		http_fail("readlink /proc/self/exe: %s", strerror(errno));
+		bench_proc_fail("readlink /proc/self/exe: %s", strerror(errno));
 	out[n] = '\0';
 	slash = strrchr(out, '/');
 	if (dir && slash)
@@ -1382,8 +518,8 @@ setup_weft(struct impl *im, int workers)
 	self_path(dir, sizeof(dir), true);
 	im->argv[0] = impl_str(im, 0, "%s/weft-httpd", dir);
 	if (access(im->argv[0], X_OK) < 0)
-		http_fail("%s: %s (make builds it)", im->argv[0],
-			  strerror(errno));
+		bench_proc_fail("%s: %s (make builds it)", im->argv[0],
+				strerror(errno));
 	im->argv[1] = "--host";
 	im->argv[2] = "127.0.0.1";
 	im->argv[3] = "--port";
@@ -1410,11 +546,12 @@ setup_nginx(struct impl *im, int workers, long nofile)
 	size_t i;
 
 	if (!bench_find_prog(NULL, "nginx", also, bin, sizeof(bin)))
-		http_skip("nginx not installed (Debian package nginx-light)");
-	snprintf(log, sizeof(log), "%s/nginx-V.log", scratch);
+		bench_proc_skip("nginx not installed "
+				"(Debian package nginx-light)");
+	snprintf(log, sizeof(log), "%s/nginx-V.log", bench_scratch_dir);
 	if (bench_run_cmd(vargv, NULL, log, 10) != 0 ||
 	    bench_read_file(log, text, sizeof(text)) <= 0)
-		http_fail("%s -V failed: %s", bin, bench_log_tail(log));
+		bench_proc_fail("%s -V failed: %s", bin, bench_log_tail(log));
 	for (i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
 		char without[64];
 
@@ -1424,10 +561,10 @@ setup_nginx(struct impl *im, int workers, long nofile)
 			continue;
 		used += (size_t)snprintf(temps + used, sizeof(temps) - used,
 					 "\t%s_temp_path %s/%s;\n", mods[i],
-					 scratch, mods[i]);
+					 bench_scratch_dir, mods[i]);
 	}
-	im->port = free_port();
-	snprintf(conf, sizeof(conf), "%s/nginx.conf", scratch);
+	im->port = bench_free_port();
+	snprintf(conf, sizeof(conf), "%s/nginx.conf", bench_scratch_dir);
 	snprintf(text, sizeof(text),
 		 "# generated by weft-bench (the http scenario)\n"
 		 "daemon off;\n"
@@ -1452,13 +589,14 @@ setup_nginx(struct impl *im, int workers, long nofile)
 		 "\t\t\treturn 200 \"Hello, world\";\n"
 		 "\t\t}\n"
 		 "\t}\n"
-		 "}\n", workers, scratch, nofile,
-		 IDLE_CONNS + LOAD_CONNS_HI + 1000, scratch, temps, im->port);
+		 "}\n", workers, bench_scratch_dir, nofile,
+		 IDLE_CONNS + LOAD_CONNS_HI + 1000, bench_scratch_dir, temps,
+		 im->port);
 	if (bench_write_file(conf, text) < 0)
-		http_fail("%s: %s", conf, strerror(errno));
+		bench_proc_fail("%s: %s", conf, strerror(errno));
 	im->argv[0] = impl_str(im, 0, "%s", bin);
 	im->argv[1] = "-p";
-	im->argv[2] = impl_str(im, 1, "%s/", scratch);
+	im->argv[2] = impl_str(im, 1, "%s/", bench_scratch_dir);
 	im->argv[3] = "-e";
 	im->argv[4] = "stderr";
 	im->argv[5] = "-c";
@@ -1472,12 +610,14 @@ setup_go(struct impl *im, int workers)
 	char bin[PATH_MAX];
 	int ret;
 
-	ret = bench_go_compile(scratch, "go-httpd", go_server, bin,
+	ret = bench_go_compile(bench_scratch_dir, "go-httpd", go_server, bin,
 			       sizeof(bin));
 	if (ret == -ENOENT)
-		http_skip("go not installed (Debian package golang-1.19)");
+		bench_proc_skip("go not installed "
+				"(Debian package golang-1.19)");
 	if (ret < 0)
-		http_fail("go build failed: %s", bench_go_log(scratch));
+		bench_proc_fail("go build failed: %s",
+				bench_go_log(bench_scratch_dir));
 	im->argv[0] = impl_str(im, 0, "%s", bin);
 	im->argv[1] = "--host";
 	im->argv[2] = "127.0.0.1";
@@ -1519,7 +659,7 @@ static int
 http_run(const struct bench_cfg *cfg, enum bench_impl which)
 {
 	static struct impl im;
-	struct server srv;
+	struct bench_server srv;
 	struct load load[2];
 	struct rlimit rl;
 	char wrk[PATH_MAX], path[PATH_MAX];
@@ -1545,14 +685,15 @@ http_run(const struct bench_cfg *cfg, enum bench_impl which)
 		bench_note("RLIMIT_NOFILE %lu: %ld idle connections, not %d",
 			   (unsigned long)rl.rlim_cur, nidle, IDLE_CONNS);
 	}
-	ret = bench_scratch("http", scratch, sizeof(scratch));
+	ret = bench_scratch("http", bench_scratch_dir,
+			    sizeof(bench_scratch_dir));
 	if (ret < 0) {
-		scratch[0] = '\0';
+		bench_scratch_dir[0] = '\0';
 		bench_fail("scratch directory: %s", strerror(-ret));
 	}
-	snprintf(path, sizeof(path), "%s/done.lua", scratch);
+	snprintf(path, sizeof(path), "%s/done.lua", bench_scratch_dir);
 	if (bench_write_file(path, wrk_script) < 0)
-		http_fail("%s: %s", path, strerror(errno));
+		bench_proc_fail("%s: %s", path, strerror(errno));
 
 	memset(&im, 0, sizeof(im));
 	switch (which) {
@@ -1564,7 +705,8 @@ http_run(const struct bench_cfg *cfg, enum bench_impl which)
 		break;
 	case IMPL_EPOLL_MT:
 		if (cfg->workers < 2)
-			http_skip("--workers 1: the epoll row is the same");
+			bench_proc_skip("--workers 1: "
+					"the epoll row is the same");
 		setup_serve(&im, "epoll", cfg->workers);
 		break;
 	case IMPL_NGINX:
@@ -1577,28 +719,28 @@ http_run(const struct bench_cfg *cfg, enum bench_impl which)
 		setup_weft(&im, cfg->workers);
 		break;
 	default:
-		http_fail("no such implementation");
+		bench_proc_fail("no such implementation");
 	}
 
 	memset(&srv, 0, sizeof(srv));
 	srv.impl = bench_impl_name(which);
-	snprintf(srv.log, sizeof(srv.log), "%s/server.log", scratch);
-	server_start(&srv, im.argv, im.env, im.port);
+	snprintf(srv.log, sizeof(srv.log), "%s/server.log", bench_scratch_dir);
+	bench_server_start(&srv, im.argv, im.env, im.port);
 	server_check(&srv);
 	run_wrk(wrk, &srv, LOAD_CONNS_LO, secs, &load[0]);
-	sleep_ms(300);
+	bench_sleep_ms(300);
 	run_wrk(wrk, &srv, LOAD_CONNS_HI, secs, &load[1]);
-	server_stop(&srv);
+	bench_server_stop(&srv);
 
 	/*
 	 * A fresh server: no pools or caches grown by the load above.  (nginx
 	 * gets its port back: it sets SO_REUSEADDR.)
 	 */
-	server_start(&srv, im.argv, im.env, im.port);
+	bench_server_start(&srv, im.argv, im.env, im.port);
 	server_check(&srv);
 	idle = idle_rss(&srv, (int)nidle);
-	server_stop(&srv);
-	cleanup();
+	bench_server_stop(&srv);
+	bench_cleanup();
 
 	emit_load(&load[0], im.workers);
 	emit_load(&load[1], im.workers);

@@ -28,6 +28,10 @@
 #include <weft.h>
 
 #include "bench.h"
+#include "report.h"
+#include "scenarios.h"
+#include "servers.h"
+#include "util.h"
 
 /*
  * The scenario table.  Names are part of the command line and of the JSON
@@ -168,22 +172,6 @@ static const struct scenario scenarios[] = {
 
 #define NSCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
 #define MAX_RECS 64
-
-static const char *const impl_names[IMPL_MAX] = {
-	[IMPL_THREADS] = "threads",
-	[IMPL_PROCESSES] = "processes",
-	[IMPL_EPOLL] = "epoll",
-	[IMPL_EPOLL_MT] = "epoll-mt",
-	[IMPL_NGINX] = "nginx",
-	[IMPL_GO] = "go",
-	[IMPL_WEFT] = "weft",
-};
-
-const char *
-bench_impl_name(enum bench_impl impl)
-{
-	return impl_names[impl];
-}
 
 /* All numbers of one (scenario, impl, metric) across the runs. */
 struct series {
@@ -525,18 +513,18 @@ run_once(const struct scenario *sc, enum bench_impl impl,
 	ret = run_child(sc, impl, cfg, limit, recs, &nrecs, err, sizeof(err));
 	for (i = 0; i < nrecs; i++) {
 		if (recs[i].type == REC_NOTE)
-			add_note(sc->name, impl_names[impl], run + 1, runs,
+			add_note(sc->name, bench_impl_name(impl), run + 1, runs,
 				 recs[i].msg);
 	}
 	if (ret > 0) {
 		fprintf(stderr, " skipped: %s", err);
-		add_note(sc->name, impl_names[impl], 0, runs, err);
+		add_note(sc->name, bench_impl_name(impl), 0, runs, err);
 		return true;
 	}
 	if (ret < 0) {
 		fprintf(stderr, " FAILED: %s", err);
 		series_drop_last(sc, impl, run);
-		add_error(sc->name, impl_names[impl], run + 1, runs, err);
+		add_error(sc->name, bench_impl_name(impl), run + 1, runs, err);
 		return true;
 	}
 	for (i = 0; i < nrecs; i++) {
@@ -569,7 +557,7 @@ run_scenario(const struct scenario *sc, const struct bench_cfg *cfg, int runs,
 				if (!sc->fn[impl] || done[impl])
 					continue;
 				fprintf(stderr, "  %-7s %-10s", sc->name,
-					impl_names[impl]);
+					bench_impl_name(impl));
 				done[impl] = run_once(sc, impl, cfg, run, runs,
 						      limit);
 				fprintf(stderr, " %.1f s (run %d/%d)\n",
@@ -584,7 +572,8 @@ run_scenario(const struct scenario *sc, const struct bench_cfg *cfg, int runs,
 
 		if (!sc->fn[impl])
 			continue;
-		fprintf(stderr, "  %-7s %-10s", sc->name, impl_names[impl]);
+		fprintf(stderr, "  %-7s %-10s", sc->name,
+			bench_impl_name(impl));
 		for (run = 0; run < runs && !done[impl]; run++)
 			done[impl] = run_once(sc, impl, cfg, run, runs, limit);
 		fprintf(stderr, " %.1f s\n", (bench_now() - t0) / 1e9);

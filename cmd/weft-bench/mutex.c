@@ -21,6 +21,8 @@
 #include <weft.h>
 
 #include "bench.h"
+#include "scenarios.h"
+#include "util.h"
 
 struct counter {
 	struct weft_mutex wm;

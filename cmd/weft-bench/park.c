@@ -33,6 +33,8 @@
 #include <weft.h>
 
 #include "bench.h"
+#include "scenarios.h"
+#include "util.h"
 
 /* ---- weft ---- */
 

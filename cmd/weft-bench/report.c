@@ -10,8 +10,26 @@
 #include <string.h>
 
 #include "bench.h"
+#include "report.h"
 
 #define BAR_WIDTH 20
+
+/* The implementations' names: in the table, the JSON and the CSV. */
+static const char *const impl_names[IMPL_MAX] = {
+	[IMPL_THREADS] = "threads",
+	[IMPL_PROCESSES] = "processes",
+	[IMPL_EPOLL] = "epoll",
+	[IMPL_EPOLL_MT] = "epoll-mt",
+	[IMPL_NGINX] = "nginx",
+	[IMPL_GO] = "go",
+	[IMPL_WEFT] = "weft",
+};
+
+const char *
+bench_impl_name(enum bench_impl impl)
+{
+	return impl_names[impl];
+}
 
 /* ---- comparisons ---- */
 

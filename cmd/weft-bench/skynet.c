@@ -26,6 +26,9 @@
 #include <weft.h>
 
 #include "bench.h"
+#include "goprog.h"
+#include "scenarios.h"
+#include "util.h"
 
 static long
 tree_nodes(long n)

@@ -28,6 +28,8 @@
 #include <weft.h>
 
 #include "bench.h"
+#include "scenarios.h"
+#include "util.h"
 
 #define SLEEP_NS (10 * 1000000L)
 

@@ -27,6 +27,8 @@
 #include <weft.h>
 
 #include "bench.h"
+#include "scenarios.h"
+#include "util.h"
 
 /* ---- weft ---- */
 

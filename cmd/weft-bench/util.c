@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "util.h"
 
 int bench_result_fd = -1;
 

@@ -30,6 +30,8 @@
 #include <weft.h>
 
 #include "bench.h"
+#include "scenarios.h"
+#include "util.h"
 
 #define WARMUP 1000
 
