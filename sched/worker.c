@@ -893,7 +893,12 @@ weft__sched_nworkers(void)
 	return weft__sched.nworkers;
 }
 
-void
+/*
+ * On the channels' hand-off path: the LTO build inlines it into them
+ * (always_inline is honoured across files at link time; the sanitizer
+ * builds, without LTO, call it).
+ */
+__attribute__((always_inline)) inline void
 weft__lpark_wake(struct weft__worker *w, struct weft_task *t)
 {
 	weft__ready_w(w, t, true);
