@@ -88,6 +88,7 @@ LIB_SRCS	:= \
 	runtime/sync.c \
 	sched/ctx_aarch64.S \
 	sched/ctx_x86_64.S \
+	sched/monitor.c \
 	sched/park.c \
 	sched/runq.c \
 	sched/stack.c \

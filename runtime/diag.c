@@ -1,39 +1,31 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Diagnostics: the monitor thread ("weft-mon"), the deadlock detector, the
- * slow-task report, weft_dump() and the dump-on-signal switch.
+ * Diagnostics: the deadlock detector, the slow-task report, weft_dump() and
+ * the dump-on-signal switch.  They run as hooks of the core's monitor
+ * thread (sched/monitor.c), which weft_run() configures through
+ * weft__diag_setup(), and see the scheduler only through the observers of
+ * sched/park.h.
  *
- * The monitor is a plain thread that weft_run() starts after its workers
- * (whenever there are two or more, or a check below is on) and stops
- * before it joins them.  It wakes every MON_TICK_BUSY_MS while tasks make
- * progress or run and every MON_TICK_IDLE_MS otherwise, reads the workers'
- * counters racily (relaxed atomic loads of fields their owners store with
- * relaxed atomic stores) and never takes a lock a worker takes on its hot
- * path; the rescue of a stuck run-next (at slow_check()) takes sched.lock,
- * which a worker takes only to sleep or to wake another.  Two checks run
- * per tick besides that rescue:
- *
- * Slow tasks (asyncio's slow-callback warning).  st.tasks_run of a worker
- * is bumped at every switch to a task; if it has not changed for
- * WEFT_SLOW_MS while the worker's `cur` is a task, that task has kept the
- * worker for that long.  It is reported once per task (TASK_SLOW).
+ * Slow tasks (asyncio's slow-callback warning).  The monitor marks a task
+ * that kept its worker for WEFT_SLOW_MS without a switch (TASK_SLOW, once
+ * per task) and calls slow_report(), which prints it and counts it.
  *
  * Deadlocks (Go's "all goroutines are asleep").  Evaluated only when the
- * world looks stable: every worker on the idle list with empty queues, no
- * timer armed on any worker (sleeps and deadlines are timers), no I/O in
- * flight (io_ops == io_done summed over the workers), no blocking-pool job
- * queued or running (weft__pool_busy()), and no thread in the process but
- * weft's own (a user's thread may hold a channel and send later).  The same progress
- * counters on two consecutive ticks rule out a worker caught between two
- * of those reads; the task walk is then checked again against them.  Every
- * live task must be SUSPENDED.  The report lists each task and the cycles
- * of the wait-for graph (a join points at the joined task, a future at the
- * task that will complete it).
+ * world looks stable: the scheduler quiescent (weft__sched_quiescent():
+ * every worker on the idle list with empty queues, no timer armed on any
+ * worker, since sleeps and deadlines are timers, and no I/O in flight,
+ * io_ops == io_done summed over the workers), no blocking-pool job queued
+ * or running (weft__pool_busy()), and no thread in the process but weft's
+ * own (a user's thread may hold a channel and send later).  The same
+ * progress counters on two consecutive ticks rule out a worker caught
+ * between two of those reads; the task walk is then checked again against
+ * them.  Every live task must be SUSPENDED.  The report lists each task
+ * and the cycles of the wait-for graph (a join points at the joined task,
+ * a future at the task that will complete it).
  *
- * Costs: one thread waking 50 times a second while busy; the /proc scan
- * and the walk over every task happen only when all workers sleep with
- * tasks alive, i.e. at most every MON_TICK_IDLE_MS in a program that waits
- * for a foreign thread.
+ * Costs: the /proc scan and the walk over every task happen only when all
+ * workers sleep with tasks alive, i.e. at most every idle monitor tick
+ * (100 ms) in a program that waits for a foreign thread.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -51,10 +43,7 @@
 #include "runtime/future.h"
 #include "runtime/runtime.h"
 #include "sched/park.h"
-#include "sched/sched.h"
 
-#define MON_TICK_BUSY_MS 20
-#define MON_TICK_IDLE_MS 100
 #define SLOW_MS_DEFAULT 100
 #define DUMP_MAX_TASKS 10000	/* lines of tasks a dump or report prints */
 
@@ -64,64 +53,31 @@ enum dl_mode {
 	DL_OFF,			/* WEFT_DEADLOCK=off */
 };
 
-/* The progress counters, summed over the workers. */
-struct progress {
-	uint64_t tasks_run;
-	uint64_t wakeups;
-	uint64_t parks;
-	uint64_t timers_fired;
-	uint64_t io_ops;
-	uint64_t io_done;
-	uint64_t spawned;
-	uint64_t exited;
-};
 
-/* The monitor's view of one worker.  Monitor thread only. */
-struct mon_worker {
-	uint64_t tick;		/* st.tasks_run when last seen changing */
-	int64_t since;		/* when that was */
-	uint64_t checked;	/* tick already looked at for a slow task */
-};
 
 static struct {
 	/*
-	 * Written by weft__diag_start() before the monitor thread is created
-	 * and read by it (pthread_create orders them); immutable while it
-	 * runs, torn down by weft__diag_stop() after it was joined.
+	 * Written by weft__diag_setup() before the monitor starts (its
+	 * pthread_create orders them); immutable while it runs.
 	 */
-	bool started;
-	pthread_t thread;
-	int efd;			/* eventfd: stop and dump requests */
 	enum dl_mode mode;
 	int64_t slow_ns;		/* 0: slow-task report off */
 	int dump_sig;			/* 0: no dump signal */
 	struct sigaction old_act;	/* dump_sig's action before ours */
-	struct mon_worker *mw;		/* nworkers entries: monitor only */
 
 	/* Monitor thread only. */
-	pid_t tid;
 	int stable_ticks;		/* ticks the idle state has held */
-	struct progress last;		/* progress at the previous tick */
+	struct weft__progress last;	/* progress at the previous tick */
 	bool reported;			/* this deadlock was reported */
-	struct progress reported_at;
+	struct weft__progress reported_at;
 
 	/* Atomics (ck_pr): any thread. */
-	uint32_t stop;			/* weft__diag_stop() wants it gone */
 	uint32_t dump_req;		/* the dump signal arrived */
 	uint64_t slow_tasks;		/* weft_stats().slow_tasks */
 	uint64_t deadlocks;		/* weft_stats().deadlocks */
-} mon = {
-	.efd = -1,
-};
+} mon;
 
-/*
- * The eventfd the signal handler writes: -1 when there is none.  Stored
- * before the handler is installed and after it is removed (release),
- * loaded by the handler.
- */
-static int sig_efd = -1;
 
-int64_t weft__wait_clock;
 
 static const char *const wait_names[] = {
 	[WAIT_NONE] = "nothing known",
@@ -212,7 +168,6 @@ struct snap {
 static void
 snap_one(struct weft_task *t, void *arg)
 {
-	struct weft__sched *s = &weft__sched;
 	struct snap *sn = arg;
 	struct tinfo *ti;
 
@@ -241,10 +196,7 @@ snap_one(struct weft_task *t, void *arg)
 	ti->to = ti->state == WEFT_SUSPENDED ?
 		 wait_target(ti->kind, ti->obj) : NULL;
 	ti->next = -1;
-	ti->worker = -1;
-	for (int i = 0; i < s->nworkers; i++)
-		if (ck_pr_load_ptr(&s->workers[i].cur) == t)
-			ti->worker = i;
+	ti->worker = weft__task_worker(t);
 }
 
 static int
@@ -402,30 +354,6 @@ print_cycles(FILE *out, const struct snap *sn)
  * weft_dump()
  */
 
-/* Caller holds weft__stats_lock (the workers array cannot go away). */
-static void
-print_workers(FILE *out)
-{
-	struct weft__sched *s = &weft__sched;
-
-	for (int i = 0; i < s->nworkers; i++) {
-		const struct weft__worker *w = &s->workers[i];
-		const struct weft_worker_stats *st = &w->st;
-
-		fprintf(out, "  worker %d: tasks_run %" PRIu64 ", steals %"
-			PRIu64 " (%" PRIu64 " tasks), parks %" PRIu64
-			", wakeups %" PRIu64 ", timers %" PRIu64
-			", io submitted %" PRIu64 ", io completed %" PRIu64
-			", io enters %" PRIu64 "%s\n", i,
-			ck_pr_load_64(&st->tasks_run),
-			ck_pr_load_64(&st->steals), ck_pr_load_64(&st->stolen),
-			ck_pr_load_64(&st->parks), ck_pr_load_64(&st->wakeups),
-			ck_pr_load_64(&st->timers_fired),
-			ck_pr_load_64(&st->io_ops), ck_pr_load_64(&st->io_done),
-			ck_pr_load_64(&st->io_enters),
-			ck_pr_load_ptr(&w->cur) ? "" : ", idle");
-	}
-}
 
 /*
  * The body of weft_dump() while a run lasts.  Caller holds weft__stats_lock
@@ -438,9 +366,9 @@ dump_locked(FILE *out, const struct weft_stats *st)
 	int64_t now = weft_now();
 
 	fprintf(out, "weft: dump: %d workers (%s), %" PRIu64
-		" tasks live, %" PRIu64 " spawned\n", weft__sched.nworkers,
-		weft__sched.io_ops->name, st->tasks_live, st->tasks_spawned);
-	print_workers(out);
+		" tasks live, %" PRIu64 " spawned\n", weft__sched_nworkers(),
+		weft_io_backend(), st->tasks_live, st->tasks_spawned);
+	weft__sched_print_workers(out);
 	fprintf(out, "  stacks: %" PRIu64 " in use, %" PRIu64 " cached, %"
 		PRIu64 " guarded, %" PRIu64 " KiB mapped\n", st->stacks_in_use,
 		st->stacks_cached, st->stacks_guarded,
@@ -468,7 +396,7 @@ weft_dump(FILE *out)
 	/* weft_stats() takes weft__stats_lock itself: before we do. */
 	weft_stats(&st);
 	pthread_mutex_lock(&weft__stats_lock);
-	if (weft__sched.workers && ck_pr_load_32(&weft__sched.running))
+	if (weft__sched_running())
 		dump_locked(out, &st);
 	else
 		fputs("weft: dump: no runtime is running\n", out);
@@ -482,28 +410,8 @@ weft_dump(FILE *out)
  * The deadlock detector.  Monitor thread only.
  */
 
-static void
-progress_read(struct progress *p)
-{
-	struct weft__sched *s = &weft__sched;
-
-	memset(p, 0, sizeof(*p));
-	for (int i = 0; i < s->nworkers; i++) {
-		struct weft__worker *w = &s->workers[i];
-
-		p->tasks_run += ck_pr_load_64(&w->st.tasks_run);
-		p->wakeups += ck_pr_load_64(&w->st.wakeups);
-		p->parks += ck_pr_load_64(&w->st.parks);
-		p->timers_fired += ck_pr_load_64(&w->st.timers_fired);
-		p->io_ops += ck_pr_load_64(&w->st.io_ops);
-		p->io_done += ck_pr_load_64(&w->st.io_done);
-		p->spawned += ck_pr_load_64(&w->spawned);
-		p->exited += ck_pr_load_64(&w->exited);
-	}
-}
-
 static bool
-progress_eq(const struct progress *a, const struct progress *b)
+progress_eq(const struct weft__progress *a, const struct weft__progress *b)
 {
 	return memcmp(a, b, sizeof(*a)) == 0;
 }
@@ -513,44 +421,10 @@ progress_eq(const struct progress *a, const struct progress *b)
  * but another task: the cheap, lock-free part of the rule.
  */
 static bool
-world_idle(const struct progress *p)
+world_idle(const struct weft__progress *p)
 {
-	struct weft__sched *s = &weft__sched;
-
-	if (ck_pr_load_32(&s->stopping) ||
-	    ck_pr_load_32(&s->npidle) != (uint32_t)s->nworkers ||
-	    ck_pr_load_32(&s->nspinning) || ck_pr_load_32(&s->gq_len))
-		return false;
-	if (p->io_ops != p->io_done)
-		return false;
-	for (int i = 0; i < s->nworkers; i++) {
-		struct weft__worker *w = &s->workers[i];
-
-		/*
-		 * A lone worker writes its run-next slot with plain stores
-		 * (no thieves): look only at its ring then.  It is on the
-		 * idle list, so its run-next was empty when it went there,
-		 * and only it can fill the slot.
-		 */
-		if (ck_pr_load_ptr(&w->cur) ||
-		    (w->solo ? ck_ring_size(&w->runq) != 0 :
-		     !weft__runq_empty(w)) ||
-		    weft__timers_next(&w->timers) != INT64_MAX)
-			return false;
-	}
 	/* Takes each pool's lock: only when everything else is idle. */
-	return weft__pool_busy() == 0;
-}
-
-static bool
-is_worker_tid(pid_t tid)
-{
-	struct weft__sched *s = &weft__sched;
-
-	for (int i = 0; i < s->nworkers; i++)
-		if (s->workers[i].tid == tid)
-			return true;
-	return false;
+	return weft__sched_quiescent(p) && weft__pool_busy() == 0;
 }
 
 /*
@@ -606,7 +480,7 @@ only_weft_threads(void)
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
 		tid = (pid_t)atoi(de->d_name);
-		if (tid == mon.tid || is_worker_tid(tid))
+		if (weft__sched_owns_tid(tid))
 			continue;
 		snprintf(path, sizeof(path), "/proc/self/task/%d/comm", tid);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -676,13 +550,12 @@ report_deadlock(const struct snap *sn)
 static void
 deadlock_check(void)
 {
-	struct weft__sched *s = &weft__sched;
-	struct progress now, after;
+	struct weft__progress now, after;
 	struct snap sn;
 	uint64_t live;
 	bool stuck;
 
-	progress_read(&now);
+	weft__sched_progress(&now);
 	if (mon.reported && !progress_eq(&now, &mon.reported_at))
 		mon.reported = false;	/* it moved: a new deadlock counts */
 	if (!world_idle(&now)) {
@@ -697,9 +570,7 @@ deadlock_check(void)
 	mon.stable_ticks++;
 	if (mon.reported)
 		goto out;
-	pthread_mutex_lock(&s->lock);
-	live = weft__tasks_live();
-	pthread_mutex_unlock(&s->lock);
+	live = weft__sched_tasks_live();
 	if (live == 0 || !only_weft_threads())
 		goto out;
 	if (!snap_take(&sn)) {
@@ -707,7 +578,7 @@ deadlock_check(void)
 		goto out;
 	}
 	stuck = all_stuck(&sn) && sn.n == live;
-	progress_read(&after);
+	weft__sched_progress(&after);
 	if (stuck && world_idle(&after) && progress_eq(&now, &after)) {
 		mon.reported = true;
 		mon.reported_at = now;
@@ -723,107 +594,32 @@ out:
  */
 
 /*
- * Returns true if any worker switched tasks since the last tick or is
- * inside a task.  Also the rescue of weft__ready_w()'s run-next rule: a
- * worker that has stayed in one task for a whole tick with work queued
- * (a run-next that its waker did not leave for) gets an idle worker woken
- * to steal it, as Go's sysmon retakes a P stuck in one goroutine.
+ * The monitor's hooks.  Monitor thread only.
  */
-static bool
-slow_check(int64_t now)
+
+/* A task kept worker `worker` for `ns` (marked TASK_SLOW already). */
+static void
+slow_report(uint64_t id, const char *name, int worker, int64_t ns)
 {
-	struct weft__sched *s = &weft__sched;
-	bool busy = false;
-	bool rescue = false;
-
-	for (int i = 0; i < s->nworkers; i++) {
-		struct weft__worker *w = &s->workers[i];
-		struct mon_worker *m = &mon.mw[i];
-		uint64_t tick = ck_pr_load_64(&w->st.tasks_run);
-		struct weft_task *cur = ck_pr_load_ptr(&w->cur);
-		uint32_t flags;
-		uint64_t id;
-		char name[24];
-		bool first = false;
-
-		busy |= tick != m->tick || cur;
-		if (tick != m->tick || !cur) {
-			m->tick = tick;
-			m->since = now;
-			continue;
-		}
-		/* In one task for a whole tick. */
-		if (!weft__runq_empty(w))
-			rescue = true;
-		if (!mon.slow_ns || now - m->since < mon.slow_ns ||
-		    m->checked == tick)
-			continue;
-		m->checked = tick;
-		/*
-		 * A reference pins the descriptor (the main task's never
-		 * drops to zero while the run lasts) while we read it; the
-		 * tick, unchanged when we mark it, says it was still this
-		 * run of this task.
-		 */
-		if (!weft__task_tryref(cur))
-			continue;
-		id = cur->id;
-		memcpy(name, cur->name, sizeof(name));
-		name[sizeof(name) - 1] = '\0';
-		flags = ck_pr_load_32(&cur->flags);
-		while (ck_pr_load_64(&w->st.tasks_run) == tick &&
-		       !(flags & TASK_SLOW))
-			if (ck_pr_cas_32_value(&cur->flags, flags,
-					       flags | TASK_SLOW, &flags)) {
-				first = true;
-				break;
-			}
-		weft__task_unref(NULL, cur);
-		if (!first)
-			continue;
-		ck_pr_inc_64(&mon.slow_tasks);
-		fprintf(stderr, "weft: slow task #%" PRIu64 " \"%s\" has kept "
-			"worker %d busy for %" PRId64 " ms (WEFT_SLOW_MS=%"
-			PRId64 ")\n", id, name, i,
-			(now - m->since) / WEFT_MSEC, mon.slow_ns / WEFT_MSEC);
-	}
-	if (rescue)
-		weft__wakep_slow(NULL);
-	return busy;
+	ck_pr_inc_64(&mon.slow_tasks);
+	fprintf(stderr, "weft: slow task #%" PRIu64 " \"%s\" has kept "
+		"worker %d busy for %" PRId64 " ms (WEFT_SLOW_MS=%" PRId64
+		")\n", id, name, worker, ns / WEFT_MSEC,
+		mon.slow_ns / WEFT_MSEC);
 }
 
-/*
- * The monitor thread
- */
-
-static void *
-mon_main(void *unused)
+static void
+dump_tick(void)
 {
-	int tick_ms = MON_TICK_BUSY_MS;
+	if (ck_pr_fas_32(&mon.dump_req, 0))
+		weft_dump(stderr);
+}
 
-	(void)unused;
-	mon.tid = gettid();
-	for (;;) {
-		struct pollfd pfd = { .fd = mon.efd, .events = POLLIN };
-		uint64_t v;
-		int64_t now;
-		bool busy;
-
-		if (poll(&pfd, 1, tick_ms) > 0)
-			(void)!read(mon.efd, &v, sizeof(v));
-		if (ck_pr_load_32(&mon.stop))
-			break;
-		if (ck_pr_fas_32(&mon.dump_req, 0))
-			weft_dump(stderr);
-		now = weft_now();
-		/* Read by every park: one store a tick dirties its line. */
-		ck_pr_store_64((uint64_t *)&weft__wait_clock, (uint64_t)now);
-		busy = slow_check(now);
-		if (mon.mode != DL_OFF)
-			deadlock_check();
-		tick_ms = busy ? MON_TICK_BUSY_MS : MON_TICK_IDLE_MS;
-	}
-	return NULL;
+static void
+deadlock_tick(void)
+{
+	if (mon.mode != DL_OFF)
+		deadlock_check();
 }
 
 /* Any thread; async-signal-safe. */
@@ -831,13 +627,10 @@ static void
 dump_handler(int sig)
 {
 	int saved = errno;
-	int fd = ck_pr_load_int(&sig_efd);
-	uint64_t one = 1;
 
 	(void)sig;
 	ck_pr_store_32(&mon.dump_req, 1);
-	if (fd >= 0)
-		(void)!write(fd, &one, sizeof(one));
+	weft__monitor_kick();
 	errno = saved;
 }
 
@@ -892,85 +685,44 @@ read_env(void)
 }
 
 /*
- * Start the monitor for a run whose workers are all set up (their tids
- * recorded) and have not started running tasks.  Failing to start it only
- * loses the diagnostics.  Caller: weft_run, holding start.lock.
+ * Configure the monitor's diagnostics for a run (from the environment) and
+ * install the dump signal's handler.  Caller: weft_run, before the
+ * scheduler starts (so before any task runs: a task may expect the signal
+ * to be handled).
  */
 void
-weft__diag_start(void)
+weft__diag_setup(struct weft__monitor_cfg *mc)
 {
-	sigset_t all, old;
-	int ret;
-
 	ck_pr_store_64(&mon.slow_tasks, 0);
 	ck_pr_store_64(&mon.deadlocks, 0);
 	read_env();
-	/* With one worker there is nobody to rescue a run-next for. */
-	if (mon.mode == DL_OFF && !mon.slow_ns && !mon.dump_sig &&
-	    weft__sched.nworkers < 2)
-		return;
-	mon.mw = calloc((size_t)weft__sched.nworkers, sizeof(*mon.mw));
-	mon.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!mon.mw || mon.efd < 0)
-		goto out_free;
-	ck_pr_store_64((uint64_t *)&weft__wait_clock, (uint64_t)weft_now());
-	mon.stop = 0;
 	mon.dump_req = 0;
 	mon.stable_ticks = 0;
 	mon.reported = false;
-	/* Signals go to the program's threads, not to ours. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = pthread_create(&mon.thread, NULL, mon_main, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (ret)
-		goto out_free;
-	pthread_setname_np(mon.thread, "weft-mon");
-	mon.started = true;
+	*mc = (struct weft__monitor_cfg){
+		.wanted = mon.mode != DL_OFF || mon.slow_ns || mon.dump_sig,
+		.slow_ns = mon.slow_ns,
+		.slow = slow_report,
+		.tick = deadlock_tick,
+		.dump = dump_tick,
+	};
 	if (mon.dump_sig) {
 		struct sigaction sa = { .sa_handler = dump_handler,
 					.sa_flags = SA_RESTART };
 
 		sigemptyset(&sa.sa_mask);
-		/* Before the handler can run: pairs with its load. */
-		ck_pr_store_int(&sig_efd, mon.efd);
 		if (sigaction(mon.dump_sig, &sa, &mon.old_act) < 0)
 			mon.dump_sig = 0;
 	}
-	return;
-
-out_free:
-	if (mon.efd >= 0)
-		close(mon.efd);
-	mon.efd = -1;
-	free(mon.mw);
-	mon.mw = NULL;
 }
 
-/*
- * Stop and join the monitor.  Caller: weft_run, after worker 0's loop
- * ended and before the workers are joined and freed.
- */
+/* Restore the dump signal's action.  Caller: weft_run, after the run. */
 void
-weft__diag_stop(void)
+weft__diag_teardown(void)
 {
-	uint64_t one = 1;
-
-	if (!mon.started)
-		return;
-	if (mon.dump_sig) {
+	if (mon.dump_sig)
 		sigaction(mon.dump_sig, &mon.old_act, NULL);
-		ck_pr_store_int(&sig_efd, -1);
-	}
-	ck_pr_store_32(&mon.stop, 1);
-	(void)!write(mon.efd, &one, sizeof(one));
-	pthread_join(mon.thread, NULL);
-	mon.started = false;
-	ck_pr_store_64((uint64_t *)&weft__wait_clock, 0);
-	close(mon.efd);
-	mon.efd = -1;
-	free(mon.mw);
-	mon.mw = NULL;
+	mon.dump_sig = 0;
 }
 
 /* The counters weft_stats() reports.  Any thread. */

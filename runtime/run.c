@@ -77,6 +77,7 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	struct weft__sched *s = &weft__sched;
 	const struct weft__io_ops *ops;
 	struct weft_task *main_task;
+	struct weft__monitor_cfg mc;
 	struct sigaction old_pipe;
 	bool pipe_ignored = false;
 	int n, ret;
@@ -148,10 +149,13 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 			       sigaction(SIGPIPE, &ign, NULL) == 0;
 	}
 	weft__io_canceller = weft__iocall_cancel;
+	/* The monitor's diagnostics, and the dump signal's handler. */
+	weft__diag_setup(&mc);
 	ck_pr_store_32(&s->running, 1);
 	/* Done callbacks of futures completed while no runtime ran. */
 	weft__future_adopt_orphans();
-	ret = weft__sched_run();
+	ret = weft__sched_run(&mc);
+	weft__diag_teardown();
 
 	if (ret == 0 && result)
 		*result = main_task->result;

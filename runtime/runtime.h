@@ -45,4 +45,12 @@ int weft__pool_threads(void);
  */
 void weft__iocall_cancel(struct weft_task *t);
 
+/*
+ * Diagnostics (runtime/diag.c): the monitor's hooks for a run, and the
+ * counters weft_stats() reports.  weft_run only.
+ */
+void weft__diag_setup(struct weft__monitor_cfg *mc);
+void weft__diag_teardown(void);
+void weft__diag_counters(uint64_t *slow_tasks, uint64_t *deadlocks);
+
 #endif /* WEFT_RUNTIME_H */

@@ -7,11 +7,13 @@
 #ifndef WEFT_PARK_H
 #define WEFT_PARK_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/types.h>
 
 #include <ck_pr.h>
 #include <ck_spinlock.h>
@@ -344,7 +346,7 @@ weft__wait_note(struct weft_task *t, enum weft__wait_kind kind,
 	} while (0)
 
 /*
- * The clock of wait_since: weft_now() as the monitor thread (runtime/diag.c)
+ * The clock of wait_since: weft_now() as the monitor thread (sched/monitor.c)
  * last saw it, so stamping a park costs one load of a read-mostly word and
  * no clock read.  Resolution: the monitor's tick (20 ms while tasks run,
  * 100 ms idle); 0 when the monitor does not run.  Stored (relaxed) by the
@@ -627,6 +629,63 @@ size_t weft__tasks_foreach(void (*fn)(struct weft_task *t, void *arg),
  * Returns 0, -ENOMEM or -ESRCH (no runtime running).  Any thread.
  */
 int weft__spawn_system(weft_fn fn, void *arg, const char *name);
+
+/*
+ * What the diagnostics (runtime/diag.c) see of the core, and how they hook
+ * onto the monitor thread (sched/monitor.c).
+ *
+ * The monitor runs the hooks of a weft__monitor_cfg, which the composition
+ * root (runtime/run.c) hands to weft__sched_run(): dump() and tick() once
+ * per tick, on the monitor thread (tick: the deadlock detector); slow() when
+ * a task has kept its worker for slow_ns without switching (once per task,
+ * already marked TASK_SLOW).  None may park; NULL hooks are skipped.
+ * `wanted`: run the monitor even with one worker (it always runs with two
+ * or more: it rescues a stuck run-next).
+ */
+struct weft__monitor_cfg {
+	bool wanted;
+	int64_t slow_ns;		/* 0: no slow-task watch */
+	void (*slow)(uint64_t id, const char *name, int worker, int64_t ns);
+	void (*tick)(void);
+	void (*dump)(void);
+};
+
+/* Wake the monitor for an early tick.  Any thread; async-signal-safe. */
+void weft__monitor_kick(void);
+
+/* Progress counters, summed over the workers. */
+struct weft__progress {
+	uint64_t tasks_run;
+	uint64_t wakeups;
+	uint64_t parks;
+	uint64_t timers_fired;
+	uint64_t io_ops;
+	uint64_t io_done;
+	uint64_t spawned;
+	uint64_t exited;
+};
+
+/*
+ * Observers, while a run lasts (racy snapshots unless every worker sleeps):
+ * the summed counters; whether the scheduler is quiescent (every worker on
+ * the idle list with empty queues, no timer armed anywhere, no I/O in flight
+ * by `p`); whether `tid` is a worker's or the monitor's; the live tasks
+ * (takes sched.lock); the worker running t, or -1; one line per worker for
+ * weft_dump().  Any thread; never park.
+ */
+void weft__sched_progress(struct weft__progress *p);
+bool weft__sched_quiescent(const struct weft__progress *p);
+bool weft__sched_owns_tid(pid_t tid);
+uint64_t weft__sched_tasks_live(void);
+int weft__task_worker(const struct weft_task *t);
+void weft__sched_print_workers(FILE *out);
+
+/*
+ * Guards the workers array against the end of a run for readers that are
+ * not workers (weft_stats, weft_dump): it is set up before `running` and
+ * freed after it is cleared, both under this lock (runtime/run.c).
+ */
+extern pthread_mutex_t weft__stats_lock;
 
 /*
  * Upcalls: what the core calls of the layer above, declared here so that the

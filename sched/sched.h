@@ -104,7 +104,7 @@ struct weft__worker {
 	struct weft__fiber sched_fib;
 	/*
 	 * Running task; NULL in the scheduler.  The owner stores it (relaxed
-	 * atomic store, a plain mov); the monitor (runtime/diag.c) reads it
+	 * atomic store, a plain mov); the monitor (sched/monitor.c) reads it
 	 * racily to find a task that keeps the worker busy.
 	 */
 	struct weft_task *cur;
@@ -259,7 +259,7 @@ struct weft_task *weft__globrunq_get_locked(struct weft__worker *w, int max);
 
 /* Worker (sched/worker.c). */
 void weft__workers_init(int n);
-int weft__sched_run(void);
+int weft__sched_run(const struct weft__monitor_cfg *mc);
 void weft__wakep(void);
 void weft__wakep_slow(struct weft__worker *self);
 void weft__wakep_locked(void);
@@ -269,18 +269,11 @@ void weft__switch_out(struct weft__worker *w, struct weft_task *t,
 		      enum after_switch kind);
 
 /*
- * Diagnostics (runtime/diag.c).  weft_run starts the monitor thread once its
+ * The monitor (sched/monitor.c): weft__sched_run() starts it once its
  * workers are set up and stops it before joining them.
  */
-void weft__diag_start(void);
-void weft__diag_stop(void);
-void weft__diag_counters(uint64_t *slow_tasks, uint64_t *deadlocks);
-/*
- * Guards the workers array against the end of a run for readers that are
- * not workers (weft_stats, weft_dump).  A leaf but for sched.lock and
- * tpool.lock, taken inside it.
- */
-extern pthread_mutex_t weft__stats_lock;
+void weft__monitor_start(const struct weft__monitor_cfg *cfg);
+void weft__monitor_stop(void);
 
 /* Timers (sched/timer.c). */
 void weft__timers_init(struct weft__timers *tm);
@@ -371,7 +364,7 @@ weft__wakep_w(struct weft__worker *self)
  * gone by the time it looks; measured, that churn made a 2-worker channel
  * ping-pong 5x slower and a 1,000-task contended mutex 3x slower
  * (BENCHMARKS.md).  A waker that keeps running instead leaves the task
- * waiting; the monitor (runtime/diag.c) wakes a sleeper when a worker has
+ * waiting; the monitor (sched/monitor.c) wakes a sleeper when a worker has
  * stayed in one task for a tick with work queued, and that sleeper steals
  * the run-next of a worker that has not switched.  A wake that pushes a task
  * onto the ring (no run-next wanted, or the previous run-next displaced)

@@ -828,7 +828,7 @@ weft__workers_init(int n)
  * initialised, the main task queued and `running` set.
  */
 int
-weft__sched_run(void)
+weft__sched_run(const struct weft__monitor_cfg *mc)
 {
 	struct weft__sched *s = &weft__sched;
 	int n = s->nworkers, ret = 0, created = 0;
@@ -856,13 +856,13 @@ weft__sched_run(void)
 	 * may expect the signal to be handled.
 	 */
 	if (ret == 0)
-		weft__diag_start();
+		weft__monitor_start(mc);
 	start.go = ret == 0 ? 1 : -1;
 	pthread_cond_broadcast(&start.cond);
 	pthread_mutex_unlock(&start.lock);
 	if (ret == 0)
 		worker_loop(&s->workers[0]);
-	weft__diag_stop();
+	weft__monitor_stop();
 	for (int i = 1; i <= created; i++)
 		pthread_join(s->workers[i].thread, NULL);
 	worker_cleanup(&s->workers[0]);
