@@ -77,6 +77,7 @@ LIB_SRCS	:= \
 	io/io.c \
 	io/uring.c \
 	runtime/chan.c \
+	runtime/config.c \
 	runtime/diag.c \
 	runtime/future.c \
 	runtime/gen.c \

@@ -85,8 +85,42 @@ struct weft_config {
 	 * the kernel refuses io_uring.
 	 */
 	const char *io_backend;
+	/*
+	 * Slow-task threshold in milliseconds: a task that keeps its worker
+	 * busy this long is reported once on stderr (see Diagnostics).  0:
+	 * the WEFT_SLOW_MS environment variable if set (0 there turns the
+	 * report off), else 100.  -1: off.
+	 */
+	long slow_ms;
+	/*
+	 * Deadlock detector, one of enum weft_deadlock_mode.  0
+	 * (WEFT_DEADLOCK_DEFAULT): the WEFT_DEADLOCK environment variable
+	 * ("abort", "report", "off") if set, else WEFT_DEADLOCK_ABORT.
+	 */
+	int deadlock;
+	/*
+	 * Signal that prints weft_dump() to stderr while the run lasts (a
+	 * catchable signal number such as SIGUSR1).  0: the WEFT_DUMP_SIGNAL
+	 * environment variable if set, else none.  -1: none.
+	 */
+	int dump_signal;
+	/*
+	 * Threads of the runtime's default blocking pool (weft_blocking(),
+	 * getaddrinfo, file I/O under epoll), 1..1024.  0: the
+	 * WEFT_POOL_THREADS environment variable if set, else 4.  The pool
+	 * outlives the run and keeps the last run's limit.
+	 */
+	long pool_threads;
 	/* Reserved: must be zero. */
-	long reserved_[8];
+	long reserved_[5];
+};
+
+/* Values of weft_config.deadlock. */
+enum weft_deadlock_mode {
+	WEFT_DEADLOCK_DEFAULT = 0, /* WEFT_DEADLOCK, else abort */
+	WEFT_DEADLOCK_ABORT = 1,   /* print the report, then abort() */
+	WEFT_DEADLOCK_REPORT = 2,  /* print it once per deadlock, go on */
+	WEFT_DEADLOCK_OFF = 3,	   /* no detector */
 };
 
 /*
@@ -100,6 +134,13 @@ struct weft_config {
  * after that point is accepted but starts cancelled (WEFT_CANCELLED).  A
  * task that must finish its work keeps main waiting for it (join, group,
  * wait group).  Done callbacks still run (see weft_future_on_done).
+ *
+ * Configuration comes from `cfg`; a zero field falls back to its
+ * environment variable, then to the default.  A value out of range in
+ * `cfg`, or a malformed WEFT_WORKERS, makes weft_run() fail with -EINVAL
+ * before anything starts; a malformed WEFT_SLOW_MS, WEFT_DEADLOCK,
+ * WEFT_DUMP_SIGNAL or WEFT_POOL_THREADS is named on stderr and the default
+ * used.
  *
  * Returns 0, or -EINVAL (bad configuration), -EBUSY (a runtime is already
  * running in this process), -ENOMEM, or the negative errno of a failed
@@ -907,7 +948,7 @@ WEFT_EXPORT int weft_pool_map(struct weft_pool *p, weft_fn fn, void **args,
 WEFT_EXPORT int weft_pool_free(struct weft_pool *p);
 
 /*
- * Run `fn(arg)` on the runtime's own blocking pool (WEFT_POOL_THREADS
+ * Run `fn(arg)` on the runtime's own blocking pool (weft_config.pool_threads
  * threads, default 4) while the calling task parks; `*result` (if
  * non-NULL) receives its return value.  Returns 0, -ETIMEDOUT or
  * -ECANCELED (a job that has not started is removed and never runs; a
@@ -938,13 +979,14 @@ WEFT_EXPORT int weft_blocking_submit(struct weft_future **out, weft_fn fn,
  * weft prints "weft: all tasks are asleep - deadlock!" to stderr, then
  * each task (id, name, state, what it waits on and for how long) and the
  * cycle in the wait-for graph if there is one, and aborts.  With the
- * environment variable WEFT_DEADLOCK=report it prints the report once per
- * deadlock and goes on waiting instead; WEFT_DEADLOCK=off turns the
+ * weft_config.deadlock = WEFT_DEADLOCK_REPORT (or the environment variable
+ * WEFT_DEADLOCK=report) it prints the report once per deadlock and goes on
+ * waiting instead; WEFT_DEADLOCK_OFF (WEFT_DEADLOCK=off) turns the
  * detector off.  The checks run on a monitor thread, "weft-mon", that
  * weft_run() starts and stops.
  *
  * A task that keeps its worker busy for longer than a threshold (default
- * 100 ms; WEFT_SLOW_MS, 0 turns it off) is reported once on stderr with its
+ * 100 ms; weft_config.slow_ms or WEFT_SLOW_MS) is reported once on stderr with its
  * id and name.
  */
 
@@ -952,8 +994,8 @@ WEFT_EXPORT int weft_blocking_submit(struct weft_future **out, weft_fn fn,
  * Print every live task (id, name, state, worker, what it waits on and
  * for how long), the per-worker counters and the stack memory in use.
  * Returns 0, -EINVAL, or -EIO if writing failed.  Any thread.  With
- * WEFT_DUMP_SIGNAL=SIGUSR1 (or another signal's name) in the environment,
- * the runtime prints the dump to stderr on that signal (from a thread of
+ * weft_config.dump_signal = SIGUSR1 (or WEFT_DUMP_SIGNAL=SIGUSR1, or another
+ * signal's name, in the environment), the runtime prints the dump to stderr on that signal (from a thread of
  * its own, not inside the handler).
  */
 WEFT_EXPORT int weft_dump(FILE *out);

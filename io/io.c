@@ -33,8 +33,6 @@ uring_usable(void)
 const struct weft__io_ops *
 weft__io_select(const char *name)
 {
-	if (!name || !*name)
-		name = getenv("WEFT_IO");
 	if (name && *name) {
 		if (!strcmp(name, "uring") || !strcmp(name, "io_uring"))
 			return &weft__io_uring_ops;

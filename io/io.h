@@ -304,9 +304,9 @@ extern const struct weft__io_ops weft__io_uring_ops;
 extern const struct weft__io_ops weft__io_epoll_ops;
 
 /*
- * Pick the backend for a run: `name` ("uring" or "epoll"), else the WEFT_IO
- * environment variable, else io_uring if the kernel accepts a ring, else
- * epoll.  Returns NULL for an unknown name.
+ * Pick the backend for a run: `name` ("uring" or "epoll"; the caller
+ * resolved WEFT_IO into it), else io_uring if the kernel accepts a ring,
+ * else epoll.  Returns NULL for an unknown name.
  */
 const struct weft__io_ops *weft__io_select(const char *name);
 

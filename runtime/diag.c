@@ -44,13 +44,12 @@
 #include "runtime/runtime.h"
 #include "sched/park.h"
 
-#define SLOW_MS_DEFAULT 100
 #define DUMP_MAX_TASKS 10000	/* lines of tasks a dump or report prints */
 
 enum dl_mode {
 	DL_ABORT = 0,		/* default: report, then abort() */
-	DL_REPORT,		/* WEFT_DEADLOCK=report: report once, go on */
-	DL_OFF,			/* WEFT_DEADLOCK=off */
+	DL_REPORT,		/* WEFT_DEADLOCK_REPORT: report once, go on */
+	DL_OFF,			/* WEFT_DEADLOCK_OFF */
 };
 
 
@@ -603,8 +602,8 @@ slow_report(uint64_t id, const char *name, int worker, int64_t ns)
 {
 	ck_pr_inc_64(&mon.slow_tasks);
 	fprintf(stderr, "weft: slow task #%" PRIu64 " \"%s\" has kept "
-		"worker %d busy for %" PRId64 " ms (WEFT_SLOW_MS=%" PRId64
-		")\n", id, name, worker, ns / WEFT_MSEC,
+		"worker %d busy for %" PRId64 " ms (threshold %" PRId64
+		" ms)\n", id, name, worker, ns / WEFT_MSEC,
 		mon.slow_ns / WEFT_MSEC);
 }
 
@@ -634,68 +633,22 @@ dump_handler(int sig)
 	errno = saved;
 }
 
-/* "SIGUSR1", "USR1" or a number; 0 if it names no catchable signal. */
-static int
-parse_signal(const char *name)
-{
-	char *end;
-	long n;
-
-	if (!name || !*name)
-		return 0;
-	n = strtol(name, &end, 10);
-	if (!*end)
-		return n > 0 && n < NSIG && n != SIGKILL && n != SIGSTOP ?
-		       (int)n : 0;
-	if (strncmp(name, "SIG", 3) == 0)
-		name += 3;
-	for (int i = 1; i < NSIG; i++) {
-		const char *abbrev = sigabbrev_np(i);
-
-		if (abbrev && strcmp(abbrev, name) == 0)
-			return i == SIGKILL || i == SIGSTOP ? 0 : i;
-	}
-	return 0;
-}
-
-static void
-read_env(void)
-{
-	const char *e;
-
-	mon.mode = DL_ABORT;
-	e = getenv("WEFT_DEADLOCK");
-	if (e && strcmp(e, "report") == 0)
-		mon.mode = DL_REPORT;
-	else if (e && (strcmp(e, "off") == 0 || strcmp(e, "0") == 0))
-		mon.mode = DL_OFF;
-	mon.slow_ns = (int64_t)SLOW_MS_DEFAULT * WEFT_MSEC;
-	e = getenv("WEFT_SLOW_MS");
-	if (e && *e) {
-		char *end;
-		long long ms = strtoll(e, &end, 10);
-
-		if (!*end && ms >= 0)
-			mon.slow_ns = (int64_t)ms * WEFT_MSEC;
-	}
-	mon.dump_sig = parse_signal(getenv("WEFT_DUMP_SIGNAL"));
-	if (getenv("WEFT_DUMP_SIGNAL") && !mon.dump_sig)
-		fprintf(stderr, "weft: WEFT_DUMP_SIGNAL=%s: not a signal\n",
-			getenv("WEFT_DUMP_SIGNAL"));
-}
-
 /*
- * Configure the monitor's diagnostics for a run (from the environment) and
+ * Configure the monitor's diagnostics for a run (from its configuration) and
  * install the dump signal's handler.  Caller: weft_run, before the
  * scheduler starts (so before any task runs: a task may expect the signal
  * to be handled).
  */
 void
-weft__diag_setup(struct weft__monitor_cfg *mc)
+weft__diag_setup(const struct weft__config *c, struct weft__monitor_cfg *mc)
 {
 	ck_pr_store_64(&mon.slow_tasks, 0);
 	ck_pr_store_64(&mon.deadlocks, 0);
-	read_env();
+	mon.mode = c->deadlock == WEFT_DEADLOCK_REPORT ? DL_REPORT :
+		   c->deadlock == WEFT_DEADLOCK_OFF    ? DL_OFF :
+							 DL_ABORT;
+	mon.slow_ns = c->slow_ns;
+	mon.dump_sig = c->dump_signal;
 	mon.dump_req = 0;
 	mon.stable_ticks = 0;
 	mon.reported = false;

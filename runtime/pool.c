@@ -5,8 +5,9 @@
  * blocking C calls through weft_blocking() and weft_pool_*) while the
  * calling task parks.
  *
- * One mechanism serves the runtime's default pool (WEFT_POOL_THREADS
- * threads, default 4, made on first use and never freed) and the pools a
+ * One mechanism serves the runtime's default pool (weft_config.pool_threads
+ * or WEFT_POOL_THREADS threads, default 4, made on first use and never
+ * freed) and the pools a
  * user makes with weft_pool_make().  Threads start on demand, when a job is
  * queued and fewer threads are idle than jobs wait, up to the pool's limit,
  * and exit after idle_ns without work, so an idle process keeps none.  Jobs
@@ -45,7 +46,6 @@
 #include "runtime/runtime.h"
 #include "sched/park.h"
 
-#define POOL_DEFAULT_THREADS 4
 #define POOL_THREADS_MAX 1024
 #define POOL_QUEUE_DEFAULT 1024
 #define POOL_IDLE_DEFAULT (10 * WEFT_SEC)
@@ -115,8 +115,12 @@ struct weft_pool {
 	/* Idle threads wait here for a job or for the pool's free. */
 	pthread_cond_t work;
 
+	/*
+	 * Thread limit.  Immutable after make, except the default pool's,
+	 * which weft__pool_default_limit() sets under lock.
+	 */
+	int max;			/* under lock */
 	/* Immutable after make. */
-	int max;			/* threads */
 	size_t queue_max;		/* queued public jobs */
 	int64_t idle_ns;
 	bool builtin;			/* the default pool: never freed */
@@ -263,14 +267,9 @@ pool_unregister(struct weft_pool *p)
 static void
 default_init(void)
 {
-	const char *e = getenv("WEFT_POOL_THREADS");
-	long n = e ? strtol(e, NULL, 10) : 0;
-
-	if (n < 1 || n > POOL_THREADS_MAX)
-		n = POOL_DEFAULT_THREADS;
 	default_pool.builtin = true;
-	default_err = pool_init(&default_pool, (int)n, POOL_QUEUE_DEFAULT,
-				POOL_IDLE_DEFAULT);
+	default_err = pool_init(&default_pool, weft__config_pool_threads(),
+				POOL_QUEUE_DEFAULT, POOL_IDLE_DEFAULT);
 }
 
 /* The runtime's default pool, made on first use.  Any thread. */
@@ -280,6 +279,25 @@ default_get(struct weft_pool **out)
 	pthread_once(&default_once, default_init);
 	*out = &default_pool;
 	return default_err;
+}
+
+int
+weft__pool_default_limit(int threads)
+{
+	struct weft_pool *p;
+	int r = default_get(&p);
+
+	if (r < 0)
+		return r;
+	if (threads < 1 || threads > POOL_THREADS_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&p->lock);
+	p->max = threads;
+	/* Idle threads above the new limit wake up and exit. */
+	if (p->threads > threads)
+		pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
 }
 
 /* Append j to p's queue.  Caller holds p->lock. */
@@ -392,7 +410,15 @@ pool_main(void *arg)
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
+		/*
+		 * Above a lowered limit (weft__pool_default_limit): leave
+		 * the queue to the others (at least `max` of them).
+		 */
+		if (p->threads > p->max && !p->closing)
+			goto out_exit;
 		while (!p->head && !p->closing) {
+			if (p->threads > p->max)
+				goto out_exit;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_sec += p->idle_ns / WEFT_SEC;
 			ts.tv_nsec += p->idle_ns % WEFT_SEC;

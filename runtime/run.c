@@ -6,7 +6,6 @@
  * built.  The one file of runtime/ that sees the core's private header.
  */
 #include <errno.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,28 +24,6 @@ pthread_mutex_t weft__stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct weft_worker_stats *last_wstats;
 static struct weft_stats last_stats;
 static const char *last_backend;
-
-static int
-count_workers(const struct weft_config *cfg)
-{
-	const char *env;
-	cpu_set_t set;
-	char *end;
-	long n;
-
-	if (cfg && cfg->workers)
-		return cfg->workers;
-	env = getenv("WEFT_WORKERS");
-	if (env && *env) {
-		n = strtol(env, &end, 10);
-		if (*end || n < 1 || n > 1024)
-			return -EINVAL;
-		return (int)n;
-	}
-	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set))
-		return CPU_COUNT(&set);
-	return 1;
-}
 
 static void
 snapshot_stats(void)
@@ -78,6 +55,7 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	const struct weft__io_ops *ops;
 	struct weft_task *main_task;
 	struct weft__monitor_cfg mc;
+	struct weft__config conf;
 	struct sigaction old_pipe;
 	bool pipe_ignored = false;
 	int n, ret;
@@ -86,24 +64,19 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 		return -EBUSY;
 	if (!fn)
 		return -EINVAL;
-	if (cfg) {
-		for (size_t i = 0; i < 8; i++)
-			if (cfg->reserved_[i])
-				return -EINVAL;
-		if (cfg->workers < 0 || cfg->workers > 1024 ||
-		    cfg->guarded_stacks < -1)
-			return -EINVAL;
-	}
-	n = count_workers(cfg);
-	if (n < 0)
-		return n;
-	ops = weft__io_select(cfg ? cfg->io_backend : NULL);
+	ret = weft__config_resolve(cfg, &conf);
+	if (ret < 0)
+		return ret;
+	n = conf.workers;
+	ops = weft__io_select(conf.io_backend);
 	if (!ops)
 		return -EINVAL;
 	if (pthread_mutex_trylock(&run_lock))
 		return -EBUSY;
-	ret = weft__stack_setup(cfg ? cfg->stack_size : 0,
-				cfg ? cfg->guarded_stacks : 0);
+	ret = weft__pool_default_limit(conf.pool_threads);
+	if (ret < 0)
+		goto out_unlock;
+	ret = weft__stack_setup(conf.stack_size, conf.guarded_stacks);
 	if (ret < 0)
 		goto out_unlock;
 
@@ -150,7 +123,7 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	}
 	weft__io_canceller = weft__iocall_cancel;
 	/* The monitor's diagnostics, and the dump signal's handler. */
-	weft__diag_setup(&mc);
+	weft__diag_setup(&conf, &mc);
 	ck_pr_store_32(&s->running, 1);
 	/* Done callbacks of futures completed while no runtime ran. */
 	weft__future_adopt_orphans();

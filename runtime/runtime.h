@@ -8,9 +8,47 @@
 #ifndef WEFT_RUNTIME_H
 #define WEFT_RUNTIME_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sched/park.h"
+
+/*
+ * A run's configuration with every fallback applied (runtime/config.c, the
+ * one file that reads weft's environment variables).  Written by
+ * weft__config_resolve() in weft_run before anything starts; read-only
+ * after.
+ */
+struct weft__config {
+	int workers;		/* 1..1024 */
+	size_t stack_size;	/* 0: the stack layer's default */
+	long guarded_stacks;	/* as weft_config.guarded_stacks */
+	const char *io_backend;	/* "uring"/"epoll", or NULL: automatic */
+	int64_t slow_ns;	/* slow-task threshold; 0: no report */
+	int deadlock;		/* WEFT_DEADLOCK_ABORT, _REPORT or _OFF */
+	int dump_signal;	/* 0: none */
+	int pool_threads;	/* the default pool's limit, 1..1024 */
+};
+
+/*
+ * Resolve `cfg` (NULL: all defaults) into `*out`.  Returns 0, or -EINVAL
+ * for a field out of range, a non-zero reserved_ word or a malformed
+ * WEFT_WORKERS.  Prints a line on stderr for each other malformed
+ * variable.  Any thread.
+ */
+int weft__config_resolve(const struct weft_config *cfg,
+			 struct weft__config *out);
+
+/* The default pool's limit from WEFT_POOL_THREADS, else 4.  Any thread. */
+int weft__config_pool_threads(void);
+
+/*
+ * Set the default blocking pool's thread limit (making the pool if no one
+ * used it yet).  Threads above a lowered limit finish their job and exit
+ * when idle.  Returns 0 or the negative errno of the pool's creation.  Any
+ * thread; weft_run calls it with weft__config.pool_threads.
+ */
+int weft__pool_default_limit(int threads);
 
 /*
  * Blocking pool (runtime/pool.c): run fn(arg) on a thread of the runtime's
@@ -49,7 +87,8 @@ void weft__iocall_cancel(struct weft_task *t);
  * Diagnostics (runtime/diag.c): the monitor's hooks for a run, and the
  * counters weft_stats() reports.  weft_run only.
  */
-void weft__diag_setup(struct weft__monitor_cfg *mc);
+void weft__diag_setup(const struct weft__config *c,
+		      struct weft__monitor_cfg *mc);
 void weft__diag_teardown(void);
 void weft__diag_counters(uint64_t *slow_tasks, uint64_t *deadlocks);
 

@@ -468,6 +468,53 @@ START_TEST(blocking_queued_job_removed_by_deadline_and_cancel)
 }
 END_TEST
 
+/*
+ * weft_config.pool_threads wins over WEFT_POOL_THREADS (2 in this suite):
+ * with 1, a second job waits in the queue while the first holds the only
+ * thread; with 3, three jobs run at once.
+ */
+static void *
+pool_limit_main(void *arg)
+{
+	int limit = t_int(arg);
+	struct weft_task *ts[3];
+	struct gate g;
+
+	atomic_store(&never_ran, 0);
+	gate_init(&g);
+	for (int i = 0; i < limit; i++)
+		ts[i] = spawn1(blocker_task, &g);
+	T_WAIT(atomic_load(&g.started) == limit, "the pool's threads to block");
+	if (limit == 1)
+		T_EXPECT_INT(weft_blocking(never_job, NULL, NULL,
+					   weft_now() + 10 * WEFT_MSEC), ==,
+			     -ETIMEDOUT);
+	gate_open(&g);
+	for (int i = 0; i < limit; i++)
+		join_int(ts[i]);
+	T_EXPECT_INT(atomic_load(&never_ran), ==, 0);
+	gate_destroy(&g);
+	return NULL;
+}
+
+START_TEST(pool_threads_field_lowers_the_default_pool_limit)
+{
+	struct weft_config cfg = t_config(2);
+
+	cfg.pool_threads = 1;
+	T_RUN(pool_limit_main, t_ptr(1), &cfg, NULL);
+}
+END_TEST
+
+START_TEST(pool_threads_field_raises_the_default_pool_limit)
+{
+	struct weft_config cfg = t_config(2);
+
+	cfg.pool_threads = 3;
+	T_RUN(pool_limit_main, t_ptr(3), &cfg, NULL);
+}
+END_TEST
+
 static void *
 abandon_task(void *arg)
 {
@@ -1135,6 +1182,8 @@ pool_suite(void)
 	tc = t_tcase(s, "blocking", T_TIMEOUT);
 	tcase_add_test(tc, blocking_from_task_returns_value);
 	tcase_add_test(tc, blocking_queued_job_removed_by_deadline_and_cancel);
+	tcase_add_test(tc, pool_threads_field_lowers_the_default_pool_limit);
+	tcase_add_test(tc, pool_threads_field_raises_the_default_pool_limit);
 	tcase_add_test(tc,
 		       blocking_running_job_abandoned_by_deadline_and_cancel);
 	tcase_add_test(tc, blocking_from_plain_thread);

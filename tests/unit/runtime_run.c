@@ -6,6 +6,7 @@
  */
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 
 #include "harness.h"
 
@@ -459,6 +460,66 @@ START_TEST(nonzero_reserved_returns_einval)
 }
 END_TEST
 
+/* Each configuration field out of its range, one at a time. */
+START_TEST(config_field_out_of_range_returns_einval)
+{
+	static const struct {
+		const char *what;
+		long slow_ms, pool_threads;
+		int deadlock, dump_signal;
+	} bad[] = {
+		{ "slow_ms = -2", -2, 0, 0, 0 },
+		{ "slow_ms = LONG_MIN", LONG_MIN, 0, 0, 0 },
+		{ "slow_ms = LONG_MAX", LONG_MAX, 0, 0, 0 },
+		{ "deadlock = -1", 0, 0, -1, 0 },
+		{ "deadlock = 4", 0, 0, 4, 0 },
+		{ "dump_signal = -2", 0, 0, 0, -2 },
+		{ "dump_signal = SIGKILL", 0, 0, 0, SIGKILL },
+		{ "dump_signal = SIGSTOP", 0, 0, 0, SIGSTOP },
+		{ "dump_signal = NSIG", 0, 0, 0, NSIG },
+		{ "pool_threads = -1", 0, -1, 0, 0 },
+		{ "pool_threads = 1025", 0, 1025, 0, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct weft_config cfg = t_config(1);
+
+		cfg.slow_ms = bad[i].slow_ms;
+		cfg.pool_threads = bad[i].pool_threads;
+		cfg.deadlock = bad[i].deadlock;
+		cfg.dump_signal = bad[i].dump_signal;
+		check_rejected(&cfg, bad[i].what);
+	}
+}
+END_TEST
+
+static void *
+count_one(void *arg)
+{
+	atomic_fetch_add((atomic_int *)arg, 1);
+	return NULL;
+}
+
+/* The edges of each range are accepted and the run goes ahead. */
+START_TEST(config_field_edges_are_accepted)
+{
+	struct weft_config cfg = t_config(1);
+	atomic_int ran = 0;
+
+	cfg.slow_ms = -1;
+	cfg.deadlock = WEFT_DEADLOCK_OFF;
+	cfg.dump_signal = -1;
+	cfg.pool_threads = 1024;
+	ck_assert_int_eq(weft_run(count_one, &ran, &cfg, NULL), 0);
+	cfg.slow_ms = 1;
+	cfg.deadlock = WEFT_DEADLOCK_ABORT;
+	cfg.dump_signal = SIGUSR2;
+	cfg.pool_threads = 1;
+	ck_assert_int_eq(weft_run(count_one, &ran, &cfg, NULL), 0);
+	ck_assert_int_eq(atomic_load(&ran), 2);
+}
+END_TEST
+
 START_TEST(tiny_stack_size_returns_einval)
 {
 	struct weft_config cfg = t_config(1);
@@ -594,6 +655,8 @@ runtime_run_suite(void)
 	tc = t_tcase(s, "config", T_TIMEOUT);
 	tcase_add_test(tc, negative_workers_returns_einval);
 	tcase_add_test(tc, nonzero_reserved_returns_einval);
+	tcase_add_test(tc, config_field_out_of_range_returns_einval);
+	tcase_add_test(tc, config_field_edges_are_accepted);
 	tcase_add_test(tc, tiny_stack_size_returns_einval);
 	tcase_add_test(tc, failed_run_leaves_runtime_usable);
 

@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Configuration: the one place that reads weft's environment variables.
+ *
+ * weft_run() hands its struct weft_config here and gets back a resolved
+ * struct weft__config: for each setting, the field if it is non-zero, else
+ * the environment variable if it is set, else the default.  A field out of
+ * range is the caller's error (-EINVAL, nothing started).  A malformed
+ * environment variable is named on stderr and its default used, except
+ * WEFT_WORKERS, which has always failed the run (-EINVAL): a program that
+ * asked for a worker count and got another would be measured wrong.
+ *
+ * The default blocking pool can be used before any run (weft_blocking()
+ * from a plain thread), so it asks weft__config_pool_threads() for its
+ * size when it is made.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/runtime.h"
+
+#define WORKERS_MAX 1024
+#define SLOW_MS_DEFAULT 100
+#define POOL_THREADS_DEFAULT 4
+#define POOL_THREADS_MAX 1024
+/* weft_config.slow_ms above this would overflow in nanoseconds. */
+#define SLOW_MS_MAX (INT64_MAX / WEFT_MSEC)
+
+/*
+ * The layout weft_config had when it held only the first four fields:
+ * the fields added since came out of reserved_, so the size and the old
+ * offsets must not move (the ABI).
+ */
+struct config_v0 {
+	int workers;
+	size_t stack_size;
+	long guarded_stacks;
+	const char *io_backend;
+	long reserved_[8];
+};
+_Static_assert(sizeof(struct weft_config) == sizeof(struct config_v0),
+	       "struct weft_config changed size");
+_Static_assert(offsetof(struct weft_config, io_backend) ==
+		       offsetof(struct config_v0, io_backend) &&
+	       offsetof(struct weft_config, slow_ms) ==
+		       offsetof(struct config_v0, reserved_),
+	       "struct weft_config moved a field");
+
+static void
+env_malformed(const char *name, const char *value, const char *what)
+{
+	fprintf(stderr, "weft: %s=%s: %s; using the default\n", name, value,
+		what);
+}
+
+/* A decimal integer in [lo, hi] from the whole of `s`, else -1. */
+static long long
+parse_range(const char *s, long long lo, long long hi)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (end == s || *end || errno || v < lo || v > hi)
+		return -1;
+	return v;
+}
+
+/* "SIGUSR1", "USR1" or a number; 0 if it names no catchable signal. */
+static int
+parse_signal(const char *name)
+{
+	long long n = parse_range(name, 1, NSIG - 1);
+
+	if (n > 0)
+		return n == SIGKILL || n == SIGSTOP ? 0 : (int)n;
+	if (strncmp(name, "SIG", 3) == 0)
+		name += 3;
+	for (int i = 1; i < NSIG; i++) {
+		const char *abbrev = sigabbrev_np(i);
+
+		if (abbrev && strcmp(abbrev, name) == 0)
+			return i == SIGKILL || i == SIGSTOP ? 0 : i;
+	}
+	return 0;
+}
+
+static const char *
+env(const char *name)
+{
+	const char *e = getenv(name);
+
+	return e && *e ? e : NULL;
+}
+
+static int
+resolve_workers(int field)
+{
+	const char *e;
+	cpu_set_t set;
+	long long n;
+
+	if (field)
+		return field;
+	if ((e = env("WEFT_WORKERS")) != NULL) {
+		n = parse_range(e, 1, WORKERS_MAX);
+		return n < 0 ? -EINVAL : (int)n;
+	}
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set))
+		return CPU_COUNT(&set);
+	return 1;
+}
+
+static int64_t
+resolve_slow_ns(long field)
+{
+	const char *e;
+	long long ms = SLOW_MS_DEFAULT;
+
+	if (field)
+		return field < 0 ? 0 : (int64_t)field * WEFT_MSEC;
+	if ((e = env("WEFT_SLOW_MS")) != NULL) {
+		long long v = parse_range(e, 0, SLOW_MS_MAX);
+
+		if (v < 0)
+			env_malformed("WEFT_SLOW_MS", e,
+				      "not a number of milliseconds");
+		else
+			ms = v;
+	}
+	return (int64_t)ms * WEFT_MSEC;
+}
+
+static int
+resolve_deadlock(int field)
+{
+	const char *e;
+
+	if (field)
+		return field;
+	if ((e = env("WEFT_DEADLOCK")) == NULL || strcmp(e, "abort") == 0)
+		return WEFT_DEADLOCK_ABORT;
+	if (strcmp(e, "report") == 0)
+		return WEFT_DEADLOCK_REPORT;
+	if (strcmp(e, "off") == 0 || strcmp(e, "0") == 0)
+		return WEFT_DEADLOCK_OFF;
+	env_malformed("WEFT_DEADLOCK", e, "not abort, report or off");
+	return WEFT_DEADLOCK_ABORT;
+}
+
+static int
+resolve_dump_signal(int field)
+{
+	const char *e;
+	int sig;
+
+	if (field)
+		return field < 0 ? 0 : field;
+	if ((e = env("WEFT_DUMP_SIGNAL")) == NULL)
+		return 0;
+	sig = parse_signal(e);
+	if (!sig)
+		fprintf(stderr, "weft: WEFT_DUMP_SIGNAL=%s: not a signal\n", e);
+	return sig;
+}
+
+int
+weft__config_pool_threads(void)
+{
+	const char *e = env("WEFT_POOL_THREADS");
+	long long n;
+
+	if (!e)
+		return POOL_THREADS_DEFAULT;
+	n = parse_range(e, 1, POOL_THREADS_MAX);
+	if (n < 0) {
+		env_malformed("WEFT_POOL_THREADS", e, "not a number in 1..1024");
+		return POOL_THREADS_DEFAULT;
+	}
+	return (int)n;
+}
+
+int
+weft__config_resolve(const struct weft_config *cfg, struct weft__config *out)
+{
+	static const struct weft_config zero;
+	int n;
+
+	if (!cfg)
+		cfg = &zero;
+	for (size_t i = 0; i < sizeof(cfg->reserved_) / sizeof(long); i++)
+		if (cfg->reserved_[i])
+			return -EINVAL;
+	if (cfg->workers < 0 || cfg->workers > WORKERS_MAX ||
+	    cfg->guarded_stacks < -1 || cfg->slow_ms < -1 ||
+	    cfg->slow_ms > SLOW_MS_MAX || cfg->deadlock < 0 ||
+	    cfg->deadlock > WEFT_DEADLOCK_OFF || cfg->dump_signal < -1 ||
+	    cfg->dump_signal >= NSIG || cfg->dump_signal == SIGKILL ||
+	    cfg->dump_signal == SIGSTOP || cfg->pool_threads < 0 ||
+	    cfg->pool_threads > POOL_THREADS_MAX)
+		return -EINVAL;
+	n = resolve_workers(cfg->workers);
+	if (n < 0)
+		return n;
+	*out = (struct weft__config){
+		.workers = n,
+		.stack_size = cfg->stack_size,
+		.guarded_stacks = cfg->guarded_stacks,
+		.io_backend = cfg->io_backend && *cfg->io_backend ?
+				      cfg->io_backend : env("WEFT_IO"),
+		.slow_ns = resolve_slow_ns(cfg->slow_ms),
+		.deadlock = resolve_deadlock(cfg->deadlock),
+		.dump_signal = resolve_dump_signal(cfg->dump_signal),
+		.pool_threads = cfg->pool_threads ?
+					(int)cfg->pool_threads :
+					weft__config_pool_threads(),
+	};
+	return 0;
+}
