@@ -29,7 +29,7 @@ SANFLAGS	:=
 else ifeq ($(SAN),address)
 BUILD		?= build/asan
 SANFLAGS	:= -fsanitize=address,undefined -fno-omit-frame-pointer \
-		   -fno-sanitize-recover=undefined -DWEFT_ASAN=1
+		   -fno-sanitize-recover=undefined -DWEFT_ASAN=1 -DWEFT_LOCKRANK=1
 else ifeq ($(SAN),thread)
 BUILD		?= build/tsan
 # ck_pr's inline assembly is invisible to TSan: make ck use __atomic builtins.
@@ -75,6 +75,7 @@ LIB_SRCS	:= \
 	io/base.c \
 	io/epoll.c \
 	io/io.c \
+	io/lockrank.c \
 	io/uring.c \
 	runtime/chan.c \
 	runtime/config.c \

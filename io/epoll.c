@@ -178,7 +178,7 @@ dispatch(struct weft__io *io, uint64_t key, uint32_t revents)
 {
 	struct weft__ioreq *req;
 
-	weft__spin_lock(&io->epoll.lock);
+	weft__spin_lock(&io->epoll.lock, WEFT_RANK_EPOLL);
 	req = weft__ioslot_find(&io->epoll.slots, key);
 	/*
 	 * Under the lock the waiter cannot have gone: it frees its slot
@@ -189,7 +189,7 @@ dispatch(struct weft__io *io, uint64_t key, uint32_t revents)
 		req->res = (int32_t)(revents & 0x7fffffffu);
 		req->done(req);
 	}
-	ck_spinlock_unlock(&io->epoll.lock);
+	weft__spin_unlock(&io->epoll.lock);
 }
 
 
@@ -197,11 +197,11 @@ dispatch(struct weft__io *io, uint64_t key, uint32_t revents)
 static void
 forget(struct weft__io *io, uint64_t key, struct weft__ioreq *req)
 {
-	weft__spin_lock(&io->epoll.lock);
+	weft__spin_lock(&io->epoll.lock, WEFT_RANK_EPOLL);
 	if (weft__ioslot_find(&io->epoll.slots, key) == req)
 		weft__ioslot_put(&io->epoll.slots, key);
 	ck_pr_store_32(&io->epoll.waiting, io->epoll.slots.used);
-	ck_spinlock_unlock(&io->epoll.lock);
+	weft__spin_unlock(&io->epoll.lock);
 }
 
 /*
@@ -222,10 +222,10 @@ await_fd(struct weft__io *io, struct weft__ioreq *req, int fd,
 	int epfd = io->epoll.epfd, regfd = fd, ret, err = 0;
 	uint64_t key;
 
-	weft__spin_lock(&io->epoll.lock);
+	weft__spin_lock(&io->epoll.lock, WEFT_RANK_EPOLL);
 	ret = weft__ioslot_get(&io->epoll.slots, req, &key);
 	if (ret < 0) {
-		ck_spinlock_unlock(&io->epoll.lock);
+		weft__spin_unlock(&io->epoll.lock);
 		return ret;
 	}
 	ck_pr_store_32(&io->epoll.waiting, io->epoll.slots.used);
@@ -246,7 +246,7 @@ await_fd(struct weft__io *io, struct weft__ioreq *req, int fd,
 		}
 	}
 	if (err) {
-		ck_spinlock_unlock(&io->epoll.lock);
+		weft__spin_unlock(&io->epoll.lock);
 		forget(io, key, req);
 		if (regfd >= 0 && regfd != fd)
 			close(regfd);
@@ -258,7 +258,7 @@ await_fd(struct weft__io *io, struct weft__ioreq *req, int fd,
 	req->regfd = regfd;
 	req->stage = regfd != fd;	/* a dup to close */
 	IO_STAT_INC(io, io_ops);
-	ck_spinlock_unlock(&io->epoll.lock);
+	weft__spin_unlock(&io->epoll.lock);
 	return WEFT__IO_PENDING;
 }
 

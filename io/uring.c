@@ -287,13 +287,13 @@ cancel_drain(struct weft__io *io)
 	if (!ck_pr_load_32(&io->cancel_n) && !ck_pr_load_8((uint8_t *)
 						&io->cancel_overflow))
 		return;
-	weft__spin_lock(&io->cancel_lock);
+	weft__spin_lock(&io->cancel_lock, WEFT_RANK_IO_CANCEL);
 	n = io->cancel_n;
 	memcpy(keys, io->cancel_keys, n * sizeof(keys[0]));
 	all = io->cancel_overflow;
 	ck_pr_store_32(&io->cancel_n, 0);
 	io->cancel_overflow = false;
-	ck_spinlock_unlock(&io->cancel_lock);
+	weft__spin_unlock(&io->cancel_lock);
 	for (i = 0; i < n; i++)
 		cancel_key(io, keys[i]);
 	if (!all)
@@ -425,7 +425,7 @@ uring_resume(struct weft__io *io, struct weft__ioreq *req, int wait_res)
 static void
 uring_cancel(struct weft__io *from, struct weft__io *io, uint64_t key)
 {
-	weft__spin_lock(&io->cancel_lock);
+	weft__spin_lock(&io->cancel_lock, WEFT_RANK_IO_CANCEL);
 	if (io->cancel_n <
 	    sizeof(io->cancel_keys) / sizeof(io->cancel_keys[0])) {
 		io->cancel_keys[io->cancel_n] = key;
@@ -433,7 +433,7 @@ uring_cancel(struct weft__io *from, struct weft__io *io, uint64_t key)
 	} else {
 		ck_pr_store_8((uint8_t *)&io->cancel_overflow, 1);
 	}
-	ck_spinlock_unlock(&io->cancel_lock);
+	weft__spin_unlock(&io->cancel_lock);
 	if (from != io)
 		io->ops->wake(from, io);
 }

@@ -15,8 +15,8 @@
  * claim comes before the data is copied and the commit after, so a select
  * whose claim was lost never sees a half-done case.
  *
- * Lock order: channel locks by address (select takes several), then
- * whatever weft__waiter_commit() takes (sched.lock on a foreign wake).
+ * Locks: channel locks (WEFT_RANK_CHAN, io/base.h), several at once in
+ * increasing address order by a select.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -219,6 +219,8 @@ send_locked(struct weft_chan *ch, const void *val, struct weft__worker *w)
 {
 	struct sudog *sg;
 
+	WEFT_ASSERT_HELD(&ch->lock);
+
 	if (ch->closed)
 		return -EPIPE;
 	if ((sg = q_claim(&ch->recvq))) {
@@ -239,6 +241,8 @@ static inline __attribute__((always_inline)) int
 recv_locked(struct weft_chan *ch, void *out, struct weft__worker *w)
 {
 	struct sudog *sg;
+
+	WEFT_ASSERT_HELD(&ch->lock);
 
 	if (ch->len > 0) {
 		copy(ch, out, slot(ch, 0));
@@ -266,7 +270,7 @@ chan_unlock(void *arg)
 {
 	struct weft_chan *ch = arg;
 
-	ck_spinlock_unlock(&ch->lock);
+	weft__spin_unlock(&ch->lock);
 }
 
 /* Block in one queue of one channel.  Called with the lock held. */
@@ -277,6 +281,8 @@ wait_locked(struct weft_chan *ch, struct waitq *q, void *val,
 	struct weft__waiter wt;
 	struct sudog sg = { .wt = &wt, .lt = NULL, .val = val, .idx = 0 };
 	int ret;
+
+	WEFT_ASSERT_HELD(&ch->lock);
 
 	weft__waiter_prepare_as(&wt, self);
 	weft__waiter_note(&wt, q == &ch->sendq ? WAIT_CHAN_SEND :
@@ -293,10 +299,10 @@ wait_locked(struct weft_chan *ch, struct waitq *q, void *val,
 	 */
 	if (ret >= 0 && wt.task)
 		return sg.result;
-	weft__spin_lock(&ch->lock);
+	weft__spin_lock(&ch->lock, WEFT_RANK_CHAN);
 	if (sg.queued)
 		q_unlink(q, &sg);
-	ck_spinlock_unlock(&ch->lock);
+	weft__spin_unlock(&ch->lock);
 	return ret < 0 ? ret : sg.result;
 }
 
@@ -311,7 +317,7 @@ chan_lcancel(void *obj, struct weft_task *t, uint32_t seq)
 	struct sudog *sg;
 	uint64_t word;
 
-	weft__spin_lock(&ch->lock);
+	weft__spin_lock(&ch->lock, WEFT_RANK_CHAN);
 	word = ck_pr_load_64(&t->park);
 	/*
 	 * The record, read between two loads of the park word (seqlock
@@ -328,7 +334,7 @@ chan_lcancel(void *obj, struct weft_task *t, uint32_t seq)
 		q_unlink(sg->lq, sg);
 		finish(sg, -ECANCELED, weft__worker_self());
 	}
-	ck_spinlock_unlock(&ch->lock);
+	weft__spin_unlock(&ch->lock);
 }
 
 /*
@@ -343,7 +349,7 @@ chan_lpark_wait(struct weft_chan *ch, void *val, struct weft__worker *w,
 	struct sudog sg;
 
 	if (ck_pr_load_32(&self->flags) & TASK_CANCELLED) {
-		ck_spinlock_unlock(&ch->lock);
+		weft__spin_unlock(&ch->lock);
 		weft__lpark_disarm(self);
 		return -ECANCELED;
 	}
@@ -376,12 +382,12 @@ chan_op_lparked(struct weft_chan *ch, void *val, struct weft__worker *w,
 	weft__lpark_arm(self, ch, chan_lcancel);
 	/* The arm before the lock's exchange, the flag read after it. */
 	ck_pr_fence_store_atomic();
-	weft__spin_lock(&ch->lock);
+	weft__spin_lock(&ch->lock, WEFT_RANK_CHAN);
 	ck_pr_fence_atomic_load();
 	ret = send ? send_locked(ch, val, w) : recv_locked(ch, val, w);
 	if (ret == -EAGAIN)
 		return chan_lpark_wait(ch, val, w, self, send);
-	ck_spinlock_unlock(&ch->lock);
+	weft__spin_unlock(&ch->lock);
 	weft__lpark_disarm(self);
 	return ret;
 }
@@ -422,14 +428,14 @@ chan_op_waiter(struct weft_chan *ch, void *val, int64_t deadline,
 
 	if ((ret = cancelled(self)))
 		return ret;
-	weft__spin_lock(&ch->lock);
+	weft__spin_lock(&ch->lock, WEFT_RANK_CHAN);
 	ret = send ? send_locked(ch, val, w) : recv_locked(ch, val, w);
 	if (ret != -EAGAIN) {
-		ck_spinlock_unlock(&ch->lock);
+		weft__spin_unlock(&ch->lock);
 		return ret;
 	}
 	if (deadline != WEFT_DEADLINE_NONE && deadline <= weft_now()) {
-		ck_spinlock_unlock(&ch->lock);
+		weft__spin_unlock(&ch->lock);
 		return -ETIMEDOUT;
 	}
 	return wait_locked(ch, q, val, deadline, self);
@@ -472,9 +478,9 @@ weft_chan_trysend(struct weft_chan *ch, const void *val)
 
 	if (!ch)
 		return -EINVAL;
-	weft__spin_lock(&ch->lock);
+	weft__spin_lock(&ch->lock, WEFT_RANK_CHAN);
 	ret = send_locked(ch, val, w);
-	ck_spinlock_unlock(&ch->lock);
+	weft__spin_unlock(&ch->lock);
 	return ret;
 }
 
@@ -486,9 +492,9 @@ weft_chan_tryrecv(struct weft_chan *ch, void *out)
 
 	if (!ch)
 		return -EINVAL;
-	weft__spin_lock(&ch->lock);
+	weft__spin_lock(&ch->lock, WEFT_RANK_CHAN);
 	ret = recv_locked(ch, out, w);
-	ck_spinlock_unlock(&ch->lock);
+	weft__spin_unlock(&ch->lock);
 	return ret;
 }
 
@@ -500,9 +506,9 @@ weft_chan_close(struct weft_chan *ch)
 
 	if (!ch)
 		return -EINVAL;
-	weft__spin_lock(&ch->lock);
+	weft__spin_lock(&ch->lock, WEFT_RANK_CHAN);
 	if (ch->closed) {
-		ck_spinlock_unlock(&ch->lock);
+		weft__spin_unlock(&ch->lock);
 		return -EPIPE;
 	}
 	ch->closed = true;
@@ -511,7 +517,7 @@ weft_chan_close(struct weft_chan *ch)
 		finish(sg, -EPIPE, w);
 	while ((sg = q_claim(&ch->sendq)))
 		finish(sg, -EPIPE, w);
-	ck_spinlock_unlock(&ch->lock);
+	weft__spin_unlock(&ch->lock);
 	return 0;
 }
 
@@ -533,7 +539,7 @@ static void
 sel_lock(struct selstate *st)
 {
 	for (int i = 0; i < st->nlocks; i++)
-		weft__spin_lock(&st->locks[i]->lock);
+		weft__spin_lock(&st->locks[i]->lock, WEFT_RANK_CHAN);
 }
 
 static void
@@ -542,7 +548,7 @@ sel_unlock(void *arg)
 	struct selstate *st = arg;
 
 	for (int i = st->nlocks - 1; i >= 0; i--)
-		ck_spinlock_unlock(&st->locks[i]->lock);
+		weft__spin_unlock(&st->locks[i]->lock);
 }
 
 static int

@@ -181,7 +181,8 @@ weft__config_pool_threads(void)
 		return POOL_THREADS_DEFAULT;
 	n = parse_range(e, 1, POOL_THREADS_MAX);
 	if (n < 0) {
-		env_malformed("WEFT_POOL_THREADS", e, "not a number in 1..1024");
+		env_malformed("WEFT_POOL_THREADS", e,
+			      "not a number in 1..1024");
 		return POOL_THREADS_DEFAULT;
 	}
 	return (int)n;

@@ -364,6 +364,8 @@ dump_locked(FILE *out, const struct weft_stats *st)
 	struct snap sn;
 	int64_t now = weft_now();
 
+	WEFT_ASSERT_HELD(&weft__stats_lock);
+
 	fprintf(out, "weft: dump: %d workers (%s), %" PRIu64
 		" tasks live, %" PRIu64 " spawned\n", weft__sched_nworkers(),
 		weft_io_backend(), st->tasks_live, st->tasks_spawned);
@@ -394,12 +396,12 @@ weft_dump(FILE *out)
 		return -EINVAL;
 	/* weft_stats() takes weft__stats_lock itself: before we do. */
 	weft_stats(&st);
-	pthread_mutex_lock(&weft__stats_lock);
+	weft__mutex_lock(&weft__stats_lock, WEFT_RANK_STATS);
 	if (weft__sched_running())
 		dump_locked(out, &st);
 	else
 		fputs("weft: dump: no runtime is running\n", out);
-	pthread_mutex_unlock(&weft__stats_lock);
+	weft__mutex_unlock(&weft__stats_lock);
 	if (fflush(out) != 0 || ferror(out))
 		ret = -EIO;
 	return ret;

@@ -32,9 +32,9 @@
  * names the task until then (cleared under the future's lock by
  * weft__task_drop_future()).
  *
- * Lock order: task->lock is never held while taking a future's lock, nor
- * the reverse; group->lock < future->lock (runtime/group.c); a future's
- * lock < sched.lock (a completer's wake may readily a task).
+ * Locks: a future's lock (WEFT_RANK_FUTURE, io/base.h); its completer
+ * wakes waiters under it.  It never nests with a task's lock: the exit
+ * path reads t->fut under task->lock and completes it after unlocking.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -127,7 +127,7 @@ static const struct weft__future_ops task_future_ops = {
 static void
 spin_unlock(void *lk)
 {
-	ck_spinlock_unlock(lk);
+	weft__spin_unlock(lk);
 }
 
 static struct weft_future *
@@ -247,17 +247,17 @@ cb_runner(void *arg)
 	struct fcb *c;
 
 	for (;;) {
-		weft__spin_lock(&f->lock);
+		weft__spin_lock(&f->lock, WEFT_RANK_FUTURE);
 		c = f->cb_head;
 		if (!c) {
 			f->cb_runner = false;
-			ck_spinlock_unlock(&f->lock);
+			weft__spin_unlock(&f->lock);
 			break;
 		}
 		f->cb_head = c->next;
 		if (!f->cb_head)
 			f->cb_tail = NULL;
-		ck_spinlock_unlock(&f->lock);
+		weft__spin_unlock(&f->lock);
 		c->cb(f, c->arg);
 		free(c);
 	}
@@ -275,10 +275,10 @@ runner_start(struct weft_future *f)
 {
 	if (weft__spawn_system(cb_runner, f, "future-cb") == 0)
 		return;
-	pthread_mutex_lock(&orphans.lock);
+	weft__mutex_lock(&orphans.lock, WEFT_RANK_ORPHANS);
 	f->orphan_next = orphans.head;
 	orphans.head = f;
-	pthread_mutex_unlock(&orphans.lock);
+	weft__mutex_unlock(&orphans.lock);
 }
 
 /*
@@ -290,10 +290,10 @@ weft__future_adopt_orphans(void)
 {
 	struct weft_future *f, *next;
 
-	pthread_mutex_lock(&orphans.lock);
+	weft__mutex_lock(&orphans.lock, WEFT_RANK_ORPHANS);
 	f = orphans.head;
 	orphans.head = NULL;
-	pthread_mutex_unlock(&orphans.lock);
+	weft__mutex_unlock(&orphans.lock);
 	for (; f; f = next) {
 		next = f->orphan_next;
 		f->orphan_next = NULL;
@@ -310,6 +310,8 @@ static bool
 complete_locked(struct weft_future *f, void *value, int err, bool cancelled)
 {
 	struct fwait *r;
+
+	WEFT_ASSERT_HELD(&f->lock);
 
 	f->value = value;
 	f->err = err;
@@ -344,9 +346,9 @@ complete(struct weft_future *f, void *value, int err, bool cancelled)
 	void *hook_arg;
 	bool start;
 
-	weft__spin_lock(&f->lock);
+	weft__spin_lock(&f->lock, WEFT_RANK_FUTURE);
 	if (state_final(ck_pr_load_32(&f->state))) {
-		ck_spinlock_unlock(&f->lock);
+		weft__spin_unlock(&f->lock);
 		return -EALREADY;
 	}
 	start = complete_locked(f, value, err, cancelled);
@@ -355,7 +357,7 @@ complete(struct weft_future *f, void *value, int err, bool cancelled)
 	f->hook = NULL;
 	if (hook)
 		ck_pr_inc_32(&f->refs);	/* for the hook's duration */
-	ck_spinlock_unlock(&f->lock);
+	weft__spin_unlock(&f->lock);
 	if (start)
 		runner_start(f);
 	if (hook) {
@@ -369,15 +371,15 @@ void
 weft__future_hook(struct weft_future *f,
 		  void (*fn)(struct weft_future *f, void *arg), void *arg)
 {
-	weft__spin_lock(&f->lock);
+	weft__spin_lock(&f->lock, WEFT_RANK_FUTURE);
 	WEFT_ASSERT(f->hook == NULL);
 	if (!state_final(ck_pr_load_32(&f->state))) {
 		f->hook = fn;
 		f->hook_arg = arg;
-		ck_spinlock_unlock(&f->lock);
+		weft__spin_unlock(&f->lock);
 		return;
 	}
-	ck_spinlock_unlock(&f->lock);
+	weft__spin_unlock(&f->lock);
 	/* Complete already: the caller holds a reference. */
 	ck_pr_fence_load();
 	fn(f, arg);
@@ -428,9 +430,9 @@ weft_future_cancel(struct weft_future *f)
 		return -EINVAL;
 	if (!f->ops)
 		return complete(f, NULL, 0, true);
-	weft__spin_lock(&f->lock);
+	weft__spin_lock(&f->lock, WEFT_RANK_FUTURE);
 	if (state_final(ck_pr_load_32(&f->state))) {
-		ck_spinlock_unlock(&f->lock);
+		weft__spin_unlock(&f->lock);
 		return -EALREADY;
 	}
 	owner = f->owner;
@@ -442,11 +444,11 @@ weft_future_cancel(struct weft_future *f)
 	if (f->ops == &task_future_ops) {
 		t = owner;
 		if (!t || !weft__task_tryref(t)) {
-			ck_spinlock_unlock(&f->lock);
+			weft__spin_unlock(&f->lock);
 			return -EALREADY;
 		}
 	}
-	ck_spinlock_unlock(&f->lock);
+	weft__spin_unlock(&f->lock);
 	ret = f->ops->cancel(f, owner);
 	if (t)
 		weft__task_unref(weft__worker_self(), t);
@@ -467,7 +469,7 @@ weft_future_on_done(struct weft_future *f, weft_future_cb cb, void *arg)
 	c->cb = cb;
 	c->arg = arg;
 	c->next = NULL;
-	weft__spin_lock(&f->lock);
+	weft__spin_lock(&f->lock, WEFT_RANK_FUTURE);
 	if (f->cb_tail)
 		f->cb_tail->next = c;
 	else
@@ -478,7 +480,7 @@ weft_future_on_done(struct weft_future *f, weft_future_cb cb, void *arg)
 		ck_pr_inc_32(&f->refs);
 		start = true;
 	}
-	ck_spinlock_unlock(&f->lock);
+	weft__spin_unlock(&f->lock);
 	if (start)
 		runner_start(f);
 	return 0;
@@ -491,6 +493,7 @@ weft_future_on_done(struct weft_future *f, weft_future_cb cb, void *arg)
 static void
 link_locked(struct weft_future *f, struct fwait *r)
 {
+	WEFT_ASSERT_HELD(&f->lock);
 	r->next = NULL;
 	r->prev = f->w_tail;
 	if (f->w_tail)
@@ -504,6 +507,7 @@ link_locked(struct weft_future *f, struct fwait *r)
 static void
 unlink_locked(struct weft_future *f, struct fwait *r)
 {
+	WEFT_ASSERT_HELD(&f->lock);
 	if (!r->linked)
 		return;
 	if (r->prev)
@@ -534,9 +538,9 @@ wait_one(struct weft_future *f, int64_t deadline, enum weft__wait_kind kind,
 
 	if (state_final(ck_pr_load_32(&f->state)))
 		return 0;
-	weft__spin_lock(&f->lock);
+	weft__spin_lock(&f->lock, WEFT_RANK_FUTURE);
 	if (state_final(ck_pr_load_32(&f->state))) {
-		ck_spinlock_unlock(&f->lock);
+		weft__spin_unlock(&f->lock);
 		return 0;
 	}
 	if (self)
@@ -544,9 +548,9 @@ wait_one(struct weft_future *f, int64_t deadline, enum weft__wait_kind kind,
 	weft__waiter_prepare_as(&wt, self);
 	link_locked(f, &r);
 	ret = weft__waiter_wait(&wt, spin_unlock, &f->lock, deadline);
-	weft__spin_lock(&f->lock);
+	weft__spin_lock(&f->lock, WEFT_RANK_FUTURE);
 	unlink_locked(f, &r);
-	ck_spinlock_unlock(&f->lock);
+	weft__spin_unlock(&f->lock);
 	if (self)
 		weft__wait_note(self, WAIT_NONE, NULL);
 	return ret < 0 ? ret : 0;
@@ -630,14 +634,14 @@ weft_wait_any(struct weft_future *const *fs, int n, int64_t deadline)
 		recs[i].wt = &wt;
 		recs[i].index = i;
 		recs[i].linked = false;
-		weft__spin_lock(&f->lock);
+		weft__spin_lock(&f->lock, WEFT_RANK_FUTURE);
 		if (state_final(ck_pr_load_32(&f->state))) {
 			(void)weft__waiter_wake(&wt, i);
-			ck_spinlock_unlock(&f->lock);
+			weft__spin_unlock(&f->lock);
 			break;
 		}
 		link_locked(f, &recs[i]);
-		ck_spinlock_unlock(&f->lock);
+		weft__spin_unlock(&f->lock);
 		linked = i + 1;
 	}
 	ret = weft__waiter_wait(&wt, NULL, NULL, deadline);
@@ -646,9 +650,9 @@ weft_wait_any(struct weft_future *const *fs, int n, int64_t deadline)
 	 * gone: its completer may still be inside weft__waiter_wake().
 	 */
 	for (int i = 0; i < linked; i++) {
-		weft__spin_lock(&fs[i]->lock);
+		weft__spin_lock(&fs[i]->lock, WEFT_RANK_FUTURE);
 		unlink_locked(fs[i], &recs[i]);
-		ck_spinlock_unlock(&fs[i]->lock);
+		weft__spin_unlock(&fs[i]->lock);
 	}
 	if (recs != stack_recs)
 		free(recs);
@@ -699,7 +703,7 @@ weft__task_future_attach(struct weft_task *t, struct weft_future *f)
 	uint32_t st;
 
 	f->owner = t;
-	weft__spin_lock(&t->lock);
+	weft__spin_lock(&t->lock, WEFT_RANK_TASK);
 	old = t->fut;
 	if (!old) {
 		/*
@@ -710,7 +714,7 @@ weft__task_future_attach(struct weft_task *t, struct weft_future *f)
 		ck_pr_fas_ptr(&t->fut, f);
 	}
 	st = ck_pr_load_32(&t->state);
-	ck_spinlock_unlock(&t->lock);
+	weft__spin_unlock(&t->lock);
 	if (old) {
 		free(f);
 		return old;
@@ -748,9 +752,9 @@ weft__task_drop_future(struct weft_task *t)
 	if (!f)
 		return;
 	t->fut = NULL;
-	weft__spin_lock(&f->lock);
+	weft__spin_lock(&f->lock, WEFT_RANK_FUTURE);
 	ck_pr_store_ptr(&f->owner, NULL);
-	ck_spinlock_unlock(&f->lock);
+	weft__spin_unlock(&f->lock);
 	weft_future_release(f);
 }
 

@@ -13,9 +13,9 @@
  * failure, wakes the group's waiters when the last member ends, then gives
  * up the handle.
  *
- * Lock order: group->lock < sched.lock (weft_cancel() and wakes under it)
- * and group->lock is never held while a future's lock is taken (hooks run
- * after the future's lock is released).
+ * Locks: group->lock (WEFT_RANK_GROUP, io/base.h).  Members are
+ * cancelled and waiters woken under it; the hooks run after the future's
+ * lock is released, so the two never nest.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -61,7 +61,7 @@ struct weft_group {
 static void
 spin_unlock(void *lk)
 {
-	ck_spinlock_unlock(lk);
+	weft__spin_unlock(lk);
 }
 
 int
@@ -84,6 +84,7 @@ weft_group_make(struct weft_group **out, unsigned int flags)
 static void
 cancel_all_locked(struct weft_group *g)
 {
+	WEFT_ASSERT_HELD(&g->lock);
 	g->cancelled = true;
 	for (struct member *m = g->members; m; m = m->next) {
 		if (m->cancelled)
@@ -98,6 +99,7 @@ cancel_all_locked(struct weft_group *g)
 static void
 unlink_member_locked(struct weft_group *g, struct member *m)
 {
+	WEFT_ASSERT_HELD(&g->lock);
 	if (m->prev)
 		m->prev->next = m->next;
 	else
@@ -112,6 +114,8 @@ static void
 member_gone_locked(struct weft_group *g)
 {
 	struct gwait *r;
+
+	WEFT_ASSERT_HELD(&g->lock);
 
 	ck_pr_store_32(&g->live, g->live - 1);
 	if (g->live != 0)
@@ -145,7 +149,7 @@ member_done(struct weft_future *f, void *arg)
 	ret = weft_future_result(f, &v);
 	if (ret == 0)
 		ret = (int)(intptr_t)v;
-	weft__spin_lock(&g->lock);
+	weft__spin_lock(&g->lock, WEFT_RANK_GROUP);
 	unlink_member_locked(g, m);
 	if (ret < 0 && !m->cancelled && g->first_err == 0) {
 		g->first_err = ret;
@@ -155,7 +159,7 @@ member_done(struct weft_future *f, void *arg)
 	t = m->task;
 	member_gone_locked(g);
 	/* Last touch of g: a waiter may free it once it has the lock. */
-	ck_spinlock_unlock(&g->lock);
+	weft__spin_unlock(&g->lock);
 	weft_detach(t);
 	free(m);
 }
@@ -172,9 +176,9 @@ member_main(void *arg)
 	 * that weft_group_free() from inside this member sees -EDEADLK
 	 * instead of waiting for itself.  g outlives every live member.
 	 */
-	weft__spin_lock(&g->lock);
+	weft__spin_lock(&g->lock, WEFT_RANK_GROUP);
 	m->task = weft_self();
-	ck_spinlock_unlock(&g->lock);
+	weft__spin_unlock(&g->lock);
 	return (void *)(intptr_t)m->fn(m->arg);
 }
 
@@ -202,9 +206,9 @@ weft_group_spawn(struct weft_group *g, weft_group_fn fn, void *arg,
 	m->g = g;
 	m->fn = fn;
 	m->arg = arg;
-	weft__spin_lock(&g->lock);
+	weft__spin_lock(&g->lock, WEFT_RANK_GROUP);
 	if (g->cancelled) {
-		ck_spinlock_unlock(&g->lock);
+		weft__spin_unlock(&g->lock);
 		weft_future_release(f);
 		free(m);
 		return -ECANCELED;
@@ -214,22 +218,22 @@ weft_group_spawn(struct weft_group *g, weft_group_fn fn, void *arg,
 		m->next->prev = m;
 	g->members = m;
 	ck_pr_store_32(&g->live, g->live + 1);
-	ck_spinlock_unlock(&g->lock);
+	weft__spin_unlock(&g->lock);
 
 	ret = weft_spawn(&t, member_main, m, opts);
 	if (ret < 0) {
-		weft__spin_lock(&g->lock);
+		weft__spin_lock(&g->lock, WEFT_RANK_GROUP);
 		unlink_member_locked(g, m);
 		member_gone_locked(g);
-		ck_spinlock_unlock(&g->lock);
+		weft__spin_unlock(&g->lock);
 		weft_future_release(f);
 		free(m);
 		return ret;
 	}
-	weft__spin_lock(&g->lock);
+	weft__spin_lock(&g->lock, WEFT_RANK_GROUP);
 	m->task = t;
 	cancel = m->cancelled;
-	ck_spinlock_unlock(&g->lock);
+	weft__spin_unlock(&g->lock);
 	if (cancel)
 		weft_cancel(t);
 	/* We hold the handle: t (and its future) stay alive until the hook. */
@@ -249,7 +253,7 @@ group_wait(struct weft_group *g, int64_t deadline)
 	struct gwait r;
 	int ret;
 
-	weft__spin_lock(&g->lock);
+	weft__spin_lock(&g->lock, WEFT_RANK_GROUP);
 	while (g->live != 0) {
 		if (self)
 			weft__wait_note(self, WAIT_GROUP, g);
@@ -264,7 +268,7 @@ group_wait(struct weft_group *g, int64_t deadline)
 		r.linked = true;
 		ret = weft__waiter_wait(&r.wt, spin_unlock, &g->lock,
 					deadline);
-		weft__spin_lock(&g->lock);
+		weft__spin_lock(&g->lock, WEFT_RANK_GROUP);
 		if (r.linked) {
 			if (r.prev)
 				r.prev->next = r.next;
@@ -279,12 +283,12 @@ group_wait(struct weft_group *g, int64_t deadline)
 		if (self)
 			weft__wait_note(self, WAIT_NONE, NULL);
 		if (ret < 0 && g->live != 0) {
-			ck_spinlock_unlock(&g->lock);
+			weft__spin_unlock(&g->lock);
 			return ret;
 		}
 	}
 	ret = g->first_err;
-	ck_spinlock_unlock(&g->lock);
+	weft__spin_unlock(&g->lock);
 	return ret;
 }
 
@@ -301,9 +305,9 @@ weft_group_cancel(struct weft_group *g)
 {
 	if (!g)
 		return -EINVAL;
-	weft__spin_lock(&g->lock);
+	weft__spin_lock(&g->lock, WEFT_RANK_GROUP);
 	cancel_all_locked(g);
-	ck_spinlock_unlock(&g->lock);
+	weft__spin_unlock(&g->lock);
 	return 0;
 }
 
@@ -324,15 +328,15 @@ weft_group_free(struct weft_group *g)
 
 	if (!g)
 		return -EINVAL;
-	weft__spin_lock(&g->lock);
+	weft__spin_lock(&g->lock, WEFT_RANK_GROUP);
 	for (struct member *m = g->members; self && m; m = m->next) {
 		if (m->task == self) {
-			ck_spinlock_unlock(&g->lock);
+			weft__spin_unlock(&g->lock);
 			return -EDEADLK;
 		}
 	}
 	cancel_all_locked(g);
-	ck_spinlock_unlock(&g->lock);
+	weft__spin_unlock(&g->lock);
 	/*
 	 * Wait for the cancelled members without a deadline, even if the
 	 * caller is cancelled meanwhile: nothing may outlive the group.

@@ -29,10 +29,9 @@
  * many jobs are queued or running and how many pool threads live
  * (weft__pool_busy, weft__pool_threads).
  *
- * Lock order (sched/sched.h spells pool->lock bpool->lock):
- * registry.lock < pool->lock < sched.lock.  A pool thread wakes
- * waiters under pool->lock (a wake from a non-worker takes sched.lock); a
- * future is completed with no pool lock held.
+ * Locks: registry.lock (WEFT_RANK_POOL_REGISTRY) and each pool's lock
+ * (WEFT_RANK_POOL), ranked in io/base.h.  A pool thread wakes waiters
+ * under pool->lock; a future is completed with no pool lock held.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -162,7 +161,7 @@ pool_unlock(void *arg)
 {
 	struct weft_pool *p = arg;
 
-	pthread_mutex_unlock(&p->lock);
+	weft__mutex_unlock(&p->lock);
 }
 
 /*
@@ -204,17 +203,19 @@ pw_wait_locked(struct weft_pool *p, struct pool_waiter *pw, int64_t deadline)
 {
 	int r;
 
+	WEFT_ASSERT_HELD(&p->lock);
+
 	if (pw->wt.task && pw->uncancellable) {
 		/*
 		 * A wake between the unlock and the park commits the park
 		 * early; weft__park_io() then returns without switching.
 		 */
-		pthread_mutex_unlock(&p->lock);
+		weft__mutex_unlock(&p->lock);
 		r = weft__park_io();
 	} else {
 		r = weft__waiter_wait(&pw->wt, pool_unlock, p, deadline);
 	}
-	pthread_mutex_lock(&p->lock);
+	weft__mutex_lock(&p->lock, WEFT_RANK_POOL);
 	pw->armed = false;
 	return r;
 }
@@ -241,10 +242,10 @@ pool_init(struct weft_pool *p, int max, size_t queue_max, int64_t idle_ns)
 	pthread_condattr_destroy(&ca);
 	if (r)
 		goto out_destroy_lock;
-	pthread_mutex_lock(&registry.lock);
+	weft__mutex_lock(&registry.lock, WEFT_RANK_POOL_REGISTRY);
 	p->reg_next = registry.head;
 	registry.head = p;
-	pthread_mutex_unlock(&registry.lock);
+	weft__mutex_unlock(&registry.lock);
 	return 0;
 
 out_destroy_lock:
@@ -257,11 +258,11 @@ pool_unregister(struct weft_pool *p)
 {
 	struct weft_pool **pp;
 
-	pthread_mutex_lock(&registry.lock);
+	weft__mutex_lock(&registry.lock, WEFT_RANK_POOL_REGISTRY);
 	for (pp = &registry.head; *pp != p; pp = &(*pp)->reg_next)
 		;
 	*pp = p->reg_next;
-	pthread_mutex_unlock(&registry.lock);
+	weft__mutex_unlock(&registry.lock);
 }
 
 static void
@@ -291,12 +292,12 @@ weft__pool_default_limit(int threads)
 		return r;
 	if (threads < 1 || threads > POOL_THREADS_MAX)
 		return -EINVAL;
-	pthread_mutex_lock(&p->lock);
+	weft__mutex_lock(&p->lock, WEFT_RANK_POOL);
 	p->max = threads;
 	/* Idle threads above the new limit wake up and exit. */
 	if (p->threads > threads)
 		pthread_cond_broadcast(&p->work);
-	pthread_mutex_unlock(&p->lock);
+	weft__mutex_unlock(&p->lock);
 	return 0;
 }
 
@@ -304,6 +305,7 @@ weft__pool_default_limit(int threads)
 static void
 enqueue_locked(struct weft_pool *p, struct job *j)
 {
+	WEFT_ASSERT_HELD(&p->lock);
 	j->state = JOB_QUEUED;
 	j->next = NULL;
 	j->prev = p->tail;
@@ -322,6 +324,7 @@ enqueue_locked(struct weft_pool *p, struct job *j)
 static void
 dequeue_locked(struct weft_pool *p, struct job *j)
 {
+	WEFT_ASSERT_HELD(&p->lock);
 	WEFT_ASSERT(j->state == JOB_QUEUED);
 	if (j->prev)
 		j->prev->next = j->next;
@@ -341,6 +344,7 @@ dequeue_locked(struct weft_pool *p, struct job *j)
 static void
 free_check_locked(struct weft_pool *p)
 {
+	WEFT_ASSERT_HELD(&p->lock);
 	if (p->closing && p->threads == 0 && p->callers == 0)
 		pw_wake_locked(p->freer);
 }
@@ -366,16 +370,16 @@ job_run(struct weft_pool *p, struct job *j)
 		 */
 		weft__future_complete(j->fut, value, 0, false);
 		weft_future_release(j->fut);
-		pthread_mutex_lock(&p->lock);
+		weft__mutex_lock(&p->lock, WEFT_RANK_POOL);
 		p->running--;
-		pthread_mutex_unlock(&p->lock);
+		weft__mutex_unlock(&p->lock);
 		free(j);
 		return;
 	}
-	pthread_mutex_lock(&p->lock);
+	weft__mutex_lock(&p->lock, WEFT_RANK_POOL);
 	p->running--;
 	if (j->state == JOB_ABANDONED) {
-		pthread_mutex_unlock(&p->lock);
+		weft__mutex_unlock(&p->lock);
 		if (j->abandon)
 			j->abandon(j->arg);
 		free(j);
@@ -390,7 +394,7 @@ job_run(struct weft_pool *p, struct job *j)
 		/* Last touch: the waiter may free j once we unlock. */
 		pw_wake_locked(j->pw);
 	}
-	pthread_mutex_unlock(&p->lock);
+	weft__mutex_unlock(&p->lock);
 }
 
 static void *
@@ -408,7 +412,7 @@ pool_main(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	self_pool = p;
 
-	pthread_mutex_lock(&p->lock);
+	weft__mutex_lock(&p->lock, WEFT_RANK_POOL);
 	for (;;) {
 		/*
 		 * Above a lowered limit (weft__pool_default_limit): leave
@@ -441,17 +445,17 @@ pool_main(void *arg)
 		/* Room on the queue: maps waiting for it may queue more. */
 		for (b = p->room; b; b = b->room_next)
 			pw_wake_locked(&b->pw);
-		pthread_mutex_unlock(&p->lock);
+		weft__mutex_unlock(&p->lock);
 
 		job_run(p, j);
 
-		pthread_mutex_lock(&p->lock);
+		weft__mutex_lock(&p->lock, WEFT_RANK_POOL);
 	}
 out_exit:
 	p->threads--;
 	free_check_locked(p);
 	/* Last touch of p: its free may go on once we unlock. */
-	pthread_mutex_unlock(&p->lock);
+	weft__mutex_unlock(&p->lock);
 	return NULL;
 }
 
@@ -467,6 +471,7 @@ grow_locked(struct weft_pool *p)
 	pthread_t th;
 	int r;
 
+	WEFT_ASSERT_HELD(&p->lock);
 	if ((size_t)p->idle >= p->queued || p->threads >= p->max)
 		return 0;
 	pthread_attr_init(&attr);
@@ -488,6 +493,8 @@ static int
 submit_locked(struct weft_pool *p, struct job *j)
 {
 	int r;
+
+	WEFT_ASSERT_HELD(&p->lock);
 
 	if (p->closing)
 		return -EPIPE;
@@ -517,7 +524,7 @@ job_wait(struct weft_pool *p, struct job *j, struct weft_task *self,
 	int r;
 
 	*abandoned = false;
-	pthread_mutex_lock(&p->lock);
+	weft__mutex_lock(&p->lock, WEFT_RANK_POOL);
 	r = submit_locked(p, j);
 	if (r < 0)
 		goto out_unlock;
@@ -541,7 +548,7 @@ job_wait(struct weft_pool *p, struct job *j, struct weft_task *self,
 			j->state = JOB_ABANDONED;
 			j->pw = NULL;
 			*abandoned = true;
-			pthread_mutex_unlock(&p->lock);
+			weft__mutex_unlock(&p->lock);
 			return r;
 		}
 		/* fn works on the caller's memory: wait for it. */
@@ -556,7 +563,7 @@ job_wait(struct weft_pool *p, struct job *j, struct weft_task *self,
 
 out_unlock:
 	j->pw = NULL;
-	pthread_mutex_unlock(&p->lock);
+	weft__mutex_unlock(&p->lock);
 	if (r < 0 && j->abandon)
 		j->abandon(j->arg);
 	return r;
@@ -674,6 +681,8 @@ room_del_locked(struct weft_pool *p, struct batch *b)
 {
 	struct batch **pp;
 
+	WEFT_ASSERT_HELD(&p->lock);
+
 	if (!b->room_listed)
 		return;
 	for (pp = &p->room; *pp != b; pp = &(*pp)->room_next)
@@ -703,9 +712,9 @@ weft_pool_map(struct weft_pool *p, weft_fn fn, void **args, void **results,
 		return -ENOMEM;
 	memset(&b, 0, sizeof(b));
 
-	pthread_mutex_lock(&p->lock);
+	weft__mutex_lock(&p->lock, WEFT_RANK_POOL);
 	if (p->closing) {
-		pthread_mutex_unlock(&p->lock);
+		weft__mutex_unlock(&p->lock);
 		free(jobs);
 		return -EPIPE;
 	}
@@ -767,7 +776,7 @@ out_stop:
 out_leave:
 	p->callers--;
 	free_check_locked(p);
-	pthread_mutex_unlock(&p->lock);
+	weft__mutex_unlock(&p->lock);
 	free(jobs);
 	return ret;
 }
@@ -786,7 +795,7 @@ weft_pool_free(struct weft_pool *p)
 	/* It would wait for its own thread to exit. */
 	if (self_pool == p)
 		return -EDEADLK;
-	pthread_mutex_lock(&p->lock);
+	weft__mutex_lock(&p->lock, WEFT_RANK_POOL);
 	WEFT_ASSERT(!p->closing);
 	p->closing = true;
 	while ((j = p->head)) {
@@ -806,7 +815,7 @@ weft_pool_free(struct weft_pool *p)
 	for (b = p->room; b; b = b->room_next)
 		pw_wake_locked(&b->pw);
 	pthread_cond_broadcast(&p->work);
-	pthread_mutex_unlock(&p->lock);
+	weft__mutex_unlock(&p->lock);
 
 	/* Their waiters learn now, not after the running jobs. */
 	while ((j = cancelled)) {
@@ -817,7 +826,7 @@ weft_pool_free(struct weft_pool *p)
 	}
 
 	/* Running jobs finish; then the threads see `closing` and exit. */
-	pthread_mutex_lock(&p->lock);
+	weft__mutex_lock(&p->lock, WEFT_RANK_POOL);
 	while (p->threads > 0 || p->callers > 0) {
 		pw_prepare_locked(&pw, self, true);
 		p->freer = &pw;
@@ -826,7 +835,7 @@ weft_pool_free(struct weft_pool *p)
 		pw_wait_locked(p, &pw, WEFT_DEADLINE_NONE);
 		p->freer = NULL;
 	}
-	pthread_mutex_unlock(&p->lock);
+	weft__mutex_unlock(&p->lock);
 
 	pool_unregister(p);
 	pthread_cond_destroy(&p->work);
@@ -850,21 +859,21 @@ job_future_cancel(struct weft_future *f, void *owner)
 	struct job *j = NULL;
 	enum weft_future_state st;
 
-	pthread_mutex_lock(&registry.lock);
+	weft__mutex_lock(&registry.lock, WEFT_RANK_POOL_REGISTRY);
 	for (p = registry.head; p && p != owner; p = p->reg_next)
 		;
 	if (p) {
 		/* Held with registry.lock: p cannot be unregistered. */
-		pthread_mutex_lock(&p->lock);
+		weft__mutex_lock(&p->lock, WEFT_RANK_POOL);
 		for (j = p->head; j && j->fut != f; j = j->next)
 			;
 		if (j) {
 			dequeue_locked(p, j);
 			j->state = JOB_CANCELLED;
 		}
-		pthread_mutex_unlock(&p->lock);
+		weft__mutex_unlock(&p->lock);
 	}
-	pthread_mutex_unlock(&registry.lock);
+	weft__mutex_unlock(&registry.lock);
 	if (j) {
 		weft__future_complete(f, NULL, 0, true);
 		weft_future_release(j->fut);
@@ -899,9 +908,9 @@ future_submit(struct weft_pool *p, struct weft_future **out, weft_fn fn,
 	if (r < 0)
 		goto out_free_job;
 	j->fut = weft_future_retain(f);	/* the pool's, until completion */
-	pthread_mutex_lock(&p->lock);
+	weft__mutex_lock(&p->lock, WEFT_RANK_POOL);
 	r = submit_locked(p, j);
-	pthread_mutex_unlock(&p->lock);
+	weft__mutex_unlock(&p->lock);
 	if (r < 0) {
 		weft_future_release(f);
 		weft_future_release(f);
@@ -961,13 +970,13 @@ registry_sum(size_t (*of)(const struct weft_pool *))
 	struct weft_pool *p;
 	size_t n = 0;
 
-	pthread_mutex_lock(&registry.lock);
+	weft__mutex_lock(&registry.lock, WEFT_RANK_POOL_REGISTRY);
 	for (p = registry.head; p; p = p->reg_next) {
-		pthread_mutex_lock(&p->lock);
+		weft__mutex_lock(&p->lock, WEFT_RANK_POOL);
 		n += of(p);
-		pthread_mutex_unlock(&p->lock);
+		weft__mutex_unlock(&p->lock);
 	}
-	pthread_mutex_unlock(&registry.lock);
+	weft__mutex_unlock(&registry.lock);
 	return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 

@@ -32,7 +32,7 @@ snapshot_stats(void)
 	struct weft_worker_stats *ws;
 
 	ws = calloc((size_t)s->nworkers, sizeof(*ws));
-	pthread_mutex_lock(&weft__stats_lock);
+	weft__mutex_lock(&weft__stats_lock, WEFT_RANK_STATS);
 	free(last_wstats);
 	last_wstats = ws;
 	if (ws)
@@ -44,7 +44,7 @@ snapshot_stats(void)
 	for (int i = 0; i < s->nworkers; i++)
 		last_stats.tasks_spawned += s->workers[i].spawned;
 	last_backend = s->io_ops->name;
-	pthread_mutex_unlock(&weft__stats_lock);
+	weft__mutex_unlock(&weft__stats_lock);
 }
 
 
@@ -71,7 +71,7 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	ops = weft__io_select(conf.io_backend);
 	if (!ops)
 		return -EINVAL;
-	if (pthread_mutex_trylock(&run_lock))
+	if (weft__mutex_trylock(&run_lock, WEFT_RANK_RUN))
 		return -EBUSY;
 	ret = weft__pool_default_limit(conf.pool_threads);
 	if (ret < 0)
@@ -80,11 +80,11 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	if (ret < 0)
 		goto out_unlock;
 
-	pthread_mutex_lock(&weft__stats_lock);
+	weft__mutex_lock(&weft__stats_lock, WEFT_RANK_STATS);
 	s->workers = aligned_alloc(WEFT_CACHELINE,
 				   sizeof(*s->workers) * (size_t)n);
 	s->nworkers = s->workers ? n : 0;
-	pthread_mutex_unlock(&weft__stats_lock);
+	weft__mutex_unlock(&weft__stats_lock);
 	if (!s->workers) {
 		ret = -ENOMEM;
 		goto out_unlock;
@@ -137,9 +137,9 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	 * Under sched.lock: a foreign weft_spawn() checks `running` and
 	 * allocates under it, so none is half-way when the pools go.
 	 */
-	pthread_mutex_lock(&s->lock);
+	weft__mutex_lock(&s->lock, WEFT_RANK_SCHED);
 	ck_pr_store_32(&s->running, 0);
-	pthread_mutex_unlock(&s->lock);
+	weft__mutex_unlock(&s->lock);
 	if (pipe_ignored)
 		sigaction(SIGPIPE, &old_pipe, NULL);
 	weft__stack_signals_remove();
@@ -150,13 +150,13 @@ out_free_main:
 	weft__task_forget_main();
 	free(main_task);
 out_free_workers:
-	pthread_mutex_lock(&weft__stats_lock);
+	weft__mutex_lock(&weft__stats_lock, WEFT_RANK_STATS);
 	free(s->workers);
 	s->workers = NULL;
 	s->nworkers = 0;
-	pthread_mutex_unlock(&weft__stats_lock);
+	weft__mutex_unlock(&weft__stats_lock);
 out_unlock:
-	pthread_mutex_unlock(&run_lock);
+	weft__mutex_unlock(&run_lock);
 	return ret;
 }
 
@@ -191,22 +191,22 @@ weft_stats(struct weft_stats *out)
 
 	if (!out)
 		return -EINVAL;
-	pthread_mutex_lock(&weft__stats_lock);
+	weft__mutex_lock(&weft__stats_lock, WEFT_RANK_STATS);
 	if (s->workers && ck_pr_load_32(&s->running)) {
 		memset(out, 0, sizeof(*out));
 		out->workers = s->nworkers;
 		out->running = 1;
-		pthread_mutex_lock(&s->lock);
+		weft__mutex_lock(&s->lock, WEFT_RANK_SCHED);
 		out->tasks_live = weft__tasks_live();
 		out->tasks_spawned = s->foreign_spawned;
 		for (int i = 0; i < s->nworkers; i++)
 			out->tasks_spawned +=
 				ck_pr_load_64(&s->workers[i].spawned);
-		pthread_mutex_unlock(&s->lock);
+		weft__mutex_unlock(&s->lock);
 	} else {
 		*out = last_stats;
 	}
-	pthread_mutex_unlock(&weft__stats_lock);
+	weft__mutex_unlock(&weft__stats_lock);
 	weft__stack_counters(&out->stacks_in_use, &out->stacks_cached,
 			     &out->stacks_guarded, &out->stack_bytes_mapped);
 	weft__diag_counters(&out->slow_tasks, &out->deadlocks);
@@ -221,7 +221,7 @@ weft_worker_stats(int worker, struct weft_worker_stats *out)
 
 	if (!out)
 		return -EINVAL;
-	pthread_mutex_lock(&weft__stats_lock);
+	weft__mutex_lock(&weft__stats_lock, WEFT_RANK_STATS);
 	if (s->workers && ck_pr_load_32(&s->running)) {
 		if (worker < 0 || worker >= s->nworkers) {
 			ret = -EINVAL;
@@ -240,7 +240,7 @@ weft_worker_stats(int worker, struct weft_worker_stats *out)
 	} else {
 		ret = -EINVAL;
 	}
-	pthread_mutex_unlock(&weft__stats_lock);
+	weft__mutex_unlock(&weft__stats_lock);
 	return ret;
 }
 

@@ -109,7 +109,7 @@ list_pop(struct wlist *l)
 static void
 spin_unlock(void *lk)
 {
-	ck_spinlock_unlock(lk);
+	weft__spin_unlock(lk);
 }
 
 /*
@@ -124,8 +124,10 @@ wait_locked(ck_spinlock_t *lk, struct wrec *r, int64_t deadline)
 {
 	int ret;
 
+	WEFT_ASSERT_HELD(lk);
+
 	ret = weft__waiter_wait(&r->wt, spin_unlock, lk, deadline);
-	weft__spin_lock(lk);
+	weft__spin_lock(lk, WEFT_RANK_SYNC);
 	return ret;
 }
 
@@ -219,6 +221,8 @@ mutex_waiters_update_locked(struct mutex_impl *m)
 {
 	uint32_t s;
 
+	WEFT_ASSERT_HELD(&m->lk);
+
 	if (m->waiters.head)
 		return;
 	s = ck_pr_load_32(&m->state);
@@ -246,7 +250,7 @@ mutex_lock_slow(struct mutex_impl *m, int64_t deadline, bool cancellable)
 	r.since = 0;
 	r.writer = false;
 	r.linked = false;
-	weft__spin_lock(&m->lk);
+	weft__spin_lock(&m->lk, WEFT_RANK_SYNC);
 	for (;;) {
 		s = ck_pr_load_32(&m->state);
 		if (!(s & (MX_LOCKED | MX_STARVING))) {
@@ -296,20 +300,20 @@ mutex_lock_slow(struct mutex_impl *m, int64_t deadline, bool cancellable)
 			mutex_waiters_update_locked(m);
 		}
 		if (ret == -ECANCELED && !cancellable) {
-			ck_spinlock_unlock(&m->lk);
+			weft__spin_unlock(&m->lk);
 			/*
 			 * A cancelled task's parks end at once: yield so the
 			 * owner (maybe on this worker) can run, then retry.
 			 */
 			(void)weft_yield();
-			weft__spin_lock(&m->lk);
+			weft__spin_lock(&m->lk, WEFT_RANK_SYNC);
 			requeue = true;
 			continue;
 		}
-		ck_spinlock_unlock(&m->lk);
+		weft__spin_unlock(&m->lk);
 		return ret;
 	}
-	ck_spinlock_unlock(&m->lk);
+	weft__spin_unlock(&m->lk);
 	return 0;
 }
 
@@ -381,10 +385,10 @@ weft_mutex_unlock(struct weft_mutex *mx)
 		if (ck_pr_cas_32_value(&m->state, s, s & ~MX_LOCKED, &s))
 			return 0;
 	}
-	weft__spin_lock(&m->lk);
+	weft__spin_lock(&m->lk, WEFT_RANK_SYNC);
 	s = ck_pr_load_32(&m->state);
 	if (!(s & MX_LOCKED)) {
-		ck_spinlock_unlock(&m->lk);
+		weft__spin_unlock(&m->lk);
 		return -EPERM;
 	}
 	if (s & MX_STARVING) {
@@ -411,7 +415,7 @@ weft_mutex_unlock(struct weft_mutex *mx)
 							 MX_STARVING), &s))
 				;
 		}
-		ck_spinlock_unlock(&m->lk);
+		weft__spin_unlock(&m->lk);
 		return 0;
 	}
 	/*
@@ -436,7 +440,7 @@ weft_mutex_unlock(struct weft_mutex *mx)
 			;
 	}
 	mutex_waiters_update_locked(m);
-	ck_spinlock_unlock(&m->lk);
+	weft__spin_unlock(&m->lk);
 	return 0;
 }
 
@@ -472,6 +476,8 @@ rw_grant_locked(struct rwlock_impl *l)
 {
 	struct wrec *r;
 
+	WEFT_ASSERT_HELD(&l->lk);
+
 	while ((r = l->waiters.head) != NULL && !l->writer) {
 		if (r->writer) {
 			if (l->readers)
@@ -496,6 +502,8 @@ rw_wait_locked(struct rwlock_impl *l, bool writer, int64_t deadline)
 	struct wrec r;
 	int ret;
 
+	WEFT_ASSERT_HELD(&l->lk);
+
 	r.writer = writer;
 	weft__waiter_prepare(&r.wt);
 	weft__waiter_note(&r.wt, WAIT_RWLOCK, l);
@@ -511,7 +519,7 @@ rw_wait_locked(struct rwlock_impl *l, bool writer, int64_t deadline)
 			l->wwait--;
 		rw_grant_locked(l);
 	}
-	ck_spinlock_unlock(&l->lk);
+	weft__spin_unlock(&l->lk);
 	return ret;
 }
 
@@ -520,10 +528,10 @@ weft_rwlock_rdlock(struct weft_rwlock *rw, int64_t deadline)
 {
 	struct rwlock_impl *l = (struct rwlock_impl *)(void *)rw;
 
-	weft__spin_lock(&l->lk);
+	weft__spin_lock(&l->lk, WEFT_RANK_SYNC);
 	if (!l->writer && l->wwait == 0 && !l->waiters.head) {
 		l->readers++;
-		ck_spinlock_unlock(&l->lk);
+		weft__spin_unlock(&l->lk);
 		return 0;
 	}
 	return rw_wait_locked(l, false, deadline);
@@ -534,10 +542,10 @@ weft_rwlock_wrlock(struct weft_rwlock *rw, int64_t deadline)
 {
 	struct rwlock_impl *l = (struct rwlock_impl *)(void *)rw;
 
-	weft__spin_lock(&l->lk);
+	weft__spin_lock(&l->lk, WEFT_RANK_SYNC);
 	if (!l->writer && l->readers == 0 && !l->waiters.head) {
 		l->writer = true;
-		ck_spinlock_unlock(&l->lk);
+		weft__spin_unlock(&l->lk);
 		return 0;
 	}
 	return rw_wait_locked(l, true, deadline);
@@ -549,12 +557,12 @@ weft_rwlock_tryrdlock(struct weft_rwlock *rw)
 	struct rwlock_impl *l = (struct rwlock_impl *)(void *)rw;
 	int ret = -EAGAIN;
 
-	weft__spin_lock(&l->lk);
+	weft__spin_lock(&l->lk, WEFT_RANK_SYNC);
 	if (!l->writer && l->wwait == 0 && !l->waiters.head) {
 		l->readers++;
 		ret = 0;
 	}
-	ck_spinlock_unlock(&l->lk);
+	weft__spin_unlock(&l->lk);
 	return ret;
 }
 
@@ -564,12 +572,12 @@ weft_rwlock_trywrlock(struct weft_rwlock *rw)
 	struct rwlock_impl *l = (struct rwlock_impl *)(void *)rw;
 	int ret = -EAGAIN;
 
-	weft__spin_lock(&l->lk);
+	weft__spin_lock(&l->lk, WEFT_RANK_SYNC);
 	if (!l->writer && l->readers == 0 && !l->waiters.head) {
 		l->writer = true;
 		ret = 0;
 	}
-	ck_spinlock_unlock(&l->lk);
+	weft__spin_unlock(&l->lk);
 	return ret;
 }
 
@@ -579,17 +587,17 @@ weft_rwlock_unlock(struct weft_rwlock *rw)
 {
 	struct rwlock_impl *l = (struct rwlock_impl *)(void *)rw;
 
-	weft__spin_lock(&l->lk);
+	weft__spin_lock(&l->lk, WEFT_RANK_SYNC);
 	if (l->writer) {
 		l->writer = false;
 	} else if (l->readers) {
 		l->readers--;
 	} else {
-		ck_spinlock_unlock(&l->lk);
+		weft__spin_unlock(&l->lk);
 		return -EPERM;
 	}
 	rw_grant_locked(l);
-	ck_spinlock_unlock(&l->lk);
+	weft__spin_unlock(&l->lk);
 	return 0;
 }
 
@@ -626,11 +634,11 @@ weft_cond_wait(struct weft_cond *cv, struct weft_mutex *mx, int64_t deadline)
 	if (!(ck_pr_load_32(&((struct mutex_impl *)(void *)mx)->state) &
 	      MX_LOCKED))
 		return -EPERM;
-	weft__spin_lock(&c->lk);
+	weft__spin_lock(&c->lk, WEFT_RANK_SYNC);
 	weft__waiter_prepare(&r.wt);
 	weft__waiter_note(&r.wt, WAIT_COND, c);
 	list_push_tail(&c->waiters, &r);
-	ck_spinlock_unlock(&c->lk);
+	weft__spin_unlock(&c->lk);
 	/* Does not park: a signal in between just ends our park early. */
 	err = weft_mutex_unlock(mx);
 	if (err < 0) {
@@ -639,18 +647,18 @@ weft_cond_wait(struct weft_cond *cv, struct weft_mutex *mx, int64_t deadline)
 		 * the prepared wait at once (deadline 0) rather than abandon
 		 * it: a waker or canceller that claimed it must finish first.
 		 */
-		weft__spin_lock(&c->lk);
+		weft__spin_lock(&c->lk, WEFT_RANK_SYNC);
 		if (r.linked)
 			list_remove(&c->waiters, &r);
-		ck_spinlock_unlock(&c->lk);
+		weft__spin_unlock(&c->lk);
 		(void)weft__waiter_wait(&r.wt, NULL, NULL, 0);
 		return err;
 	}
 	ret = weft__waiter_wait(&r.wt, NULL, NULL, deadline);
-	weft__spin_lock(&c->lk);
+	weft__spin_lock(&c->lk, WEFT_RANK_SYNC);
 	if (r.linked)
 		list_remove(&c->waiters, &r);
-	ck_spinlock_unlock(&c->lk);
+	weft__spin_unlock(&c->lk);
 	(void)mutex_lock((struct mutex_impl *)(void *)mx, WEFT_DEADLINE_NONE,
 			 false);
 	return ret;
@@ -661,9 +669,9 @@ weft_cond_signal(struct weft_cond *cv)
 {
 	struct cond_impl *c = (struct cond_impl *)(void *)cv;
 
-	weft__spin_lock(&c->lk);
+	weft__spin_lock(&c->lk, WEFT_RANK_SYNC);
 	(void)wake_one_locked(&c->waiters, 0);
-	ck_spinlock_unlock(&c->lk);
+	weft__spin_unlock(&c->lk);
 	return 0;
 }
 
@@ -672,9 +680,9 @@ weft_cond_broadcast(struct weft_cond *cv)
 {
 	struct cond_impl *c = (struct cond_impl *)(void *)cv;
 
-	weft__spin_lock(&c->lk);
+	weft__spin_lock(&c->lk, WEFT_RANK_SYNC);
 	wake_all_locked(&c->waiters);
-	ck_spinlock_unlock(&c->lk);
+	weft__spin_unlock(&c->lk);
 	return 0;
 }
 
@@ -700,19 +708,19 @@ weft_waitgroup_add(struct weft_waitgroup *g, int64_t delta)
 	struct waitgroup_impl *wg = (struct waitgroup_impl *)(void *)g;
 	int64_t n;
 
-	weft__spin_lock(&wg->lk);
+	weft__spin_lock(&wg->lk, WEFT_RANK_SYNC);
 	if (__builtin_add_overflow(wg->count, delta, &n)) {
-		ck_spinlock_unlock(&wg->lk);
+		weft__spin_unlock(&wg->lk);
 		return delta < 0 ? -EINVAL : -EOVERFLOW;
 	}
 	if (n < 0) {
-		ck_spinlock_unlock(&wg->lk);
+		weft__spin_unlock(&wg->lk);
 		return -EINVAL;
 	}
 	wg->count = n;
 	if (n == 0)
 		wake_all_locked(&wg->waiters);
-	ck_spinlock_unlock(&wg->lk);
+	weft__spin_unlock(&wg->lk);
 	return 0;
 }
 
@@ -729,9 +737,9 @@ weft_waitgroup_wait(struct weft_waitgroup *g, int64_t deadline)
 	struct wrec r;
 	int ret;
 
-	weft__spin_lock(&wg->lk);
+	weft__spin_lock(&wg->lk, WEFT_RANK_SYNC);
 	if (wg->count == 0) {
-		ck_spinlock_unlock(&wg->lk);
+		weft__spin_unlock(&wg->lk);
 		return 0;
 	}
 	r.writer = false;
@@ -741,7 +749,7 @@ weft_waitgroup_wait(struct weft_waitgroup *g, int64_t deadline)
 	ret = wait_locked(&wg->lk, &r, deadline);
 	if (r.linked)
 		list_remove(&wg->waiters, &r);
-	ck_spinlock_unlock(&wg->lk);
+	weft__spin_unlock(&wg->lk);
 	return ret;
 }
 
@@ -782,10 +790,10 @@ weft_sem_acquire(struct weft_sem *sm, int64_t deadline)
 	struct wrec r;
 	int ret;
 
-	weft__spin_lock(&s->lk);
+	weft__spin_lock(&s->lk, WEFT_RANK_SYNC);
 	if (s->count > 0) {
 		s->count--;
-		ck_spinlock_unlock(&s->lk);
+		weft__spin_unlock(&s->lk);
 		return 0;
 	}
 	r.writer = false;
@@ -795,7 +803,7 @@ weft_sem_acquire(struct weft_sem *sm, int64_t deadline)
 	ret = wait_locked(&s->lk, &r, deadline);
 	if (r.linked)
 		list_remove(&s->waiters, &r);
-	ck_spinlock_unlock(&s->lk);
+	weft__spin_unlock(&s->lk);
 	return ret;
 }
 
@@ -805,12 +813,12 @@ weft_sem_tryacquire(struct weft_sem *sm)
 	struct sem_impl *s = (struct sem_impl *)(void *)sm;
 	int ret = -EAGAIN;
 
-	weft__spin_lock(&s->lk);
+	weft__spin_lock(&s->lk, WEFT_RANK_SYNC);
 	if (s->count > 0) {
 		s->count--;
 		ret = 0;
 	}
-	ck_spinlock_unlock(&s->lk);
+	weft__spin_unlock(&s->lk);
 	return ret;
 }
 
@@ -821,14 +829,14 @@ weft_sem_release(struct weft_sem *sm)
 	struct sem_impl *s = (struct sem_impl *)(void *)sm;
 	int ret = 0;
 
-	weft__spin_lock(&s->lk);
+	weft__spin_lock(&s->lk, WEFT_RANK_SYNC);
 	if (!wake_one_locked(&s->waiters, 0)) {
 		if (s->count == UINT64_MAX)
 			ret = -EOVERFLOW;
 		else
 			s->count++;
 	}
-	ck_spinlock_unlock(&s->lk);
+	weft__spin_unlock(&s->lk);
 	return ret;
 }
 
@@ -866,21 +874,21 @@ weft_once(struct weft_once *on, void (*fn)(void *), void *arg,
 		ck_pr_fence_load();
 		return 0;
 	}
-	weft__spin_lock(&o->lk);
+	weft__spin_lock(&o->lk, WEFT_RANK_SYNC);
 	switch (o->state) {
 	case ONCE_DONE:
-		ck_spinlock_unlock(&o->lk);
+		weft__spin_unlock(&o->lk);
 		return 0;
 	case ONCE_NEW:
 		ck_pr_store_32(&o->state, ONCE_RUNNING);
-		ck_spinlock_unlock(&o->lk);
+		weft__spin_unlock(&o->lk);
 		fn(arg);
-		weft__spin_lock(&o->lk);
+		weft__spin_lock(&o->lk, WEFT_RANK_SYNC);
 		/* Orders fn's effects first: pairs with the load above. */
 		ck_pr_fence_store();
 		ck_pr_store_32(&o->state, ONCE_DONE);
 		wake_all_locked(&o->waiters);
-		ck_spinlock_unlock(&o->lk);
+		weft__spin_unlock(&o->lk);
 		return 0;
 	default:
 		break;
@@ -892,6 +900,6 @@ weft_once(struct weft_once *on, void (*fn)(void *), void *arg,
 	ret = wait_locked(&o->lk, &r, deadline);
 	if (r.linked)
 		list_remove(&o->waiters, &r);
-	ck_spinlock_unlock(&o->lk);
+	weft__spin_unlock(&o->lk);
 	return ret;
 }

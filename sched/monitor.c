@@ -17,7 +17,7 @@
  *  - watches each worker's switch tick (st.tasks_run, bumped at every switch
  *    to a task): a worker that stayed in one task for a whole tick with work
  *    queued gets an idle worker woken (weft__wakep_slow(NULL), under
- *    sched.lock) to steal it, the rescue of weft__ready_w()'s run-next rule,
+ *    sched.lock) to steal it, the rescue of weft__ready_on()'s run-next rule,
  *    as Go's sysmon retakes a P stuck in one goroutine; one that stayed in
  *    one task for slow_ns has it marked TASK_SLOW (once per task) and
  *    reported through the slow hook;
@@ -152,9 +152,9 @@ weft__sched_tasks_live(void)
 {
 	uint64_t live;
 
-	pthread_mutex_lock(&weft__sched.lock);
+	weft__mutex_lock(&weft__sched.lock, WEFT_RANK_SCHED);
 	live = weft__tasks_live();
-	pthread_mutex_unlock(&weft__sched.lock);
+	weft__mutex_unlock(&weft__sched.lock);
 	return live;
 }
 

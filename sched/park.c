@@ -165,17 +165,17 @@ weft__wake_current(struct weft_task *t, int result)
 void
 weft__ready(struct weft_task *t, bool next)
 {
-	weft__ready_w(weft__worker_self(), t, next);
+	weft__ready_on(weft__worker_self(), t, next);
 }
 
-/* weft__ready_w()'s half for a thread that is not a worker. */
+/* weft__ready_on()'s half for a thread that is not a worker. */
 void
-weft__ready_foreign(struct weft_task *t)
+weft__ready_global(struct weft_task *t)
 {
-	pthread_mutex_lock(&weft__sched.lock);
+	weft__mutex_lock(&weft__sched.lock, WEFT_RANK_SCHED);
 	weft__globrunq_put_locked(t);
 	weft__wakep_locked();
-	pthread_mutex_unlock(&weft__sched.lock);
+	weft__mutex_unlock(&weft__sched.lock);
 }
 
 /*

@@ -28,6 +28,7 @@
 void
 weft__globrunq_put_locked(struct weft_task *t)
 {
+	WEFT_ASSERT_HELD(&weft__sched.lock);
 	t->next = NULL;
 	if (weft__sched.gq_tail)
 		weft__sched.gq_tail->next = t;
@@ -48,6 +49,8 @@ globrunq_pop_locked(void)
 {
 	struct weft_task *t = weft__sched.gq_head;
 
+	WEFT_ASSERT_HELD(&weft__sched.lock);
+
 	weft__sched.gq_head = t->next;
 	if (!t->next)
 		weft__sched.gq_tail = NULL;
@@ -60,6 +63,8 @@ weft__globrunq_get_locked(struct weft__worker *w, int max)
 {
 	uint32_t len = weft__sched.gq_len, n;
 	struct weft_task *first;
+
+	WEFT_ASSERT_HELD(&weft__sched.lock);
 
 	if (len == 0)
 		return NULL;
@@ -94,14 +99,15 @@ weft__runq_put_slow(struct weft__worker *w, struct weft_task *t)
 	struct weft_task *batch[RUNQ_SIZE / 2 + 1];
 	int n = 0;
 
+	WEFT_ASSERT_OWNER(w);
 	while (n < RUNQ_SIZE / 2 &&
 	       ck_ring_dequeue_spmc(&w->runq, w->runq_buf, &batch[n]))
 		n++;
 	batch[n++] = t;
-	pthread_mutex_lock(&weft__sched.lock);
+	weft__mutex_lock(&weft__sched.lock, WEFT_RANK_SCHED);
 	for (int i = 0; i < n; i++)
 		weft__globrunq_put_locked(batch[i]);
-	pthread_mutex_unlock(&weft__sched.lock);
+	weft__mutex_unlock(&weft__sched.lock);
 }
 
 /* True if w has nothing queued locally.  Any worker (racy snapshot). */

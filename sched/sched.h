@@ -7,33 +7,16 @@
  * Vocabulary (Go's, with weft names): a task is a G, a worker is an M that
  * permanently owns a P (its run queue, timers, stack pool and I/O ring).
  *
- * Lock order ("a < b": a is taken first; locks not listed are leaves):
- *
- *	task->lock < timers->lock < sched.lock < tpool.lock
- *	registry.lock < bpool->lock < sched.lock
- *		(runtime/pool.c: the registry of blocking pools, then one pool's
- *		lock; a pool thread wakes its waiters under bpool->lock)
- *	io.epoll.lock < sched.lock	(epoll readiness wakes under it)
- *	timers->lock < io.cancel_lock	(an I/O deadline queues a cancel)
- *	future->lock < sched.lock	(a completer wakes its waiters under it)
- *	group->lock < sched.lock	(weft_cancel of members, wakes of waiters)
- *	weft__stats_lock < sched.lock, tpool.lock	(weft_stats, weft_dump)
- *	stack_pool.lock, io.cancel_lock, future orphans.lock: leaves
- *
- * - task->lock and a future's lock never nest (a task's exit path reads
- *   t->fut under task->lock and completes it after unlocking); nor do a
- *   group's lock and a future's lock (completion hooks run with the
- *   future's lock released).
+ * Lock order: io/base.h (enum weft__rank), the one place it is written and
+ * the ranks every lock call names.  What the scheduler adds to it:
  *
  * - A waker that holds a task's or an object's lock may call weft__wake(),
  *   which may take sched.lock (global queue overflow); never the reverse.
  * - timers->lock of two workers are never held together (a thief trylocks
  *   a victim's heap only when it holds no heap lock).
- * - A blocking pool's lock and a future's lock never nest: pool jobs'
- *   futures are completed with no pool lock held, and weft_future_cancel()
- *   calls the pool's cancel with no future lock held.
  * - No lock may be held across a context switch (weft__park() releases
- *   the waiter's lock just before switching).
+ *   the waiter's lock just before switching; weft__lpark() hands its one
+ *   lock to the next context, which releases it first thing).
  */
 #ifndef WEFT_SCHED_H
 #define WEFT_SCHED_H
@@ -51,6 +34,17 @@
 #include "include/weft.h"
 #include "io/io.h"
 #include "sched/park.h"
+
+/*
+ * An owner-only function checks that it runs on its owner (the worker `w`,
+ * or no worker at all for w == NULL) in the debug build (WEFT_LOCKRANK,
+ * io/base.h); elsewhere it costs nothing.
+ */
+#ifdef WEFT_LOCKRANK
+#define WEFT_ASSERT_OWNER(w) WEFT_ASSERT((w) == weft__worker_self())
+#else
+#define WEFT_ASSERT_OWNER(w) ((void)0)
+#endif
 
 #define RUNQ_SIZE 256		/* local ring slots (power of two) */
 #define STACK_CACHE_MAX 64	/* per-worker free stacks */
@@ -315,6 +309,7 @@ weft__sched_coin(struct weft__worker *w)
 static inline bool
 weft__runq_put(struct weft__worker *w, struct weft_task *t, bool next)
 {
+	WEFT_ASSERT_OWNER(w);
 #if defined(WEFT_TSAN)
 	if (next && weft__sched_coin(w))
 		next = false;
@@ -344,7 +339,7 @@ weft__runq_put(struct weft__worker *w, struct weft_task *t, bool next)
  * readies work runs it itself.
  */
 static inline void
-weft__wakep_w(struct weft__worker *self)
+weft__wakep_from(struct weft__worker *self)
 {
 	if (self && weft__sched.nworkers == 1)
 		return;
@@ -370,18 +365,22 @@ weft__wakep_w(struct weft__worker *self)
  * onto the ring (no run-next wanted, or the previous run-next displaced)
  * wakes a sleeper as before: that is work to share.
  */
-void weft__ready_foreign(struct weft_task *t);
+static inline void weft__ready_on(struct weft__worker *w,
+				  struct weft_task *t, bool next);
+
+/* The plain thread's ready: onto the global queue, then wakep.  Any thread. */
+void weft__ready_global(struct weft_task *t);
 
 static inline void
-weft__ready_w(struct weft__worker *w, struct weft_task *t, bool next)
+weft__ready_on(struct weft__worker *w, struct weft_task *t, bool next)
 {
 	ck_pr_store_32(&t->state, WEFT_RUNNING);
 	if (WEFT_LIKELY(w != NULL)) {
 		if (weft__runq_put(w, t, next))
-			weft__wakep_w(w);
+			weft__wakep_from(w);
 		return;
 	}
-	weft__ready_foreign(t);
+	weft__ready_global(t);
 }
 
 
@@ -394,6 +393,7 @@ weft__runq_get(struct weft__worker *w)
 {
 	struct weft_task *t;
 
+	WEFT_ASSERT_OWNER(w);
 	if (w->solo) {
 		if ((t = w->runnext)) {
 			w->runnext = NULL;

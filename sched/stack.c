@@ -216,6 +216,7 @@ map_guarded_batch(struct weft__worker *w, int *err)
 	int n = 0, i;
 	char *p;
 
+	WEFT_ASSERT_OWNER(w);
 	while (n < GUARD_BATCH && guard_take())
 		n++;
 	if (n == 0)
@@ -262,6 +263,8 @@ slab_carve_locked(int *err)
 	struct slab *sl = pool.cur_slab;
 	struct weft__stack *st;
 
+	WEFT_ASSERT_HELD(&pool.lock);
+
 	if (!sl || pool.slab_used == SLAB_STACKS) {
 		sl = calloc(1, sizeof(*sl));
 		if (!sl) {
@@ -307,7 +310,7 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 			ck_pr_dec_64(&pool.cached);
 			goto out;
 		}
-		pthread_mutex_lock(&pool.lock);
+		weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
 		if ((st = pool.warm)) {
 			pool.warm = st->next;
 			ck_pr_store_64(&pool.nwarm, pool.nwarm - 1);
@@ -317,7 +320,7 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 			pool.ncold--;
 			ck_pr_dec_64(&pool.cached);
 		}
-		pthread_mutex_unlock(&pool.lock);
+		weft__mutex_unlock(&pool.lock);
 		if (st)
 			goto out;
 		/* New: guarded while the budget lasts, then from slabs. */
@@ -326,16 +329,16 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 			if (st)
 				goto out;
 		}
-		pthread_mutex_lock(&pool.lock);
+		weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
 		st = slab_carve_locked(err);
-		pthread_mutex_unlock(&pool.lock);
+		weft__mutex_unlock(&pool.lock);
 		if (!st)
 			return NULL;
 		goto out;
 	}
 	size = (size + pool.page - 1) & ~(pool.page - 1);
 	st = NULL;
-	pthread_mutex_lock(&pool.lock);
+	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
 	for (int i = 0; i < ODD_CLASSES; i++) {
 		if (pool.odd[i].size != size || !pool.odd[i].free)
 			continue;
@@ -346,7 +349,7 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 		ck_pr_dec_64(&pool.cached);
 		break;
 	}
-	pthread_mutex_unlock(&pool.lock);
+	weft__mutex_unlock(&pool.lock);
 	if (!st)
 		st = map_single(size, err);
 	if (!st)
@@ -380,14 +383,14 @@ trim_batch(void)
 	struct weft__stack *batch[TRIM_BATCH];
 	int n = 0, i, j;
 
-	pthread_mutex_lock(&pool.lock);
+	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
 	while (n < TRIM_BATCH && pool.nwarm > POOL_WARM_MAX) {
 		batch[n] = pool.warm;
 		pool.warm = pool.warm->next;
 		ck_pr_store_64(&pool.nwarm, pool.nwarm - 1);
 		n++;
 	}
-	pthread_mutex_unlock(&pool.lock);
+	weft__mutex_unlock(&pool.lock);
 	if (n == 0)
 		return 0;
 	qsort(batch, (size_t)n, sizeof(batch[0]), by_address);
@@ -398,13 +401,13 @@ trim_batch(void)
 			hi += batch[j]->size;
 		(void)madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
 	}
-	pthread_mutex_lock(&pool.lock);
+	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
 	for (i = 0; i < n; i++) {
 		batch[i]->next = pool.cold;
 		pool.cold = batch[i];
 		pool.ncold++;
 	}
-	pthread_mutex_unlock(&pool.lock);
+	weft__mutex_unlock(&pool.lock);
 	return n;
 }
 
@@ -429,6 +432,7 @@ weft__stack_trim_idle(int batches)
 static void
 pool_put_locked(struct weft__stack *st)
 {
+	WEFT_ASSERT_HELD(&pool.lock);
 	st->next = pool.warm;
 	pool.warm = st;
 	ck_pr_store_64(&pool.nwarm, pool.nwarm + 1);
@@ -445,7 +449,7 @@ odd_put(struct weft__stack *st)
 	int i, empty = -1;
 	bool kept = false;
 
-	pthread_mutex_lock(&pool.lock);
+	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
 	if (pool.odd_bytes + st->size > ODD_BYTES_MAX)
 		goto out;
 	for (i = 0; i < ODD_CLASSES; i++) {
@@ -469,7 +473,7 @@ odd_put(struct weft__stack *st)
 	ck_pr_inc_64(&pool.cached);
 	kept = true;
 out:
-	pthread_mutex_unlock(&pool.lock);
+	weft__mutex_unlock(&pool.lock);
 	return kept;
 }
 
@@ -494,7 +498,7 @@ weft__stack_put(struct weft__worker *w, struct weft__stack *st)
 		return;
 	}
 	/* Cache full: move half of it, plus this one, to the global pool. */
-	pthread_mutex_lock(&pool.lock);
+	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
 	pool_put_locked(st);
 	while (w->nstack_cache > STACK_CACHE_MAX / 2) {
 		st = w->stack_cache;
@@ -502,7 +506,7 @@ weft__stack_put(struct weft__worker *w, struct weft__stack *st)
 		w->nstack_cache--;
 		pool_put_locked(st);
 	}
-	pthread_mutex_unlock(&pool.lock);
+	weft__mutex_unlock(&pool.lock);
 	/* Safety valve for a run that never idles. */
 	if (WEFT_UNLIKELY(ck_pr_load_64(&pool.nwarm) > POOL_HARD_MAX))
 		trim_batch();
@@ -513,13 +517,13 @@ weft__stack_flush(struct weft__worker *w)
 {
 	struct weft__stack *st;
 
-	pthread_mutex_lock(&pool.lock);
+	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
 	while ((st = w->stack_cache)) {
 		w->stack_cache = st->next;
 		w->nstack_cache--;
 		pool_put_locked(st);
 	}
-	pthread_mutex_unlock(&pool.lock);
+	weft__mutex_unlock(&pool.lock);
 }
 
 static void
@@ -540,7 +544,7 @@ weft__stack_teardown(void)
 {
 	struct slab *sl, *next;
 
-	pthread_mutex_lock(&pool.lock);
+	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
 	free_list(pool.warm);
 	free_list(pool.cold);
 	pool.warm = pool.cold = NULL;
@@ -560,7 +564,7 @@ weft__stack_teardown(void)
 	}
 	pool.slabs = pool.cur_slab = NULL;
 	pool.slab_used = 0;
-	pthread_mutex_unlock(&pool.lock);
+	weft__mutex_unlock(&pool.lock);
 }
 
 void

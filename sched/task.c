@@ -81,11 +81,11 @@ tpool_get(struct weft__worker *w)
 	struct weft_task *t;
 	int n;
 
-	pthread_mutex_lock(&tpool.lock);
+	weft__mutex_lock(&tpool.lock, WEFT_RANK_TPOOL);
 	if (!tpool.free) {
 		c = malloc(sizeof(*c));
 		if (!c) {
-			pthread_mutex_unlock(&tpool.lock);
+			weft__mutex_unlock(&tpool.lock);
 			return NULL;
 		}
 		c->next = tpool.chunks;
@@ -112,7 +112,7 @@ tpool_get(struct weft__worker *w)
 		w->task_cache = x;
 		w->ntask_cache++;
 	}
-	pthread_mutex_unlock(&tpool.lock);
+	weft__mutex_unlock(&tpool.lock);
 	return t;
 }
 
@@ -122,6 +122,7 @@ task_alloc(struct weft__worker *w)
 {
 	struct weft_task *t = w ? w->task_cache : NULL;
 
+	WEFT_ASSERT_OWNER(w);
 	if (WEFT_LIKELY(t != NULL)) {
 		w->task_cache = t->next;
 		w->ntask_cache--;
@@ -143,7 +144,7 @@ task_free(struct weft__worker *w, struct weft_task *t)
 		w->ntask_cache++;
 		return;
 	}
-	pthread_mutex_lock(&tpool.lock);
+	weft__mutex_lock(&tpool.lock, WEFT_RANK_TPOOL);
 	t->next = tpool.free;
 	tpool.free = t;
 	tpool.nfree++;
@@ -157,7 +158,7 @@ task_free(struct weft__worker *w, struct weft_task *t)
 		tpool.free = x;
 		tpool.nfree++;
 	}
-	pthread_mutex_unlock(&tpool.lock);
+	weft__mutex_unlock(&tpool.lock);
 }
 
 /* Executed only by w at the end of its life: back to the global list. */
@@ -166,7 +167,7 @@ weft__task_cache_free(struct weft__worker *w)
 {
 	struct weft_task *t;
 
-	pthread_mutex_lock(&tpool.lock);
+	weft__mutex_lock(&tpool.lock, WEFT_RANK_TPOOL);
 	while ((t = w->task_cache)) {
 		w->task_cache = t->next;
 		t->next = tpool.free;
@@ -174,7 +175,7 @@ weft__task_cache_free(struct weft__worker *w)
 		tpool.nfree++;
 	}
 	w->ntask_cache = 0;
-	pthread_mutex_unlock(&tpool.lock);
+	weft__mutex_unlock(&tpool.lock);
 }
 
 /* Free every chunk.  weft_run teardown, once every task is gone. */
@@ -183,7 +184,7 @@ weft__task_pool_teardown(void)
 {
 	struct task_chunk *c, *next;
 
-	pthread_mutex_lock(&tpool.lock);
+	weft__mutex_lock(&tpool.lock, WEFT_RANK_TPOOL);
 	for (c = tpool.chunks; c; c = next) {
 		next = c->next;
 		/* Handles never given up: their futures go with the run. */
@@ -195,7 +196,7 @@ weft__task_pool_teardown(void)
 	tpool.chunks = NULL;
 	tpool.free = NULL;
 	tpool.nfree = 0;
-	pthread_mutex_unlock(&tpool.lock);
+	weft__mutex_unlock(&tpool.lock);
 }
 
 static uint64_t
@@ -297,9 +298,9 @@ weft__task_make_main(weft_fn fn, void *arg)
 	task_init(t, fn, arg, 0, "main", true, task_id(NULL));
 	t->flags |= TASK_MAIN;
 	ck_pr_store_32(&main_returned, 0);
-	pthread_mutex_lock(&tpool.lock);
+	weft__mutex_lock(&tpool.lock, WEFT_RANK_TPOOL);
 	main_task = t;
-	pthread_mutex_unlock(&tpool.lock);
+	weft__mutex_unlock(&tpool.lock);
 	return t;
 }
 
@@ -307,11 +308,11 @@ weft__task_make_main(weft_fn fn, void *arg)
 void
 weft__task_forget_main(void)
 {
-	pthread_mutex_lock(&tpool.lock);
+	weft__mutex_lock(&tpool.lock, WEFT_RANK_TPOOL);
 	if (main_task)
 		weft__task_drop_future(main_task);
 	main_task = NULL;
-	pthread_mutex_unlock(&tpool.lock);
+	weft__mutex_unlock(&tpool.lock);
 }
 
 /*
@@ -347,7 +348,7 @@ weft__tasks_foreach(void (*fn)(struct weft_task *t, void *arg), void *arg)
 	size_t n = 0;
 	int ndrop = 0;
 
-	pthread_mutex_lock(&tpool.lock);
+	weft__mutex_lock(&tpool.lock, WEFT_RANK_TPOOL);
 	if (main_task && weft__task_tryref(main_task)) {
 		fn(main_task, arg);
 		n++;
@@ -373,15 +374,16 @@ weft__tasks_foreach(void (*fn)(struct weft_task *t, void *arg), void *arg)
 				 */
 				drop[ndrop++] = t;
 				if (ndrop == 64) {
-					pthread_mutex_unlock(&tpool.lock);
+					weft__mutex_unlock(&tpool.lock);
 					while (ndrop > 0)
 						task_free(w, drop[--ndrop]);
-					pthread_mutex_lock(&tpool.lock);
+					weft__mutex_lock(&tpool.lock,
+							 WEFT_RANK_TPOOL);
 				}
 			}
 		}
 	}
-	pthread_mutex_unlock(&tpool.lock);
+	weft__mutex_unlock(&tpool.lock);
 	while (ndrop > 0)
 		task_free(w, drop[--ndrop]);
 	return n;
@@ -430,15 +432,15 @@ spawn(struct weft_task **out, weft_fn fn, void *arg,
 		 * clears `running` under the same lock before it frees the
 		 * descriptor pool, so nothing allocated here can outlive it.
 		 */
-		pthread_mutex_lock(&weft__sched.lock);
+		weft__mutex_lock(&weft__sched.lock, WEFT_RANK_SCHED);
 		if (!ck_pr_load_32(&weft__sched.running) ||
 		    weft__sched.stopping) {
-			pthread_mutex_unlock(&weft__sched.lock);
+			weft__mutex_unlock(&weft__sched.lock);
 			return -ESRCH;
 		}
 		t = task_alloc(NULL);
 		if (!t) {
-			pthread_mutex_unlock(&weft__sched.lock);
+			weft__mutex_unlock(&weft__sched.lock);
 			return -ENOMEM;
 		}
 		task_init(t, fn, arg, size, name, out != NULL, task_id(NULL));
@@ -448,7 +450,7 @@ spawn(struct weft_task **out, weft_fn fn, void *arg,
 		weft__sched.foreign_spawned++;
 		weft__globrunq_put_locked(t);
 		weft__wakep_locked();
-		pthread_mutex_unlock(&weft__sched.lock);
+		weft__mutex_unlock(&weft__sched.lock);
 		if (out)
 			*out = t;
 		return 0;
@@ -464,7 +466,7 @@ spawn(struct weft_task **out, weft_fn fn, void *arg,
 	ck_pr_store_64(&w->spawned, w->spawned + 1);
 	WEFT_STAT_INC(w, spawns);
 	weft__runq_put(w, t, true);
-	weft__wakep_w(w);
+	weft__wakep_from(w);
 	if (out)
 		*out = t;
 	return 0;
@@ -497,6 +499,7 @@ weft__task_start(struct weft__worker *w, struct weft_task *t)
 	struct weft_future *f;
 	int err = 0;
 
+	WEFT_ASSERT_OWNER(w);
 	/*
 	 * Full barrier (the state CAS before us) then this load: pairs with
 	 * the exchange in weft_task_future(), which reads the state after
@@ -532,6 +535,7 @@ weft__task_start(struct weft__worker *w, struct weft_task *t)
 void
 weft__task_release_stack(struct weft__worker *w, struct weft_task *t)
 {
+	WEFT_ASSERT_OWNER(w);
 #if defined(WEFT_TSAN)
 	__tsan_destroy_fiber(t->fib.tsan);
 	t->fib.tsan = NULL;
@@ -545,6 +549,8 @@ static void
 wake_joiner_locked(struct weft_task *t)
 {
 	struct weft_task *j = t->joiner;
+
+	WEFT_ASSERT_HELD(&t->lock);
 
 	if (j) {
 		t->joiner = NULL;
@@ -561,11 +567,12 @@ weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t)
 {
 	struct weft_future *f;
 
-	weft__spin_lock(&t->lock);
+	WEFT_ASSERT_OWNER(w);
+	weft__spin_lock(&t->lock, WEFT_RANK_TASK);
 	ck_pr_store_32(&t->state, WEFT_CANCELLED);
 	wake_joiner_locked(t);
 	f = t->fut;
-	ck_spinlock_unlock(&t->lock);
+	weft__spin_unlock(&t->lock);
 	/* The descriptor's reference keeps f alive until the unref below. */
 	if (f)
 		weft__future_complete(f, NULL, 0, true);
@@ -680,12 +687,12 @@ weft__task_entry(void *arg, void *pass)
 		weft__timer_del(&t->timer);
 
 	t->result = result;
-	weft__spin_lock(&t->lock);
+	weft__spin_lock(&t->lock, WEFT_RANK_TASK);
 	/* The lock's release orders result before the state for joiners. */
 	ck_pr_store_32(&t->state, WEFT_DONE);
 	wake_joiner_locked(t);
 	f = t->fut;
-	ck_spinlock_unlock(&t->lock);
+	weft__spin_unlock(&t->lock);
 	/* The descriptor's reference keeps f alive until our exit. */
 	if (f)
 		weft__future_complete(f, result, 0, false);
@@ -696,7 +703,7 @@ weft__task_entry(void *arg, void *pass)
 static void
 unlock_spin(void *lock)
 {
-	ck_spinlock_unlock(lock);
+	weft__spin_unlock(lock);
 }
 
 int
@@ -722,27 +729,27 @@ weft_join(struct weft_task *t, void **result, int64_t deadline)
 		ck_pr_fence_load();
 		goto collect;
 	}
-	weft__spin_lock(&t->lock);
+	weft__spin_lock(&t->lock, WEFT_RANK_TASK);
 	state = ck_pr_load_32(&t->state);
 	if (state != WEFT_DONE && state != WEFT_CANCELLED) {
 		if (t->joiner) {
-			ck_spinlock_unlock(&t->lock);
+			weft__spin_unlock(&t->lock);
 			return -EBUSY;
 		}
 		t->joiner_seq = weft__park_prepare(self);
 		t->joiner = self;
 		weft__wait_note(self, WAIT_JOIN, t);
 		ret = weft__park(unlock_spin, &t->lock, deadline);
-		weft__spin_lock(&t->lock);
+		weft__spin_lock(&t->lock, WEFT_RANK_TASK);
 		if (t->joiner == self)
 			t->joiner = NULL;
 		state = ck_pr_load_32(&t->state);
 		if (state != WEFT_DONE && state != WEFT_CANCELLED) {
-			ck_spinlock_unlock(&t->lock);
+			weft__spin_unlock(&t->lock);
 			return ret < 0 ? ret : -EAGAIN;
 		}
 	}
-	ck_spinlock_unlock(&t->lock);
+	weft__spin_unlock(&t->lock);
 collect:
 	ret = 0;
 	if (state == WEFT_CANCELLED)

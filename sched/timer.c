@@ -86,6 +86,8 @@ publish_next_locked(struct weft__timers *tm)
 {
 	int64_t next = tm->n ? tm->heap[0]->when : INT64_MAX;
 
+	WEFT_ASSERT_HELD(&tm->lock);
+
 	/* Pairs with the load in weft__timers_next(); a stale read only
 	 * makes a sleeper poll early. */
 	ck_pr_store_64((uint64_t *)&tm->next_when, (uint64_t)next);
@@ -96,8 +98,9 @@ static void
 remove_at_locked(struct weft__timers *tm, uint32_t i)
 {
 	struct weft__timer *t = tm->heap[i];
-
 	struct weft__timer *moved;
+
+	WEFT_ASSERT_HELD(&tm->lock);
 
 	t->idx = -1;
 	/* Atomic: weft__timer_reserve() reads n without the lock. */
@@ -120,13 +123,14 @@ weft__timer_add(struct weft__worker *w, struct weft__timer *tmr)
 {
 	struct weft__timers *tm = &w->timers;
 
-	weft__spin_lock(&tm->lock);
+	WEFT_ASSERT_OWNER(w);
+	weft__spin_lock(&tm->lock, WEFT_RANK_TIMERS);
 	if (tm->n == tm->cap) {
 		uint32_t cap = tm->cap ? tm->cap * 2 : 64;
 		struct weft__timer **h = realloc(tm->heap, cap * sizeof(*h));
 
 		if (!h) {
-			ck_spinlock_unlock(&tm->lock);
+			weft__spin_unlock(&tm->lock);
 			return -ENOMEM;
 		}
 		tm->heap = h;
@@ -139,7 +143,7 @@ weft__timer_add(struct weft__worker *w, struct weft__timer *tmr)
 	sift_up(tm, tm->n - 1);
 	if (tmr->idx == 0)
 		publish_next_locked(tm);
-	ck_spinlock_unlock(&tm->lock);
+	weft__spin_unlock(&tm->lock);
 	return 0;
 }
 
@@ -154,7 +158,7 @@ weft__timer_del(struct weft__timer *tmr)
 
 	if (!tm)
 		return;
-	weft__spin_lock(&tm->lock);
+	weft__spin_lock(&tm->lock, WEFT_RANK_TIMERS);
 	if (tmr->idx >= 0) {
 		bool first = tmr->idx == 0;
 
@@ -162,7 +166,7 @@ weft__timer_del(struct weft__timer *tmr)
 		if (first)
 			publish_next_locked(tm);
 	}
-	ck_spinlock_unlock(&tm->lock);
+	weft__spin_unlock(&tm->lock);
 	tmr->heap = NULL;
 }
 
@@ -178,7 +182,7 @@ weft__timer_reserve(struct weft__worker *w)
 	/* Others only remove (n shrinks under them): a racy read is safe. */
 	if (WEFT_LIKELY(ck_pr_load_32(&tm->n) < tm->cap))
 		return 0;
-	weft__spin_lock(&tm->lock);
+	weft__spin_lock(&tm->lock, WEFT_RANK_TIMERS);
 	if (tm->n == tm->cap) {
 		cap = tm->cap ? tm->cap * 2 : 64;
 		h = realloc(tm->heap, cap * sizeof(*h));
@@ -189,7 +193,7 @@ weft__timer_reserve(struct weft__worker *w)
 			ret = -ENOMEM;
 		}
 	}
-	ck_spinlock_unlock(&tm->lock);
+	weft__spin_unlock(&tm->lock);
 	return ret;
 }
 
@@ -207,14 +211,14 @@ weft__timer_mod(struct weft__worker *w, struct weft__timer *tmr,
 	int ret;
 
 	if (tm == &w->timers && tmr->fire == fire) {
-		weft__spin_lock(&tm->lock);
+		weft__spin_lock(&tm->lock, WEFT_RANK_TIMERS);
 		if (tmr->idx >= 0 && deadline >= tmr->when) {
 			tmr->live_when = deadline;
 			tmr->live = true;
-			ck_spinlock_unlock(&tm->lock);
+			weft__spin_unlock(&tm->lock);
 			return;
 		}
-		ck_spinlock_unlock(&tm->lock);
+		weft__spin_unlock(&tm->lock);
 	}
 	weft__timer_del(tmr);
 	tmr->when = deadline;
@@ -236,15 +240,15 @@ weft__timer_stop(struct weft__timer *tmr)
 
 	if (!tm)
 		return;
-	weft__spin_lock(&tm->lock);
+	weft__spin_lock(&tm->lock, WEFT_RANK_TIMERS);
 	tmr->live = false;
-	ck_spinlock_unlock(&tm->lock);
+	weft__spin_unlock(&tm->lock);
 }
 
 /*
  * Expire every timer of `tm` due at `now`: wake its task with -ETIMEDOUT
- * onto worker w's queues, or call its fire().  With `trylock`, gives up if the heap is busy
- * (thieves).  Returns the number of timers fired.
+ * onto worker w's queues, or call its fire().  With `trylock`, gives up if
+ * the heap is busy (thieves).  Returns the number of timers fired.
  * Executed only by worker w (tm may be another worker's heap).
  */
 int
@@ -256,10 +260,10 @@ weft__timers_run(struct weft__worker *w, struct weft__timers *tm, int64_t now,
 	if ((int64_t)ck_pr_load_64((uint64_t *)&tm->next_when) > now)
 		return 0;
 	if (trylock) {
-		if (!ck_spinlock_trylock(&tm->lock))
+		if (!weft__spin_trylock(&tm->lock, WEFT_RANK_TIMERS))
 			return 0;
 	} else {
-		weft__spin_lock(&tm->lock);
+		weft__spin_lock(&tm->lock, WEFT_RANK_TIMERS);
 	}
 	while (tm->n && tm->heap[0]->when <= now) {
 		struct weft__timer *t = tm->heap[0];
@@ -286,7 +290,7 @@ weft__timers_run(struct weft__worker *w, struct weft__timers *tm, int64_t now,
 		fired++;
 	}
 	publish_next_locked(tm);
-	ck_spinlock_unlock(&tm->lock);
+	weft__spin_unlock(&tm->lock);
 	if (fired)
 		WEFT_STAT_ADD(w, timers_fired, (uint64_t)fired);
 	return fired;

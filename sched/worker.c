@@ -40,7 +40,7 @@
  * look.  The submitter's side of that Dekker pair is the full barrier at the
  * top of wakep().  No lost wake-ups, no thundering herd.  "Work" here is
  * what a thief may take at once: a task on a ring.  A wake that only fills
- * an empty run-next calls no wakep (weft__ready_w); should its waker keep
+ * an empty run-next calls no wakep (weft__ready_on); should its waker keep
  * the CPU, the monitor wakes a sleeper for it after a tick.  A yield that
  * switches to another local task counts as making work runnable (the
  * yielder, back on the ring): it wakes a sleeper too, or two tasks that
@@ -147,6 +147,7 @@ weft__tasks_live(void)
 static void
 idle_put_locked(struct weft__worker *w)
 {
+	WEFT_ASSERT_HELD(&weft__sched.lock);
 	w->idle = true;
 	w->wake_spinning = false;
 	w->idle_next = weft__sched.idle_head;
@@ -160,6 +161,8 @@ idle_remove_locked(struct weft__worker *w)
 {
 	struct weft__worker **pp = &weft__sched.idle_head;
 
+	WEFT_ASSERT_HELD(&weft__sched.lock);
+
 	while (*pp != w)
 		pp = &(*pp)->idle_next;
 	*pp = w->idle_next;
@@ -172,6 +175,8 @@ static struct weft__worker *
 idle_get_locked(void)
 {
 	struct weft__worker *w = weft__sched.idle_head;
+
+	WEFT_ASSERT_HELD(&weft__sched.lock);
 
 	if (w)
 		idle_remove_locked(w);
@@ -196,10 +201,10 @@ wake_worker(struct weft__worker *v)
 void
 weft__wakep(void)
 {
-	weft__wakep_w(weft__worker_self());
+	weft__wakep_from(weft__worker_self());
 }
 
-/* weft__wakep_w() past its inline checks: self is a worker of a pool. */
+/* weft__wakep_from() past its inline checks: self is a worker of a pool. */
 void
 weft__wakep_slow(struct weft__worker *self)
 {
@@ -207,9 +212,9 @@ weft__wakep_slow(struct weft__worker *self)
 	struct weft__worker *v;
 
 	if (!self) {
-		pthread_mutex_lock(&s->lock);
+		weft__mutex_lock(&s->lock, WEFT_RANK_SCHED);
 		weft__wakep_locked();
-		pthread_mutex_unlock(&s->lock);
+		weft__mutex_unlock(&s->lock);
 		return;
 	}
 	/* StoreLoad: the work we published before the counters we read. */
@@ -218,11 +223,11 @@ weft__wakep_slow(struct weft__worker *self)
 		return;
 	if (!ck_pr_cas_32(&s->nspinning, 0, 1))
 		return;
-	pthread_mutex_lock(&s->lock);
+	weft__mutex_lock(&s->lock, WEFT_RANK_SCHED);
 	v = idle_get_locked();
 	if (v)
 		v->wake_spinning = true;
-	pthread_mutex_unlock(&s->lock);
+	weft__mutex_unlock(&s->lock);
 	if (!v) {
 		ck_pr_dec_32(&s->nspinning);
 		return;
@@ -243,6 +248,8 @@ weft__wakep_locked(void)
 	struct weft__sched *s = &weft__sched;
 	struct weft__worker *v;
 
+	WEFT_ASSERT_HELD(&weft__sched.lock);
+
 	if (!ck_pr_load_32(&s->running) || s->stopping)
 		return;
 	if (ck_pr_load_32(&s->npidle) == 0 || ck_pr_load_32(&s->nspinning))
@@ -262,6 +269,7 @@ weft__wakep_locked(void)
 static void
 reset_spinning(struct weft__worker *w)
 {
+	WEFT_ASSERT_OWNER(w);
 	if (!w->spinning)
 		return;
 	w->spinning = false;
@@ -278,6 +286,7 @@ reset_spinning(struct weft__worker *w)
 static bool
 startable(struct weft__worker *w, struct weft_task *t)
 {
+	WEFT_ASSERT_OWNER(w);
 	if (WEFT_LIKELY(t->stack != NULL))
 		return true;
 	/*
@@ -298,6 +307,7 @@ local_next(struct weft__worker *w)
 {
 	struct weft_task *t;
 
+	WEFT_ASSERT_OWNER(w);
 	while ((t = weft__runq_get(w)))
 		if (startable(w, t))
 			return t;
@@ -314,6 +324,7 @@ after_switch(struct weft__worker *w)
 	struct weft_task *t = w->as_task;
 	uint64_t old;
 
+	WEFT_ASSERT_OWNER(w);
 	if (w->as_kind == AS_NONE)
 		return;
 	/* Overflow check of an unguarded stack, at its exact saved sp. */
@@ -336,12 +347,12 @@ after_switch(struct weft__worker *w)
 		if (ck_pr_load_ptr(&w->cur) &&
 		    WEFT_UNLIKELY(ck_pr_load_32(&weft__sched.npidle) != 0) &&
 		    ck_pr_load_32(&weft__sched.nspinning) == 0)
-			weft__wakep_w(w);
+			weft__wakep_from(w);
 		break;
 	case AS_YIELD_GLOBAL:
-		pthread_mutex_lock(&weft__sched.lock);
+		weft__mutex_lock(&weft__sched.lock, WEFT_RANK_SCHED);
 		weft__globrunq_put_locked(t);
-		pthread_mutex_unlock(&weft__sched.lock);
+		weft__mutex_unlock(&weft__sched.lock);
 		break;
 	case AS_PARK:
 		/*
@@ -352,7 +363,7 @@ after_switch(struct weft__worker *w)
 		old = ck_pr_faa_64(&t->park, PARK_SAVED);
 		if (old & PARK_COMMITTED) {
 			weft__runq_put(w, t, false);
-			weft__wakep_w(w);
+			weft__wakep_from(w);
 		} else if (WEFT_UNLIKELY(ck_pr_load_32(&t->flags) &
 					 TASK_CANCELLED) &&
 			   !(old & (PARK_CLAIMED | PARK_IO))) {
@@ -372,7 +383,7 @@ after_switch(struct weft__worker *w)
 		 * t's context is saved: only now may its waker (who needs
 		 * this lock) find it.
 		 */
-		ck_spinlock_unlock(w->as_lock);
+		weft__spin_unlock(w->as_lock);
 		break;
 	case AS_EXIT:
 		weft__task_release_stack(w, t);
@@ -458,6 +469,7 @@ weft__lpark(struct weft__worker *w, ck_spinlock_t *lock)
 {
 	struct weft_task *t = w->cur;
 
+	WEFT_ASSERT_HELD(lock);
 	ck_pr_store_64((uint64_t *)&t->wait_since,
 		       (uint64_t)weft__wait_clock_now());
 	ck_pr_store_32(&t->state, WEFT_SUSPENDED);
@@ -488,6 +500,7 @@ steal_work(struct weft__worker *w)
 	struct weft_task *t;
 	int n = s->nworkers;
 
+	WEFT_ASSERT_OWNER(w);
 	for (int round = 0; round < SPIN_ROUNDS; round++) {
 		bool last = round == SPIN_ROUNDS - 1;
 		int start_at = (int)(fastrand(w) % (uint32_t)n);
@@ -584,6 +597,7 @@ find_runnable(struct weft__worker *w)
 	struct weft_task *t;
 	int64_t now, timeout;
 
+	WEFT_ASSERT_OWNER(w);
 top:
 	if (ck_pr_load_32(&s->stopping))
 		return NULL;
@@ -602,9 +616,9 @@ top:
 	if (++w->schedtick % 61 == 0) {
 		/* Fairness: the global queue. */
 		if (ck_pr_load_32(&s->gq_len)) {
-			pthread_mutex_lock(&s->lock);
+			weft__mutex_lock(&s->lock, WEFT_RANK_SCHED);
 			t = weft__globrunq_get_locked(w, 1);
-			pthread_mutex_unlock(&s->lock);
+			weft__mutex_unlock(&s->lock);
 			if (t)
 				goto found;
 		}
@@ -612,9 +626,9 @@ top:
 	if ((t = weft__runq_get(w)))
 		goto found;
 	if (ck_pr_load_32(&s->gq_len)) {
-		pthread_mutex_lock(&s->lock);
+		weft__mutex_lock(&s->lock, WEFT_RANK_SCHED);
 		t = weft__globrunq_get_locked(w, 0);
-		pthread_mutex_unlock(&s->lock);
+		weft__mutex_unlock(&s->lock);
 		if (t)
 			goto found;
 	}
@@ -641,22 +655,22 @@ top:
 	}
 
 	/* Nothing: park. */
-	pthread_mutex_lock(&s->lock);
+	weft__mutex_lock(&s->lock, WEFT_RANK_SCHED);
 	if (s->stopping) {
-		pthread_mutex_unlock(&s->lock);
+		weft__mutex_unlock(&s->lock);
 		return NULL;
 	}
 	if ((t = weft__globrunq_get_locked(w, 0))) {
-		pthread_mutex_unlock(&s->lock);
+		weft__mutex_unlock(&s->lock);
 		goto found;
 	}
 	if (weft__tasks_live() == 0) {
 		stop_all_locked();
-		pthread_mutex_unlock(&s->lock);
+		weft__mutex_unlock(&s->lock);
 		return NULL;
 	}
 	idle_put_locked(w);
-	pthread_mutex_unlock(&s->lock);
+	weft__mutex_unlock(&s->lock);
 
 	if (w->spinning) {
 		w->spinning = false;
@@ -664,7 +678,7 @@ top:
 		ck_pr_dec_32(&s->nspinning);
 		ck_pr_fence_memory();
 		if (work_anywhere()) {
-			pthread_mutex_lock(&s->lock);
+			weft__mutex_lock(&s->lock, WEFT_RANK_SCHED);
 			if (w->idle) {
 				idle_remove_locked(w);
 				w->spinning = true;
@@ -674,7 +688,7 @@ top:
 				w->spinning = w->wake_spinning;
 				w->wake_spinning = false;
 			}
-			pthread_mutex_unlock(&s->lock);
+			weft__mutex_unlock(&s->lock);
 			goto top;
 		}
 	}
@@ -688,14 +702,14 @@ top:
 	WEFT_STAT_INC(w, parks);
 	w->io.ops->wait(&w->io, timeout);
 
-	pthread_mutex_lock(&s->lock);
+	weft__mutex_lock(&s->lock, WEFT_RANK_SCHED);
 	if (w->idle) {
 		idle_remove_locked(w);
 	} else {
 		w->spinning = w->wake_spinning;
 		w->wake_spinning = false;
 	}
-	pthread_mutex_unlock(&s->lock);
+	weft__mutex_unlock(&s->lock);
 	goto top;
 
 found:
@@ -773,7 +787,7 @@ worker_start(struct weft__worker *w)
 {
 	int ret = worker_setup(w);
 
-	pthread_mutex_lock(&start.lock);
+	weft__mutex_lock(&start.lock, WEFT_RANK_START);
 	if (ret < 0 && !start.error)
 		start.error = ret;
 	start.ready++;
@@ -781,7 +795,7 @@ worker_start(struct weft__worker *w)
 	while (start.go == 0)
 		pthread_cond_wait(&start.cond, &start.lock);
 	ret = start.go > 0 ? 0 : -1;
-	pthread_mutex_unlock(&start.lock);
+	weft__mutex_unlock(&start.lock);
 	if (ret == 0)
 		worker_loop(w);
 	return ret;
@@ -845,7 +859,7 @@ weft__sched_run(const struct weft__monitor_cfg *mc)
 	}
 	/* Worker 0 is this thread. */
 	ret = ret < 0 ? ret : worker_setup(&s->workers[0]);
-	pthread_mutex_lock(&start.lock);
+	weft__mutex_lock(&start.lock, WEFT_RANK_START);
 	while (start.ready < created)
 		pthread_cond_wait(&start.cond, &start.lock);
 	if (ret == 0)
@@ -859,7 +873,7 @@ weft__sched_run(const struct weft__monitor_cfg *mc)
 		weft__monitor_start(mc);
 	start.go = ret == 0 ? 1 : -1;
 	pthread_cond_broadcast(&start.cond);
-	pthread_mutex_unlock(&start.lock);
+	weft__mutex_unlock(&start.lock);
 	if (ret == 0)
 		worker_loop(&s->workers[0]);
 	weft__monitor_stop();
@@ -901,5 +915,5 @@ weft__sched_nworkers(void)
 __attribute__((always_inline)) inline void
 weft__lpark_wake(struct weft__worker *w, struct weft_task *t)
 {
-	weft__ready_w(w, t, true);
+	weft__ready_on(w, t, true);
 }

@@ -1125,7 +1125,7 @@ END_TEST
 
 /*
  * A wake that fills an empty run-next wakes no idle worker (sched.h,
- * weft__ready_w): the waker usually parks next and runs it itself.  A
+ * weft__ready_on): the waker usually parks next and runs it itself.  A
  * waker that keeps the CPU instead must not strand the woken task while
  * another worker sleeps: the monitor sees a worker stuck in one task with
  * work queued and wakes a sleeper, which steals the run-next.  The waker
