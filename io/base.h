@@ -39,8 +39,6 @@
  * address order.  A trylock may go against the order (it cannot wait, so
  * it cannot deadlock): a thief trylocks a victim's timer heap.
  *
- *	RUN		runtime/run.c run_lock: held by weft_run's caller for
- *			the whole run (it takes what follows while it waits)
  *	STATS		weft__stats_lock (weft_stats, weft_dump: then sched,
  *			tpool)
  *	START		the workers' start hand-off (sched/worker.c)
@@ -78,7 +76,6 @@
  */
 enum weft__rank {
 	WEFT_RANK_NONE = 0,
-	WEFT_RANK_RUN,
 	WEFT_RANK_STATS,
 	WEFT_RANK_START,
 	WEFT_RANK_POOL_REGISTRY,
@@ -109,6 +106,8 @@ void weft__rank_acquired(const void *lock, enum weft__rank rank,
 void weft__rank_release(const void *lock, const char *site);
 void weft__rank_assert_held(const void *lock, const char *what,
 			    const char *site);
+/* Abort unless at most one lock (a lock-guarded park's) is held. */
+void weft__rank_check_switch(void);
 /* Locks the calling thread holds right now. */
 int weft__rank_held(void);
 const char *weft__rank_name(enum weft__rank rank);

@@ -9,6 +9,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "io/base.h"
 
@@ -32,7 +33,6 @@ static __thread struct {
 
 static const char *const names[WEFT_RANK_COUNT] = {
 	[WEFT_RANK_NONE] = "unranked",
-	[WEFT_RANK_RUN] = "run",
 	[WEFT_RANK_STATS] = "stats",
 	[WEFT_RANK_START] = "worker start",
 	[WEFT_RANK_POOL_REGISTRY] = "pool registry",
@@ -148,4 +148,20 @@ int
 weft__rank_held(void)
 {
 	return held.n + held.untracked;
+}
+
+void
+weft__rank_check_switch(void)
+{
+	char buf[384];
+	int len = 0;
+
+	if (held.n + held.untracked <= 1)
+		return;
+	for (int i = 0; i < held.n && len < (int)sizeof(buf) - 64; i++)
+		len += snprintf(buf + len, sizeof(buf) - (size_t)len,
+				"%s%s (taken at %s)", i ? ", " : "",
+				names[held.h[i].rank], held.h[i].site);
+	weft__panic("lock order: a context switch with %d locks held: %s",
+		    held.n + held.untracked, buf);
 }

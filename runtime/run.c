@@ -16,7 +16,12 @@
 #include "sched/park.h"
 #include "sched/sched.h"
 
-/* Serialises weft_run() callers. */
+/*
+ * Serialises weft_run() callers.  Outside the lock order (io/base.h): it
+ * is only ever trylocked, so it cannot take part in a deadlock, and its
+ * holder is worker 0's thread for the whole run, under every task that
+ * runs there.
+ */
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Stats of the last run, readable after it ended.  Under weft__stats_lock. */
@@ -71,7 +76,7 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	ops = weft__io_select(conf.io_backend);
 	if (!ops)
 		return -EINVAL;
-	if (weft__mutex_trylock(&run_lock, WEFT_RANK_RUN))
+	if (pthread_mutex_trylock(&run_lock))
 		return -EBUSY;
 	ret = weft__pool_default_limit(conf.pool_threads);
 	if (ret < 0)
@@ -104,7 +109,10 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 		goto out_free_workers;
 	}
 	s->foreign_spawned = 1;
+	/* No worker runs yet; the lock keeps the _locked contract. */
+	weft__mutex_lock(&s->lock, WEFT_RANK_SCHED);
 	weft__globrunq_put_locked(main_task);
+	weft__mutex_unlock(&s->lock);
 
 	ret = weft__stack_signals_install();
 	if (ret < 0)
@@ -156,7 +164,7 @@ out_free_workers:
 	s->nworkers = 0;
 	weft__mutex_unlock(&weft__stats_lock);
 out_unlock:
-	weft__mutex_unlock(&run_lock);
+	pthread_mutex_unlock(&run_lock);
 	return ret;
 }
 

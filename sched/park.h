@@ -612,9 +612,7 @@ weft__switch(void **from_sp, void *to_sp, struct weft__fiber *to,
 	(void)exiting;
 #ifdef WEFT_LOCKRANK
 	/* No lock across a switch, but a lock-guarded park's (io/base.h). */
-	if (weft__rank_held() > 1)
-		weft__panic("lock order: a context switch with %d locks held",
-			    weft__rank_held());
+	weft__rank_check_switch();
 #endif
 	ret = weft__ctx_switch(from_sp, to_sp, w);
 #if defined(WEFT_ASAN)
