@@ -410,6 +410,39 @@ START_TEST(chan_deadlock_without_cycle_is_reported)
 }
 END_TEST
 
+/* Start a child, read its stderr to EOF, and assert it exited 0. */
+static void
+child_run_to_exit(struct child *c, int (*body)(void), const char *const *env)
+{
+	child_start(c, body, env);
+	child_read(c, NULL, 0, child_ms());
+	child_wait(c, child_ms());
+	assert_exit0(c);
+}
+
+/*
+ * Start a child that must report one deadlock and then keep waiting (no
+ * abort); assert both, then kill it.
+ */
+static void
+child_reports_once_and_waits(struct child *c, const char *const *env)
+{
+	pid_t r;
+
+	child_start(c, join_cycle_child, env);
+	ck_assert_msg(child_read(c, DEADLOCK_MSG, 1, child_ms()),
+		      "no report: %.2000s", c->out);
+	/* Ten idle ticks of the monitor: a repeat would show by then. */
+	child_read(c, DEADLOCK_MSG, 2, 1000);
+	ck_assert_int_eq(count_of(c->out, DEADLOCK_MSG), 1);
+	r = waitpid(c->pid, &c->status, WNOHANG);
+	ck_assert_msg(r == 0, "the child ended: status %d; %.2000s", c->status,
+		      c->out);
+	ck_assert_int_eq(kill(c->pid, SIGKILL), 0);
+	child_wait(c, child_ms());
+	ck_assert(WIFSIGNALED(c->status) && WTERMSIG(c->status) == SIGKILL);
+}
+
 /*
  * WEFT_DEADLOCK=report: one report, the process goes on.  Nothing inside
  * the child can end this deadlock (a thread that could is a reason not to
@@ -420,22 +453,10 @@ START_TEST(report_mode_reports_once_and_does_not_abort)
 {
 	static const char *const env[] = { "WEFT_DEADLOCK=report", NULL };
 	static struct child c;
-	pid_t r;
 
-	child_start(&c, join_cycle_child, env);
-	ck_assert_msg(child_read(&c, DEADLOCK_MSG, 1, child_ms()),
-		      "no report: %.2000s", c.out);
-	/* Ten idle ticks of the monitor: a repeat would show by then. */
-	child_read(&c, DEADLOCK_MSG, 2, 1000);
-	ck_assert_int_eq(count_of(c.out, DEADLOCK_MSG), 1);
+	child_reports_once_and_waits(&c, env);
 	ck_assert_msg(strstr(c.out, "WEFT_DEADLOCK=report"),
 		      "no report-mode note: %.2000s", c.out);
-	r = waitpid(c.pid, &c.status, WNOHANG);
-	ck_assert_msg(r == 0, "the child ended: status %d; %.2000s", c.status,
-		      c.out);
-	ck_assert_int_eq(kill(c.pid, SIGKILL), 0);
-	child_wait(&c, child_ms());
-	ck_assert(WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGKILL);
 }
 END_TEST
 
@@ -788,10 +809,7 @@ START_TEST(slow_task_is_reported_once)
 	static struct child c;
 	char want[64];
 
-	child_start(&c, slow_child, env);
-	child_read(&c, NULL, 0, child_ms());
-	child_wait(&c, child_ms());
-	assert_exit0(&c);
+	child_run_to_exit(&c, slow_child, env);
 	/* Once, though it kept its worker for six thresholds. */
 	ck_assert_msg(count_of(c.out, "\"hog\" has kept worker ") == 1,
 		      "%.2000s", c.out);
@@ -808,10 +826,7 @@ START_TEST(slow_task_report_off_with_zero)
 	static const char *const env[] = { "WEFT_SLOW_MS=0", NULL };
 	static struct child c;
 
-	child_start(&c, slow_child, env);
-	child_read(&c, NULL, 0, child_ms());
-	child_wait(&c, child_ms());
-	assert_exit0(&c);
+	child_run_to_exit(&c, slow_child, env);
 	ck_assert_msg(!strstr(c.out, "slow task"), "%.2000s", c.out);
 	ck_assert(strstr(c.out, "slow_tasks=0\n") != NULL);
 }
@@ -827,10 +842,7 @@ START_TEST(slow_ms_field_wins_over_env)
 	static struct child c;
 
 	child_cfg.slow_ms = 50;
-	child_start(&c, slow_child, env);
-	child_read(&c, NULL, 0, child_ms());
-	child_wait(&c, child_ms());
-	assert_exit0(&c);
+	child_run_to_exit(&c, slow_child, env);
 	ck_assert_msg(count_of(c.out, "\"hog\" has kept worker ") == 1,
 		      "%.2000s", c.out);
 	ck_assert_msg(strstr(c.out, "(threshold 50 ms)"), "%.2000s", c.out);
@@ -843,10 +855,7 @@ START_TEST(slow_ms_minus_one_turns_the_report_off)
 	static struct child c;
 
 	child_cfg.slow_ms = -1;
-	child_start(&c, slow_child, env);
-	child_read(&c, NULL, 0, child_ms());
-	child_wait(&c, child_ms());
-	assert_exit0(&c);
+	child_run_to_exit(&c, slow_child, env);
 	ck_assert_msg(!strstr(c.out, "slow task"), "%.2000s", c.out);
 	ck_assert(strstr(c.out, "slow_tasks=0\n") != NULL);
 }
@@ -857,10 +866,7 @@ START_TEST(malformed_slow_ms_env_is_named_and_the_default_used)
 	static const char *const env[] = { "WEFT_SLOW_MS=fast", NULL };
 	static struct child c;
 
-	child_start(&c, slow_child, env);
-	child_read(&c, NULL, 0, child_ms());
-	child_wait(&c, child_ms());
-	assert_exit0(&c);
+	child_run_to_exit(&c, slow_child, env);
 	ck_assert_msg(strstr(c.out, "weft: WEFT_SLOW_MS=fast: not a number of "
 				    "milliseconds; using the default"),
 		      "%.2000s", c.out);
@@ -875,21 +881,9 @@ START_TEST(deadlock_report_field_wins_over_env)
 {
 	static const char *const env[] = { "WEFT_DEADLOCK=abort", NULL };
 	static struct child c;
-	pid_t r;
 
 	child_cfg.deadlock = WEFT_DEADLOCK_REPORT;
-	child_start(&c, join_cycle_child, env);
-	ck_assert_msg(child_read(&c, DEADLOCK_MSG, 1, child_ms()),
-		      "no report: %.2000s", c.out);
-	/* Ten idle ticks of the monitor: an abort would show by then. */
-	child_read(&c, DEADLOCK_MSG, 2, 1000);
-	ck_assert_int_eq(count_of(c.out, DEADLOCK_MSG), 1);
-	r = waitpid(c.pid, &c.status, WNOHANG);
-	ck_assert_msg(r == 0, "the child ended: status %d; %.2000s", c.status,
-		      c.out);
-	ck_assert_int_eq(kill(c.pid, SIGKILL), 0);
-	child_wait(&c, child_ms());
-	ck_assert(WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGKILL);
+	child_reports_once_and_waits(&c, env);
 }
 END_TEST
 
