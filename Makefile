@@ -55,8 +55,12 @@ endif
 WARN		:= -Wall -Wextra -Wshadow -Wstrict-prototypes \
 		   -Wmissing-prototypes -Wno-unused-parameter -Werror=implicit
 CPPFLAGS	+= -D_GNU_SOURCE -Iinclude -I.
+# Stack clash protection: a frame larger than a page touches each page in
+# turn, so it meets the guard below a task's stack instead of jumping it
+# (README, "Stack overflow").  weft.pc hands the same flag to programs.
+HARDEN		:= -fstack-clash-protection
 CFLAGS		+= -std=gnu11 $(OPT) $(LTO) $(WARN) -fPIC -fvisibility=hidden \
-		   -pthread $(SANFLAGS)
+		   -pthread $(HARDEN) $(SANFLAGS)
 ASFLAGS		+= $(SANFLAGS)
 LDFLAGS		+= -pthread $(SANFLAGS) $(LTO) $(OPT)
 DEP_LIBS	:= -luring -lck -lpthread

@@ -73,10 +73,13 @@ struct weft_config {
 	 */
 	size_t stack_size;
 	/*
-	 * How many stacks may carry a guard page (each guarded stack costs two
-	 * of the vm.max_map_count memory mappings).  0: a quarter of
-	 * vm.max_map_count.  -1: none; every stack is then checked by a canary
-	 * on each switch instead.
+	 * Guards on kernels without guard regions (before Linux 6.13): how
+	 * many stacks may carry a PROT_NONE guard (each costs two of the
+	 * vm.max_map_count memory mappings); past that, stacks are checked
+	 * only by a canary on each switch (see README, "Stack overflow").
+	 * 0: a quarter of vm.max_map_count.  On Linux 6.13 and later every
+	 * stack has a guard region and this only matters as -1: no guard on
+	 * any stack, canaries only.
 	 */
 	long guarded_stacks;
 	/*
@@ -111,8 +114,20 @@ struct weft_config {
 	 * outlives the run and keeps the last run's limit.
 	 */
 	long pool_threads;
+	/*
+	 * Bytes of guard below every stack (rounded up to pages), up to
+	 * 1 GiB.  0: 64 KiB.  A write into the guard is reported as a stack
+	 * overflow naming the task; a frame larger than stack plus guard
+	 * can jump it unless its code was built with
+	 * -fstack-clash-protection (weft.pc's Cflags), which touches every
+	 * page of a frame in turn.  Guards cost address space and page
+	 * tables (128 bytes per stack at 64 KiB), not memory.  Where the
+	 * kernel lacks guard regions (before Linux 6.13) only
+	 * guarded_stacks stacks get one.
+	 */
+	size_t stack_guard;
 	/* Reserved: must be zero. */
-	long reserved_[5];
+	long reserved_[4];
 };
 
 /* Values of weft_config.deadlock. */
@@ -1030,7 +1045,7 @@ struct weft_stats {
 	uint64_t tasks_spawned;	/* since the run started, main task included */
 	uint64_t stacks_in_use;	/* stacks owned by live tasks */
 	uint64_t stacks_cached;	/* free stacks kept in pools */
-	uint64_t stacks_guarded; /* mapped stacks with a guard page */
+	uint64_t stacks_guarded; /* mapped stacks with an armed guard */
 	uint64_t stack_bytes_mapped; /* address space reserved for stacks */
 	uint64_t slow_tasks;	/* tasks reported for hogging a worker */
 	uint64_t deadlocks;	/* deadlocks reported (WEFT_DEADLOCK=report) */

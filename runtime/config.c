@@ -31,6 +31,7 @@
 #define POOL_THREADS_MAX 1024
 /* weft_config.slow_ms above this would overflow in nanoseconds. */
 #define SLOW_MS_MAX (INT64_MAX / WEFT_MSEC)
+#define STACK_GUARD_MAX ((size_t)1 << 30)
 
 /*
  * The layout weft_config had when it held only the first four fields:
@@ -200,7 +201,8 @@ weft__config_resolve(const struct weft_config *cfg, struct weft__config *out)
 		if (cfg->reserved_[i])
 			return -EINVAL;
 	if (cfg->workers < 0 || cfg->workers > WORKERS_MAX ||
-	    cfg->guarded_stacks < -1 || cfg->slow_ms < -1 ||
+	    cfg->guarded_stacks < -1 || cfg->stack_guard > STACK_GUARD_MAX ||
+	    cfg->slow_ms < -1 ||
 	    cfg->slow_ms > SLOW_MS_MAX || cfg->deadlock < 0 ||
 	    cfg->deadlock > WEFT_DEADLOCK_OFF || cfg->dump_signal < -1 ||
 	    cfg->dump_signal >= NSIG || cfg->dump_signal == SIGKILL ||
@@ -214,6 +216,7 @@ weft__config_resolve(const struct weft_config *cfg, struct weft__config *out)
 		.workers = n,
 		.stack_size = cfg->stack_size,
 		.guarded_stacks = cfg->guarded_stacks,
+		.stack_guard = cfg->stack_guard,
 		.io_backend = cfg->io_backend && *cfg->io_backend ?
 				      cfg->io_backend : env("WEFT_IO"),
 		.slow_ns = resolve_slow_ns(cfg->slow_ms),

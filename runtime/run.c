@@ -81,7 +81,8 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	ret = weft__pool_default_limit(conf.pool_threads);
 	if (ret < 0)
 		goto out_unlock;
-	ret = weft__stack_setup(conf.stack_size, conf.guarded_stacks);
+	ret = weft__stack_setup(conf.stack_size, conf.guarded_stacks,
+				conf.stack_guard);
 	if (ret < 0)
 		goto out_unlock;
 

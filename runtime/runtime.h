@@ -23,6 +23,7 @@ struct weft__config {
 	int workers;		/* 1..1024 */
 	size_t stack_size;	/* 0: the stack layer's default */
 	long guarded_stacks;	/* as weft_config.guarded_stacks */
+	size_t stack_guard;	/* as weft_config.stack_guard (0: default) */
 	const char *io_backend;	/* "uring"/"epoll", or NULL: automatic */
 	int64_t slow_ns;	/* slow-task threshold; 0: no report */
 	int deadlock;		/* WEFT_DEADLOCK_ABORT, _REPORT or _OFF */

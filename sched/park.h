@@ -50,30 +50,37 @@ struct weft__worker;
 /*
  * Stacks (sched/stack.c)
  *
- * A stack is one of three kinds.  GUARDED: its own mapping with a PROT_NONE
- * page below it (two memory mappings); an overflow faults and the SIGSEGV
- * handler names the task.  SLAB: one of many default-size stacks carved from
- * a large mapping once the guard budget is spent.  PLAIN: its own mapping
- * without a guard (odd sizes past the budget).  SLAB and PLAIN stacks keep
- * their lowest WEFT_CANARY_BYTES untouched (zero); the switch-out path
- * checks that they are still zero and that the saved stack pointer is above
- * them.  Zero costs nothing: an untouched page reads as the shared zero page
- * and never becomes resident.
+ * A stack is `size` usable bytes from `lo` up, with `gap` bytes of its
+ * mapping reserved below it for a guard.  `guard` says how many of those
+ * are armed: a guard region (MADV_GUARD_INSTALL) or a PROT_NONE page run
+ * (kernels without guard regions, while the mapping budget lasts), where a
+ * write faults and the SIGSEGV handler names the task.  An unarmed stack
+ * (guard 0: past that budget, or weft_config.guarded_stacks = -1) keeps its
+ * lowest WEFT_CANARY_BYTES untouched (zero), and the switch-out path checks
+ * that they are still zero.  Every stack's saved stack pointer is checked
+ * against its limit on switch-out.  Zero costs nothing: an untouched page
+ * reads as the shared zero page and never becomes resident.
+ *
+ * What the canary catches, and what it does not: a frame that runs into
+ * the lowest 64 bytes and writes them (a deep recursion whose frames are
+ * written, an array filled from its end), and a task parked with its stack
+ * pointer below its stack; it is checked when the task switches out, so
+ * the damage is done by then, and a frame that skips the canary writes a
+ * neighbour's stack unseen.  Guards catch every frame up to `guard` bytes
+ * below the stack at the faulting instruction, and every frame of code
+ * built with -fstack-clash-protection (it touches each page in turn).
  */
-enum {
-	STACK_GUARDED = 1,
-	STACK_SLAB = 2,
-	STACK_PLAIN = 3,
-};
-
 #define WEFT_CANARY_BYTES 64
 #define WEFT_STACK_RESERVE 256	/* below lo + this, the saved sp is an overflow */
 
 struct weft__stack {
-	/* Immutable while the stack exists. */
+	/* Immutable while the stack exists, but guard (set once, by its
+	 * holder, before any task runs on it). */
 	char *lo;		/* lowest usable byte */
 	size_t size;		/* usable bytes: the top is lo + size */
-	uint8_t kind;		/* STACK_* */
+	uint32_t gap;		/* bytes reserved below lo for a guard */
+	uint32_t guard;		/* bytes of it armed; 0: canary only */
+	bool slab;		/* carved from a slab (never unmapped alone) */
 	/* Pool link: whoever holds the stack (its task, or its pool). */
 	struct weft__stack *next;
 };
@@ -101,13 +108,13 @@ void weft__stack_overflowed(struct weft_task *t, void *sp);
 static inline void
 weft__stack_check(struct weft_task *t, struct weft__stack *st, void *sp)
 {
-	const uint64_t *c;
+	const uint64_t *c = (const uint64_t *)(void *)st->lo;
 
-	if (WEFT_LIKELY(st->kind == STACK_GUARDED))
+	if (WEFT_UNLIKELY((char *)sp < st->lo + WEFT_STACK_RESERVE))
+		weft__stack_overflowed(t, sp);
+	if (WEFT_LIKELY(st->guard))
 		return;
-	c = (const uint64_t *)(void *)st->lo;
-	if (WEFT_UNLIKELY((char *)sp < st->lo + WEFT_STACK_RESERVE ||
-			  (c[0] | c[1] | c[2] | c[3] | c[4] | c[5] | c[6] |
+	if (WEFT_UNLIKELY((c[0] | c[1] | c[2] | c[3] | c[4] | c[5] | c[6] |
 			   c[7]) != 0))
 		weft__stack_overflowed(t, sp);
 }

@@ -213,8 +213,19 @@ int weft__stack_trim_idle(int batches);
 /* Unmap every pooled stack and every slab.  Caller: weft_run teardown. */
 void weft__stack_teardown(void);
 
-/* Set up the stack module for a run (guard budget, default size). */
-int weft__stack_setup(size_t default_size, long guarded_stacks);
+/*
+ * Set up the stack module for a run: default size, the mprotect guard
+ * budget of kernels without guard regions (-1: no guards at all), guard
+ * bytes (0: 64 KiB).  Probes the kernel for guard regions.
+ */
+int weft__stack_setup(size_t default_size, long guarded_stacks, size_t guard);
+
+/* Does every stack of this run get a guard region?  After setup. */
+bool weft__stack_guard_regions(void);
+
+/* Tests only (sched/stack.c): set before weft_run. */
+extern bool weft__stack_no_regions;
+extern void (*weft__stack_overflow_hook)(const struct weft_task *t);
 
 /* Install / remove the SIGSEGV handler that names overflowing tasks. */
 int weft__stack_signals_install(void);

@@ -2,16 +2,29 @@
 /*
  * Coroutine stacks: mapping, pooling, overflow detection.
  *
- * Costs that shape this file (measured on the 2-vCPU guests, DESIGN.md):
- * mmap + touch + munmap of a 64 KiB stack with a guard is ~10 us, 400x the
- * spawn budget, so stacks are pooled and reused; a fresh page costs ~1.5 us
- * on first touch, so pooled stacks keep their pages; vm.max_map_count is
- * 65,530 and a guarded stack costs two mappings, so only a budget of stacks
- * (a quarter of the limit by default) gets a guard page.  Past the budget,
- * default-size stacks are carved from 64-stack slabs (one mapping each, and
- * adjacent slabs merge), protected by the zero canary described in
- * sched/park.h.  Memory is committed lazily: a parked task that used 3 KiB of
- * its 64 KiB stack holds one resident page.
+ * Costs that shape this file (measured on the 2-vCPU guests, DESIGN.md and
+ * BENCHMARKS.md): mmap + touch + munmap of a 64 KiB stack with a guard is
+ * ~10 us, 400x the spawn budget, so stacks are pooled and reused; a fresh
+ * page costs ~1.3 us on first touch, so pooled stacks keep their pages.
+ * Memory is committed lazily: a parked task that used 3 KiB of its 64 KiB
+ * stack holds one resident page.
+ *
+ * Guards.  Every default-size stack is carved from a 64-stack slab, one
+ * mapping laid out as [guard][stack][guard][stack]...  Where the kernel has
+ * guard regions (MADV_GUARD_INSTALL, Linux 6.13), each slot's guard is
+ * armed with one madvise when the slot is first used: a fault there kills
+ * with SIGSEGV, and it costs no memory mapping, so every stack is guarded
+ * however many there are (the slab stays one line of /proc/self/maps).  A
+ * guard costs address space and page-table entries, not memory: 64 KiB of
+ * guard is 16 entries, 128 bytes of page table per stack, and ~1 us once
+ * per slot (BENCHMARKS.md).  Odd sizes get their own mapping with a guard
+ * region the same way.
+ *
+ * Older kernels (probed at setup): a guard must be its own PROT_NONE
+ * mapping, and vm.max_map_count (65,530) caps the mappings, so only a
+ * budget of stacks (a quarter of the limit by default) is made with one;
+ * past the budget, stacks come from slabs whose guards are not armed, and
+ * only the zero canary of sched/park.h watches them.
  *
  * Pools: each worker keeps up to STACK_CACHE_MAX free default-size stacks
  * (owner-only, no lock).  Overflow goes to the global pool (lock), which
@@ -21,21 +34,26 @@
  * latency), so a burst of exits followed by a burst of spawns reuses warm
  * stacks instead of refaulting them; only past POOL_HARD_MAX does a put trim
  * inline.  A trim takes TRIM_BATCH stacks, sorts them by address, coalesces
- * neighbours and hands their pages back with one MADV_DONTNEED per run (a
- * burst of a million exits costs a few thousand system calls, not a million
- * TLB shootdowns).  Default-size stacks stay mapped until the run
- * ends; guarded ones are made in batches of GUARD_BATCH (one mmap, then one
- * mprotect per guard page) because a mapping per stack costs ~10 us.
+ * neighbours (across armed guards: MADV_DONTNEED keeps guard regions) and
+ * hands their pages back with one MADV_DONTNEED per run (a burst of a
+ * million exits costs a few thousand system calls, not a million TLB
+ * shootdowns).  Default-size stacks stay mapped until the run ends.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "sched/park.h"
 #include "sched/sched.h"
+
+/* The kernel's value (include/uapi/asm-generic/mman-common.h, 6.13). */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
 
 #define SLAB_STACKS 64
 #define POOL_WARM_MAX 4096	/* warm stacks kept once workers go idle */
@@ -45,6 +63,7 @@
 #define ALTSTACK_SIZE (64 * 1024)
 #define STACK_MIN (16 * 1024)
 #define STACK_MAX ((size_t)1 << 30)
+#define GUARD_DEFAULT (64 * 1024)
 /*
  * Stacks of other sizes (weft_spawn_opts.stack_size): a few size classes,
  * each a free list, so that a program spawning many tasks of one odd size
@@ -58,17 +77,22 @@
 #define ODD_BYTES_MAX ((size_t)256 << 20)
 
 struct slab {
-	char *base;			/* mapping: SLAB_STACKS * stack size */
+	char *base;			/* mapping: SLAB_STACKS * (gap + size) */
 	size_t len;
 	struct slab *next;		/* all slabs: under pool.lock */
 	struct weft__stack stacks[SLAB_STACKS];
 };
 
+/* Tests only: pretend the kernel has no guard regions (before weft_run). */
+bool weft__stack_no_regions;
+
 static struct {
 	/* Immutable during a run. */
 	size_t page;
 	size_t default_size;
-	long guard_budget;		/* max guarded stacks at once */
+	size_t guard;			/* guard bytes below a stack */
+	bool regions;			/* MADV_GUARD_INSTALL works */
+	long guard_budget;		/* mprotect guards at once (!regions) */
 
 	/* Protected by lock. */
 	pthread_mutex_t lock;
@@ -87,7 +111,7 @@ static struct {
 	size_t odd_bytes;		/* their total size */
 
 	/* Atomics: any thread. */
-	uint64_t nguarded;		/* guarded stacks mapped now */
+	uint64_t nguarded;		/* mapped stacks with an armed guard */
 	uint64_t in_use;		/* stacks held by tasks */
 	uint64_t cached;		/* free stacks in any pool */
 	uint64_t bytes_mapped;
@@ -106,6 +130,12 @@ weft__stack_default_size(void)
 	return pool.default_size;
 }
 
+bool
+weft__stack_guard_regions(void)
+{
+	return pool.regions;
+}
+
 static long
 max_map_count(void)
 {
@@ -120,25 +150,62 @@ max_map_count(void)
 	return v;
 }
 
+/*
+ * Does this kernel arm guard regions?  One two-page mapping, a guard on
+ * its first page: older kernels answer EINVAL.
+ */
+static bool
+probe_regions(void)
+{
+	char *p;
+	bool ok;
+
+	if (weft__stack_no_regions)
+		return false;
+	p = mmap(NULL, 2 * pool.page, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return false;
+	ok = madvise(p, pool.page, MADV_GUARD_INSTALL) == 0;
+	munmap(p, 2 * pool.page);
+	return ok;
+}
+
+static size_t
+page_round(size_t n)
+{
+	return (n + pool.page - 1) & ~(pool.page - 1);
+}
+
 int
-weft__stack_setup(size_t default_size, long guarded_stacks)
+weft__stack_setup(size_t default_size, long guarded_stacks, size_t guard)
 {
 	pool.page = (size_t)sysconf(_SC_PAGESIZE);
 	if (default_size == 0)
 		default_size = 64 * 1024;
-	if (default_size < STACK_MIN || default_size > STACK_MAX)
+	if (guard == 0)
+		guard = GUARD_DEFAULT;
+	if (default_size < STACK_MIN || default_size > STACK_MAX ||
+	    guard > STACK_MAX)
 		return -EINVAL;
-	pool.default_size = (default_size + pool.page - 1) & ~(pool.page - 1);
-	if (guarded_stacks < 0)
+	pool.default_size = page_round(default_size);
+	pool.guard = page_round(guard);
+	if (guarded_stacks < 0) {
+		/* No guards at all: canaries only, stacks side by side. */
+		pool.guard = 0;
 		pool.guard_budget = 0;
-	else if (guarded_stacks == 0)
+		pool.regions = false;
+		return 0;
+	}
+	pool.regions = probe_regions();
+	if (guarded_stacks == 0)
 		pool.guard_budget = max_map_count() / 4;
 	else
 		pool.guard_budget = guarded_stacks;
 	return 0;
 }
 
-/* Take one from the guard budget; false when it is spent.  Any thread. */
+/* Take one from the mprotect guard budget; false when it is spent. */
 static bool
 guard_take(void)
 {
@@ -151,13 +218,30 @@ guard_take(void)
 	return true;
 }
 
-/* A stack with its own mapping: guarded when the budget allows. */
+/*
+ * Arm the guard region below a slot's stack.  Returns 0 or -errno (the
+ * kernel could not allocate its page table: -ENOMEM).  Any thread, no lock.
+ */
+static int
+arm_region(struct weft__stack *st)
+{
+	if (madvise(st->lo - st->gap, st->gap, MADV_GUARD_INSTALL) < 0)
+		return -errno;
+	st->guard = st->gap;
+	ck_pr_inc_64(&pool.nguarded);
+	return 0;
+}
+
+/*
+ * A stack with its own mapping: a guard region where the kernel has them,
+ * else an mprotect guard while the budget allows, else none.
+ */
 static struct weft__stack *
 map_single(size_t size, int *err)
 {
 	struct weft__stack *st;
-	bool guarded = guard_take();
-	size_t guard = guarded ? pool.page : 0;
+	bool guarded = pool.guard && (pool.regions || guard_take());
+	size_t gap = guarded ? pool.guard : 0;
 	char *p;
 
 	st = malloc(sizeof(*st));
@@ -165,28 +249,39 @@ map_single(size_t size, int *err)
 		*err = -ENOMEM;
 		goto out_guard;
 	}
-	p = mmap(NULL, size + guard, PROT_READ | PROT_WRITE,
+	p = mmap(NULL, size + gap, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED) {
 		*err = -errno;
 		goto out_free;
 	}
-	if (guarded && mprotect(p, guard, PROT_NONE) < 0) {
-		*err = -errno;
-		munmap(p, size + guard);
-		goto out_free;
-	}
-	st->lo = p + guard;
+	st->lo = p + gap;
 	st->size = size;
-	st->kind = guarded ? STACK_GUARDED : STACK_PLAIN;
+	st->gap = (uint32_t)gap;
+	st->guard = 0;
+	st->slab = false;
 	st->next = NULL;
-	ck_pr_add_64(&pool.bytes_mapped, size + guard);
+	if (guarded && pool.regions) {
+		*err = arm_region(st);
+		if (*err < 0) {
+			munmap(p, size + gap);
+			goto out_free;
+		}
+	} else if (guarded) {
+		if (mprotect(p, gap, PROT_NONE) < 0) {
+			*err = -errno;
+			munmap(p, size + gap);
+			goto out_free;
+		}
+		st->guard = (uint32_t)gap;
+	}
+	ck_pr_add_64(&pool.bytes_mapped, size + gap);
 	return st;
 
 out_free:
 	free(st);
 out_guard:
-	if (guarded)
+	if (guarded && !pool.regions)
 		ck_pr_dec_64(&pool.nguarded);
 	return NULL;
 }
@@ -194,24 +289,23 @@ out_guard:
 static void
 unmap_single(struct weft__stack *st)
 {
-	size_t guard = st->kind == STACK_GUARDED ? pool.page : 0;
-
-	munmap(st->lo - guard, st->size + guard);
-	ck_pr_sub_64(&pool.bytes_mapped, st->size + guard);
-	if (st->kind == STACK_GUARDED)
+	munmap(st->lo - st->gap, st->size + st->gap);
+	ck_pr_sub_64(&pool.bytes_mapped, st->size + st->gap);
+	if (st->guard)
 		ck_pr_dec_64(&pool.nguarded);
 	free(st);
 }
 
 /*
- * Map up to GUARD_BATCH default-size guarded stacks with one mmap: returns
- * the first, the rest go to w's cache.  NULL when the budget is spent or
- * the kernel refuses (*err).  Executed only by worker w.
+ * Kernels without guard regions: map up to GUARD_BATCH default-size stacks
+ * with one mmap, each above an mprotect'ed guard: returns the first, the
+ * rest go to w's cache.  NULL when the budget is spent or the kernel
+ * refuses (*err).  Executed only by worker w.
  */
 static struct weft__stack *
 map_guarded_batch(struct weft__worker *w, int *err)
 {
-	size_t span = pool.default_size + pool.page;
+	size_t span = pool.default_size + pool.guard;
 	struct weft__stack *first = NULL, *st;
 	int n = 0, i;
 	char *p;
@@ -232,7 +326,7 @@ map_guarded_batch(struct weft__worker *w, int *err)
 		char *base = p + (size_t)i * span;
 
 		st = malloc(sizeof(*st));
-		if (!st || mprotect(base, pool.page, PROT_NONE) < 0) {
+		if (!st || mprotect(base, pool.guard, PROT_NONE) < 0) {
 			/* Give back this one and every one after it. */
 			*err = st ? -errno : -ENOMEM;
 			free(st);
@@ -240,10 +334,11 @@ map_guarded_batch(struct weft__worker *w, int *err)
 			ck_pr_sub_64(&pool.nguarded, (uint64_t)(n - i));
 			break;
 		}
-		st->lo = base + pool.page;
+		st->lo = base + pool.guard;
 		st->size = pool.default_size;
-		st->kind = STACK_GUARDED;
-			ck_pr_add_64(&pool.bytes_mapped, span);
+		st->gap = st->guard = (uint32_t)pool.guard;
+		st->slab = false;
+		ck_pr_add_64(&pool.bytes_mapped, span);
 		if (!first) {
 			first = st;
 			continue;
@@ -256,12 +351,18 @@ map_guarded_batch(struct weft__worker *w, int *err)
 	return first;
 }
 
-/* Carve the next default-size stack from a slab.  Caller holds pool.lock. */
+/*
+ * Carve the next default-size slot from a slab; its guard is not armed
+ * yet.  Slots keep room for a guard only where guards can be armed in
+ * place.  Caller holds pool.lock.
+ */
 static struct weft__stack *
 slab_carve_locked(int *err)
 {
 	struct slab *sl = pool.cur_slab;
 	struct weft__stack *st;
+	size_t gap = pool.regions ? pool.guard : 0;
+	size_t slot = gap + pool.default_size;
 
 	WEFT_ASSERT_HELD(&pool.lock);
 
@@ -271,7 +372,7 @@ slab_carve_locked(int *err)
 			*err = -ENOMEM;
 			return NULL;
 		}
-		sl->len = SLAB_STACKS * pool.default_size;
+		sl->len = SLAB_STACKS * slot;
 		sl->base = mmap(NULL, sl->len, PROT_READ | PROT_WRITE,
 				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 				-1, 0);
@@ -289,12 +390,26 @@ slab_carve_locked(int *err)
 		pool.slab_used = 0;
 	}
 	st = &sl->stacks[pool.slab_used];
-	st->lo = sl->base + (size_t)pool.slab_used * pool.default_size;
+	st->lo = sl->base + (size_t)pool.slab_used * slot + gap;
 	st->size = pool.default_size;
-	st->kind = STACK_SLAB;
+	st->gap = (uint32_t)gap;
+	st->guard = 0;
+	st->slab = true;
 	st->next = NULL;
 	pool.slab_used++;
 	return st;
+}
+
+/* Back to the cold list (a slot whose guard could not be armed). */
+static void
+cold_put(struct weft__stack *st)
+{
+	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
+	st->next = pool.cold;
+	pool.cold = st;
+	pool.ncold++;
+	ck_pr_inc_64(&pool.cached);
+	weft__mutex_unlock(&pool.lock);
 }
 
 struct weft__stack *
@@ -302,8 +417,9 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 {
 	struct weft__stack *st;
 
+	WEFT_ASSERT_OWNER(w);
 	if (size == 0 || size == pool.default_size) {
-		st = w->stack_cache;
+		st = w ? w->stack_cache : NULL;
 		if (WEFT_LIKELY(st)) {
 			w->stack_cache = st->next;
 			w->nstack_cache--;
@@ -322,9 +438,10 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 		}
 		weft__mutex_unlock(&pool.lock);
 		if (st)
-			goto out;
-		/* New: guarded while the budget lasts, then from slabs. */
-		if (ck_pr_load_64(&pool.nguarded) < (uint64_t)pool.guard_budget) {
+			goto arm;
+		/* Old kernels: mprotect guards while the budget lasts. */
+		if (w && !pool.regions && pool.guard &&
+		    ck_pr_load_64(&pool.nguarded) < (uint64_t)pool.guard_budget) {
 			st = map_guarded_batch(w, err);
 			if (st)
 				goto out;
@@ -334,9 +451,16 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 		weft__mutex_unlock(&pool.lock);
 		if (!st)
 			return NULL;
+arm:
+		/* Outside the lock: a system call, done once per slot. */
+		if (WEFT_UNLIKELY(!st->guard && st->gap) &&
+		    (*err = arm_region(st)) < 0) {
+			cold_put(st);
+			return NULL;
+		}
 		goto out;
 	}
-	size = (size + pool.page - 1) & ~(pool.page - 1);
+	size = page_round(size);
 	st = NULL;
 	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
 	for (int i = 0; i < ODD_CLASSES; i++) {
@@ -356,6 +480,10 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 		return NULL;
 out:
 	st->next = NULL;
+#if defined(WEFT_ASAN)
+	/* Poisoned while pooled (weft__stack_put). */
+	ASAN_UNPOISON_MEMORY_REGION(st->lo, st->size);
+#endif
 	ck_pr_inc_64(&pool.in_use);
 	return st;
 }
@@ -397,8 +525,11 @@ trim_batch(void)
 	for (i = 0; i < n; i = j) {
 		char *lo = batch[i]->lo, *hi = lo + batch[i]->size;
 
-		for (j = i + 1; j < n && batch[j]->lo == hi; j++)
-			hi += batch[j]->size;
+		/* Armed guard regions in between survive MADV_DONTNEED. */
+		for (j = i + 1; j < n && (batch[j]->lo == hi ||
+		     (pool.regions && batch[j]->slab &&
+		      batch[j]->lo - batch[j]->gap == hi)); j++)
+			hi = batch[j]->lo + batch[j]->size;
 		(void)madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
 	}
 	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
@@ -481,8 +612,13 @@ void
 weft__stack_put(struct weft__worker *w, struct weft__stack *st)
 {
 #if defined(WEFT_ASAN)
-	/* Frames that never returned (the exit path) left poison behind. */
+	/*
+	 * Frames that never returned (the exit path) left poison behind;
+	 * poison the whole stack while it is pooled, so that a use after
+	 * its task exited (a stale pointer to a local) is reported.
+	 */
 	ASAN_UNPOISON_MEMORY_REGION(st->lo, st->size);
+	ASAN_POISON_MEMORY_REGION(st->lo, st->size);
 #endif
 	ck_pr_dec_64(&pool.in_use);
 	if (st->size != pool.default_size) {
@@ -534,7 +670,7 @@ free_list(struct weft__stack *st)
 	for (; st; st = next) {
 		next = st->next;
 		ck_pr_dec_64(&pool.cached);
-		if (st->kind != STACK_SLAB)
+		if (!st->slab)
 			unmap_single(st);
 	}
 }
@@ -558,6 +694,9 @@ weft__stack_teardown(void)
 	pool.odd_bytes = 0;
 	for (sl = pool.slabs; sl; sl = next) {
 		next = sl->next;
+		for (int i = 0; i < SLAB_STACKS; i++)
+			if (sl->stacks[i].guard)
+				ck_pr_dec_64(&pool.nguarded);
 		munmap(sl->base, sl->len);
 		ck_pr_sub_64(&pool.bytes_mapped, sl->len);
 		free(sl);
@@ -618,13 +757,41 @@ report_overflow(const struct weft_task *t, const char *how)
 		return;
 }
 
+/* Tests only: called after the report, before abort(). */
+void (*weft__stack_overflow_hook)(const struct weft_task *t);
+
+static void
+overflow_abort(const struct weft_task *t)
+{
+	if (weft__stack_overflow_hook)
+		weft__stack_overflow_hook(t);
+	signal(SIGABRT, SIG_DFL);
+	abort();
+}
+
 void
 weft__stack_overflowed(struct weft_task *t, void *sp)
 {
 	report_overflow(t, (char *)sp < t->stack->lo + WEFT_STACK_RESERVE ?
 			"stack pointer below the stack's limit" :
 			"canary below the stack overwritten");
-	abort();
+	overflow_abort(t);
+}
+
+/* The interrupted stack pointer, or NULL where we do not know how. */
+static char *
+fault_sp(void *uc)
+{
+	ucontext_t *u = uc;
+
+#if defined(__x86_64__)
+	return (char *)u->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+	return (char *)u->uc_mcontext.sp;
+#else
+	(void)u;
+	return NULL;
+#endif
 }
 
 static void
@@ -632,19 +799,25 @@ segv_handler(int sig, siginfo_t *si, void *uc)
 {
 	struct weft_task *t = weft__task_self();
 	struct weft__stack *st = t ? t->stack : NULL;
-	char *addr = si->si_addr;
+	char *addr = si->si_addr, *sp = fault_sp(uc);
 	struct sigaction *old = sig == SIGBUS ? &pool.old_bus : &pool.old_segv;
+	size_t below = st && st->gap > 65536 ? st->gap : 65536;
 
 	/*
-	 * A fault at most 64 KiB below a task's stack is an overflow (a large
-	 * frame can skip the guard page itself).
+	 * An overflow: a fault in the guard (or, unguarded, at most 64 KiB
+	 * below the stack), or any fault while the stack pointer is below
+	 * the stack -- a frame larger than the guard jumped it and hit
+	 * something else (another stack's guard, unmapped memory).
 	 */
-	if (st && addr < st->lo && addr + 65536 >= st->lo) {
-		report_overflow(t, st->kind == STACK_GUARDED ?
-				"hit the guard page" :
+	if (st && ((addr < st->lo && addr + below >= st->lo) ||
+		   (sp && sp < st->lo && sp + STACK_MAX >= st->lo))) {
+		report_overflow(t, st->guard && addr < st->lo &&
+				addr >= st->lo - st->guard ?
+				"hit the guard" :
+				sp && sp < st->lo ?
+				"stack pointer below the stack" :
 				"fault below the stack");
-		signal(SIGABRT, SIG_DFL);
-		abort();
+		overflow_abort(t);
 	}
 	/*
 	 * Not ours: restore what was there.  A real fault happens again on
@@ -654,7 +827,6 @@ segv_handler(int sig, siginfo_t *si, void *uc)
 	sigaction(sig, old, NULL);
 	if (si->si_code <= 0)
 		raise(sig);
-	(void)uc;
 }
 
 int
