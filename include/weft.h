@@ -250,6 +250,10 @@ enum weft_task_state {
  * Create a task running `fn(arg)` and make it runnable.  `*out` (if `out`
  * is non-NULL) receives its handle.  `opts` may be NULL.
  *
+ * The stack is taken here, so a task that spawned (0) will run (unless
+ * cancelled first), and one that cannot have a stack or a descriptor is
+ * refused with -ENOMEM and counted in weft_stats().spawns_refused.
+ *
  * Returns 0, -EINVAL (fn NULL, stack size outside 16 KiB .. 1 GiB, or a
  * non-zero reserved_ field), -ENOMEM, or -ESRCH when no runtime is running
  * (or it is shutting down).
@@ -712,7 +716,9 @@ struct weft_serve_opts {
  * Survives what a server must: on EMFILE/ENFILE/ENOBUFS/ENOMEM it backs off
  * (5 ms doubling to 1 s, as Go's net/http) while the existing connections
  * go on, then resumes; ECONNABORTED, EPROTO, EPERM and a peer that reset
- * before the accept are skipped.  Returns when the calling task is cancelled
+ * before the accept are skipped.  A connection whose task cannot be spawned
+ * (-ENOMEM) is closed at once and counted (weft_stats().conns_shed), and
+ * the loop pauses 5 ms.  Returns when the calling task is cancelled
  * (-ECANCELED), on another accept error (that error), or when spawning
  * fails for good.  Coroutine context only.
  */
@@ -1049,7 +1055,10 @@ struct weft_stats {
 	uint64_t stack_bytes_mapped; /* address space reserved for stacks */
 	uint64_t slow_tasks;	/* tasks reported for hogging a worker */
 	uint64_t deadlocks;	/* deadlocks reported (WEFT_DEADLOCK=report) */
-	uint64_t reserved_[6];
+	uint64_t spawns_refused; /* weft_spawn calls failed for want of memory */
+	uint64_t conns_shed;	/* accepted connections weft_serve closed
+				   unserved (no task could be spawned) */
+	uint64_t reserved_[4];
 };
 
 /* Fill `*s`.  Returns 0 or -EINVAL.  Any thread. */

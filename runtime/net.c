@@ -314,6 +314,8 @@ weft_unix_dial(const char *path, int64_t deadline)
 	return fd;
 }
 
+uint64_t weft__conns_shed;
+
 /* One connection handed to its task. */
 struct conn {
 	weft_conn_fn fn;
@@ -409,9 +411,13 @@ weft_serve(int lfd, weft_conn_fn fn, void *arg,
 			ret = -ENOMEM;
 		}
 		if (ret < 0) {
-			/* Shed this connection, keep serving the others. */
+			/*
+			 * Shed this connection (its client sees the close at
+			 * once, not a hang), keep serving the others.
+			 */
 			free(c);
 			close(fd);
+			ck_pr_inc_64(&weft__conns_shed);
 			if (ret == -EINVAL || ret == -ESRCH)
 				return ret;
 			if (weft_sleep(5 * WEFT_MSEC) < 0)

@@ -104,6 +104,7 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	s->foreign_spawned = 0;
 	weft__workers_init(n);
 
+	ck_pr_store_64(&weft__conns_shed, 0);
 	main_task = weft__task_make_main(fn, arg);
 	if (!main_task) {
 		ret = -ENOMEM;
@@ -219,6 +220,8 @@ weft_stats(struct weft_stats *out)
 	weft__stack_counters(&out->stacks_in_use, &out->stacks_cached,
 			     &out->stacks_guarded, &out->stack_bytes_mapped);
 	weft__diag_counters(&out->slow_tasks, &out->deadlocks);
+	out->spawns_refused = weft__spawns_refused();
+	out->conns_shed = ck_pr_load_64(&weft__conns_shed);
 	return 0;
 }
 

@@ -93,4 +93,7 @@ void weft__diag_setup(const struct weft__config *c,
 void weft__diag_teardown(void);
 void weft__diag_counters(uint64_t *slow_tasks, uint64_t *deadlocks);
 
+/* Connections weft_serve closed unserved this run (runtime/net.c; atomic). */
+extern uint64_t weft__conns_shed;
+
 #endif /* WEFT_RUNTIME_H */

@@ -86,14 +86,17 @@ struct weft__stack {
 };
 
 /*
- * Take a stack of `size` bytes (0: the default) for a task about to run on
- * worker `w`.  Returns NULL with *err set to a negative errno.
- * Executed only by the owning worker.
+ * Take a stack of `size` bytes (0: the default) for a task spawned on
+ * worker `w` (NULL: a thread that is not a worker).  Returns NULL with
+ * *err set to a negative errno.  Executed only by the owning worker.
  */
 struct weft__stack *weft__stack_get(struct weft__worker *w, size_t size,
 				    int *err);
 
-/* Give a stack back (the task on it has exited).  Executed only by `w`. */
+/*
+ * Give a stack back (the task on it has exited, or never ran).  Executed
+ * only by `w` (NULL: a thread that is not a worker).
+ */
 void weft__stack_put(struct weft__worker *w, struct weft__stack *st);
 
 

@@ -241,12 +241,15 @@ size_t weft__stack_default_size(void);
 void weft__stack_counters(uint64_t *in_use, uint64_t *cached,
 			  uint64_t *guarded, uint64_t *mapped);
 
+/* Spawns refused (-ENOMEM: no stack or descriptor) this run.  Any thread. */
+uint64_t weft__spawns_refused(void);
+
 /* Task internals of the core (sched/task.c). */
 void weft__task_entry(void *arg, void *pass);
 void weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t);
 void weft__task_cache_free(struct weft__worker *w);
 void weft__task_pool_teardown(void);
-int weft__task_start(struct weft__worker *w, struct weft_task *t);
+void weft__task_start(struct weft__worker *w, struct weft_task *t);
 void weft__task_release_stack(struct weft__worker *w, struct weft_task *t);
 /* The main task of weft_run, with a handle.  Before the workers start. */
 struct weft_task *weft__task_make_main(weft_fn fn, void *arg);

@@ -627,7 +627,7 @@ weft__stack_put(struct weft__worker *w, struct weft__stack *st)
 		return;
 	}
 	ck_pr_inc_64(&pool.cached);
-	if (w->nstack_cache < STACK_CACHE_MAX) {
+	if (WEFT_LIKELY(w && w->nstack_cache < STACK_CACHE_MAX)) {
 		st->next = w->stack_cache;
 		w->stack_cache = st;
 		w->nstack_cache++;
@@ -636,7 +636,7 @@ weft__stack_put(struct weft__worker *w, struct weft__stack *st)
 	/* Cache full: move half of it, plus this one, to the global pool. */
 	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
 	pool_put_locked(st);
-	while (w->nstack_cache > STACK_CACHE_MAX / 2) {
+	while (w && w->nstack_cache > STACK_CACHE_MAX / 2) {
 		st = w->stack_cache;
 		w->stack_cache = st->next;
 		w->nstack_cache--;

@@ -7,9 +7,12 @@
  * until its exit has been finished on the next context (AS_EXIT), and one
  * for the handle while the user holds it (dropped by a successful join or by
  * detach).  The descriptor goes back to a per-worker cache when both are
- * gone.  The stack is separate: a task gets one when it first runs and gives
- * it back the moment it exits, so a million spawned-but-finished tasks that
- * nobody joined yet cost a descriptor each, not a stack.
+ * gone.  The stack is separate: a task gets one at spawn (as Go's newproc
+ * does: a spawn that returned 0 is a task that will run, and one that
+ * cannot have a stack fails with -ENOMEM there, not later where nobody
+ * hears it) and gives it back the moment it exits, so a million
+ * spawned-but-finished tasks that nobody joined yet cost a descriptor each,
+ * not a stack.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -199,6 +202,15 @@ weft__task_pool_teardown(void)
 	weft__mutex_unlock(&tpool.lock);
 }
 
+/* Spawns refused for want of memory since the run started (atomic). */
+static uint64_t spawns_refused;
+
+uint64_t
+weft__spawns_refused(void)
+{
+	return ck_pr_load_64(&spawns_refused);
+}
+
 static uint64_t
 task_id(struct weft__worker *w)
 {
@@ -292,12 +304,21 @@ struct weft_task *
 weft__task_make_main(weft_fn fn, void *arg)
 {
 	struct weft_task *t = calloc(1, sizeof(*t));
+	struct weft__stack *st;
+	int err;
 
 	if (!t)
 		return NULL;
+	st = weft__stack_get(NULL, 0, &err);
+	if (!st) {
+		free(t);
+		return NULL;
+	}
 	task_init(t, fn, arg, 0, "main", true, task_id(NULL));
+	t->stack = st;
 	t->flags |= TASK_MAIN;
 	ck_pr_store_32(&main_returned, 0);
+	ck_pr_store_64(&spawns_refused, 0);
 	weft__mutex_lock(&tpool.lock, WEFT_RANK_TPOOL);
 	main_task = t;
 	weft__mutex_unlock(&tpool.lock);
@@ -414,7 +435,9 @@ spawn(struct weft_task **out, weft_fn fn, void *arg,
 	struct weft__worker *w = weft__worker_self();
 	size_t size = opts ? opts->stack_size : 0;
 	const char *name = opts ? opts->name : NULL;
+	struct weft__stack *st;
 	struct weft_task *t;
+	int err = -ENOMEM;
 
 	if (!fn)
 		return -EINVAL;
@@ -438,12 +461,17 @@ spawn(struct weft_task **out, weft_fn fn, void *arg,
 			weft__mutex_unlock(&weft__sched.lock);
 			return -ESRCH;
 		}
-		t = task_alloc(NULL);
+		st = weft__stack_get(NULL, size, &err);
+		t = st ? task_alloc(NULL) : NULL;
 		if (!t) {
+			if (st)
+				weft__stack_put(NULL, st);
 			weft__mutex_unlock(&weft__sched.lock);
-			return -ENOMEM;
+			ck_pr_inc_64(&spawns_refused);
+			return st ? -ENOMEM : err;
 		}
 		task_init(t, fn, arg, size, name, out != NULL, task_id(NULL));
+		t->stack = st;
 		if (extra_flags)
 			ck_pr_or_32(&t->flags, extra_flags);
 		spawn_check_main(t);
@@ -455,10 +483,17 @@ spawn(struct weft_task **out, weft_fn fn, void *arg,
 			*out = t;
 		return 0;
 	}
+	st = weft__stack_get(w, size, &err);
+	if (WEFT_UNLIKELY(!st))
+		goto refused;
 	t = task_alloc(w);
-	if (!t)
-		return -ENOMEM;
+	if (WEFT_UNLIKELY(!t)) {
+		weft__stack_put(w, st);
+		err = -ENOMEM;
+		goto refused;
+	}
 	task_init(t, fn, arg, size, name, out != NULL, task_id(w));
+	t->stack = st;
 	if (extra_flags)
 		ck_pr_or_32(&t->flags, extra_flags);
 	spawn_check_main(t);
@@ -470,6 +505,10 @@ spawn(struct weft_task **out, weft_fn fn, void *arg,
 	if (out)
 		*out = t;
 	return 0;
+
+refused:
+	ck_pr_inc_64(&spawns_refused);
+	return err;
 }
 
 int
@@ -488,16 +527,14 @@ weft__spawn_system(weft_fn fn, void *arg, const char *name)
 }
 
 /*
- * Give `t` (already moved PENDING -> RUNNING) a stack and its first frame.
- * Returns 0 or a negative errno (the caller then finishes the task as
- * cancelled).  Executed only by worker w.
+ * Give `t` (already moved PENDING -> RUNNING) its first frame on the stack
+ * it got at spawn.  Executed only by worker w.
  */
-int
+void
 weft__task_start(struct weft__worker *w, struct weft_task *t)
 {
-	struct weft__stack *st;
+	struct weft__stack *st = t->stack;
 	struct weft_future *f;
-	int err = 0;
 
 	WEFT_ASSERT_OWNER(w);
 	/*
@@ -508,18 +545,6 @@ weft__task_start(struct weft__worker *w, struct weft_task *t)
 	f = ck_pr_load_ptr(&t->fut);
 	if (f)
 		weft__future_running(f);
-	st = weft__stack_get(w, t->stack_size, &err);
-	if (WEFT_UNLIKELY(!st)) {
-		char msg[96];
-		int n = snprintf(msg, sizeof(msg),
-				 "weft: no stack for task %llu: %s\n",
-				 (unsigned long long)t->id, strerror(-err));
-
-		if (n > 0 && write(STDERR_FILENO, msg, (size_t)n) < 0)
-			return err;
-		return err;
-	}
-	t->stack = st;
 	t->sp = weft__ctx_make(st->lo + st->size, weft__task_entry, t);
 #if defined(WEFT_ASAN)
 	t->fib.stack_lo = st->lo;
@@ -528,7 +553,6 @@ weft__task_start(struct weft__worker *w, struct weft_task *t)
 #if defined(WEFT_TSAN)
 	t->fib.tsan = __tsan_create_fiber(0);
 #endif
-	return 0;
 }
 
 /* The exited task's stack goes back to a pool.  Executed only by w. */
@@ -559,7 +583,7 @@ wake_joiner_locked(struct weft_task *t)
 }
 
 /*
- * A cancelled task that never ran: finish it without a stack.
+ * A cancelled task that never ran: finish it, its stack unused.
  * Executed only by worker w, which dequeued t.
  */
 void
@@ -568,6 +592,9 @@ weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t)
 	struct weft_future *f;
 
 	WEFT_ASSERT_OWNER(w);
+	/* Its stack, taken at spawn, was never used. */
+	weft__stack_put(w, t->stack);
+	t->stack = NULL;
 	weft__spin_lock(&t->lock, WEFT_RANK_TASK);
 	ck_pr_store_32(&t->state, WEFT_CANCELLED);
 	wake_joiner_locked(t);

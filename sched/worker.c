@@ -287,17 +287,17 @@ static bool
 startable(struct weft__worker *w, struct weft_task *t)
 {
 	WEFT_ASSERT_OWNER(w);
-	if (WEFT_LIKELY(t->stack != NULL))
+	if (WEFT_LIKELY(t->sp != NULL))
 		return true;
 	/*
 	 * PENDING -> RUNNING races with weft_cancel()'s PENDING -> CANCELLED:
 	 * exactly one wins.
 	 */
-	if (!ck_pr_cas_32(&t->state, WEFT_PENDING, WEFT_RUNNING) ||
-	    weft__task_start(w, t) < 0) {
+	if (!ck_pr_cas_32(&t->state, WEFT_PENDING, WEFT_RUNNING)) {
 		weft__task_finish_cancelled(w, t);
 		return false;
 	}
+	weft__task_start(w, t);
 	return true;
 }
 
