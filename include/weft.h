@@ -272,8 +272,17 @@ WEFT_EXPORT int weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
  *
  * Returns 0, -ETIMEDOUT, -ECANCELED (the caller was cancelled), -ECHILD (t
  * was cancelled before it started; handle released), -EDEADLK (t is the
- * caller), -EBUSY (another task is joining t), -EPERM.  `*result` is
- * written only when 0 is returned.
+ * caller), -EBUSY (another task is joining t), -EINVAL (t is NULL, or a
+ * handle already given up: see below), -EPERM.  `*result` is written only
+ * when 0 is returned.
+ *
+ * A released handle (joined, detached, or never handed out) is refused
+ * with -EINVAL by weft_join and weft_detach while its descriptor is free
+ * or still running without a handle; descriptors are reused, so once a
+ * new task with a handle took it, a stale handle is that task's.  The
+ * ASan build (make asan) keeps freed descriptors out of reuse for the
+ * next 1,024 frees and poisons them, so it refuses or reports every such
+ * use.
  * Coroutine context only; a cancellation point.
  */
 WEFT_EXPORT int weft_join(struct weft_task *t, void **result,
@@ -281,7 +290,8 @@ WEFT_EXPORT int weft_join(struct weft_task *t, void **result,
 
 /*
  * Give up the handle: the task runs on and frees itself when it returns.
- * Returns 0.  Any thread.
+ * Returns 0, or -EINVAL for NULL or a handle already given up (see
+ * weft_join): of two racing detaches exactly one returns 0.  Any thread.
  */
 WEFT_EXPORT int weft_detach(struct weft_task *t);
 

@@ -169,7 +169,8 @@ struct weft__fiber {
 
 /* Task flag bits (struct weft_task.flags, atomic). */
 #define TASK_CANCELLED	0x1u	/* weft_cancel() was called */
-#define TASK_HANDLE	0x2u	/* a handle was handed out and not given up */
+#define TASK_HANDLE_BIT	1
+#define TASK_HANDLE	(1u << TASK_HANDLE_BIT) /* a handle is out, not given up */
 #define TASK_JOINING	0x4u	/* a joiner is registered */
 #define TASK_MAIN	0x8u	/* weft_run's main task (set at make) */
 /*

@@ -58,6 +58,41 @@ weft_self(void)
  */
 #define TASK_CHUNK 256
 
+#if defined(WEFT_ASAN)
+/*
+ * The ASan build poisons what a stale handle could read of a free
+ * descriptor -- fn, arg, result, id, name: everything the runtime itself
+ * never reads of a descriptor it does not hold (the park word, refs,
+ * state and flags are read racily by design, see task_init) -- and keeps
+ * QUARANTINE freed descriptors out of reuse, FIFO, as ASan does with
+ * freed memory, so that a use after release finds the descriptor free
+ * (and is refused or reported) instead of finding the next task on it.
+ */
+#define QUARANTINE 1024
+
+static void
+task_poison(struct weft_task *t, bool on)
+{
+	char *a = (char *)&t->fn, *b = (char *)&t->fib;
+	char *c = (char *)&t->id, *d = (char *)&t->refs;
+
+	if (on) {
+		ASAN_POISON_MEMORY_REGION(a, (size_t)(b - a));
+		ASAN_POISON_MEMORY_REGION(c, (size_t)(d - c));
+	} else {
+		ASAN_UNPOISON_MEMORY_REGION(a, (size_t)(b - a));
+		ASAN_UNPOISON_MEMORY_REGION(c, (size_t)(d - c));
+	}
+}
+#else
+static inline void
+task_poison(struct weft_task *t, bool on)
+{
+	(void)t;
+	(void)on;
+}
+#endif
+
 struct task_chunk {
 	struct task_chunk *next;
 	struct weft_task tasks[TASK_CHUNK];
@@ -69,6 +104,10 @@ static struct {
 	struct weft_task *free;
 	uint64_t nfree;
 	struct task_chunk *chunks;
+#if defined(WEFT_ASAN)
+	struct weft_task *quar[QUARANTINE];	/* freed, not yet reusable */
+	int nquar, qhead;
+#endif
 } tpool = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -99,6 +138,7 @@ tpool_get(struct weft__worker *w)
 			c->tasks[n].fut = NULL;
 			c->tasks[n].next = tpool.free;
 			tpool.free = &c->tasks[n];
+			task_poison(&c->tasks[n], true);
 		}
 		tpool.nfree += TASK_CHUNK;
 	}
@@ -129,9 +169,12 @@ task_alloc(struct weft__worker *w)
 	if (WEFT_LIKELY(t != NULL)) {
 		w->task_cache = t->next;
 		w->ntask_cache--;
-		return t;
+	} else {
+		t = tpool_get(w);
 	}
-	return tpool_get(w);
+	if (t)
+		task_poison(t, false);
+	return t;
 }
 
 static void
@@ -140,6 +183,24 @@ task_free(struct weft__worker *w, struct weft_task *t)
 	int n;
 
 	weft__task_drop_future(t);
+	task_poison(t, true);
+#if defined(WEFT_ASAN)
+	weft__mutex_lock(&tpool.lock, WEFT_RANK_TPOOL);
+	if (tpool.nquar < QUARANTINE) {
+		tpool.quar[tpool.nquar++] = t;
+		weft__mutex_unlock(&tpool.lock);
+		return;
+	}
+	/* Out goes the oldest; the ring's head moves on. */
+	{
+		struct weft_task *old = tpool.quar[tpool.qhead];
+
+		tpool.quar[tpool.qhead] = t;
+		tpool.qhead = (tpool.qhead + 1) % QUARANTINE;
+		t = old;
+	}
+	weft__mutex_unlock(&tpool.lock);
+#endif
 
 	if (w && w->ntask_cache < TASK_CACHE_MAX) {
 		t->next = w->task_cache;
@@ -199,6 +260,9 @@ weft__task_pool_teardown(void)
 	tpool.chunks = NULL;
 	tpool.free = NULL;
 	tpool.nfree = 0;
+#if defined(WEFT_ASAN)
+	tpool.nquar = tpool.qhead = 0;
+#endif
 	weft__mutex_unlock(&tpool.lock);
 }
 
@@ -733,6 +797,20 @@ unlock_spin(void *lock)
 	weft__spin_unlock(lock);
 }
 
+/*
+ * Is t's handle still held?  A released handle whose descriptor is free
+ * (refs 0) or still alive without a handle (detached, joined, or spawned
+ * without one) is caught; one whose descriptor went to a new task with a
+ * handle is not -- except in the ASan build, whose quarantine keeps a
+ * freed descriptor free for the next QUARANTINE frees.
+ */
+static inline bool
+handle_held(const struct weft_task *t)
+{
+	return ck_pr_load_32(&t->refs) != 0 &&
+	       (ck_pr_load_32(&t->flags) & TASK_HANDLE);
+}
+
 int
 weft_join(struct weft_task *t, void **result, int64_t deadline)
 {
@@ -742,7 +820,7 @@ weft_join(struct weft_task *t, void **result, int64_t deadline)
 
 	if (!self)
 		return -EPERM;
-	if (!t)
+	if (!t || WEFT_UNLIKELY(!handle_held(t)))
 		return -EINVAL;
 	if (t == self)
 		return -EDEADLK;
@@ -783,7 +861,9 @@ collect:
 		ret = -ECHILD;
 	else if (result)
 		*result = t->result;
-	ck_pr_and_32(&t->flags, ~TASK_HANDLE);
+	/* Exactly one caller gives the handle up (a racing misuse: -EINVAL). */
+	if (WEFT_UNLIKELY(!ck_pr_btr_32(&t->flags, TASK_HANDLE_BIT)))
+		return -EINVAL;
 	weft__task_unref(weft__worker_self(), t);
 	return ret;
 }
@@ -791,9 +871,9 @@ collect:
 int
 weft_detach(struct weft_task *t)
 {
-	if (!t)
+	if (!t || WEFT_UNLIKELY(!handle_held(t)) ||
+	    WEFT_UNLIKELY(!ck_pr_btr_32(&t->flags, TASK_HANDLE_BIT)))
 		return -EINVAL;
-	ck_pr_and_32(&t->flags, ~TASK_HANDLE);
 	weft__task_unref(weft__worker_self(), t);
 	return 0;
 }
