@@ -183,7 +183,11 @@ WEFT_EXPORT const char *weft_io_backend(void);
 WEFT_EXPORT int64_t weft_now(void);
 
 /*
- * Park the calling task for `ns` nanoseconds (at least; never less).
+ * Park the calling task for `ns` nanoseconds (at least; never less).  The
+ * deadline weft_now() + ns saturates at INT64_MAX, which is never reached:
+ * weft_sleep(INT64_MAX) sleeps until the task is cancelled.  `ns` <= 0
+ * (negative included) is a deadline in the past: the call only yields
+ * and returns 0 (or, as weft_yield(), -ECANCELED once cancelled).
  * Returns 0, -ECANCELED, or -EPERM outside coroutine context.
  * Coroutine context only; a cancellation point.
  */
@@ -191,7 +195,9 @@ WEFT_EXPORT int weft_sleep(int64_t ns);
 
 /*
  * Park the calling task until `deadline` (weft_now() >= deadline when it
- * returns 0).  A deadline in the past returns 0 after a yield.
+ * returns 0).  A deadline in the past (any negative one but
+ * WEFT_DEADLINE_NONE included) returns 0 after a yield; INT64_MAX and
+ * WEFT_DEADLINE_NONE are never reached: the task sleeps until cancelled.
  * Returns 0, -ECANCELED or -EPERM.
  * Coroutine context only; a cancellation point.
  */

@@ -829,10 +829,20 @@ weft_sleep_until(int64_t deadline)
 	return ret == -ETIMEDOUT ? 0 : ret;
 }
 
+/*
+ * A duration, unlike a deadline, is the caller's number added to ours: a
+ * huge ns (INT64_MAX as "forever") would overflow now + ns into the past and
+ * return at once.  Saturate instead; a deadline of INT64_MAX is never
+ * reached, so such a sleep ends only by cancellation.
+ */
 int
 weft_sleep(int64_t ns)
 {
+	int64_t deadline;
+
 	if (ns <= 0)
 		return weft_yield();
-	return weft_sleep_until(weft_now() + ns);
+	if (__builtin_add_overflow(weft_now(), ns, &deadline))
+		deadline = INT64_MAX;
+	return weft_sleep_until(deadline);
 }
