@@ -555,8 +555,9 @@ WEFT_EXPORT int weft_gen_free(struct weft_gen *g);
  *
  * Each call parks only the calling task until the kernel has finished the
  * operation, and returns what the system call would (a count, an fd, 0) or
- * a negative errno.  Coroutine context only (elsewhere -EPERM); each is a
- * cancellation point and takes a deadline (-ETIMEDOUT once it passes).
+ * a negative errno.  Coroutine context only (elsewhere -EPERM; weft_close()
+ * excepted); each is a cancellation point and takes a deadline
+ * (-ETIMEDOUT once it passes).
  *
  * With io_uring the operation is submitted to the ring of the worker the
  * task runs on (in batches: one io_uring_enter per scheduler round), a
@@ -608,7 +609,10 @@ WEFT_EXPORT int weft_connect(int fd, const struct sockaddr *addr,
 			     socklen_t addrlen, int64_t deadline);
 /*
  * close(2).  The fd is gone whatever the result: a deadline or a
- * cancellation only stops the wait for a lingering close.
+ * cancellation only stops the wait for a lingering close.  The one I/O
+ * call that also works outside coroutine context (a plain thread, or no
+ * runtime at all): there it is close(2) itself, returning 0 or its
+ * negative errno, never -EPERM.
  */
 WEFT_EXPORT int weft_close(int fd, int64_t deadline);
 WEFT_EXPORT int weft_openat(int dirfd, const char *path, int flags,
