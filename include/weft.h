@@ -161,8 +161,12 @@ WEFT_EXPORT int weft_workers(void);
 WEFT_EXPORT int weft_worker_id(void);
 
 /*
- * Name of the I/O backend in use ("uring", "epoll"); after a run, the one
- * that run used; NULL before any run.  Any thread.
+ * Name of the I/O backend in use ("uring", "epoll"); between runs, the one
+ * the last run that ran used.  A weft_run() that failed does not count,
+ * even when it got as far as trying its backend (io_uring forced with
+ * WEFT_IO=uring and refused by the kernel): after it, the call still
+ * names the last successful run's backend, or NULL if no run has
+ * succeeded in this process.  Any thread.
  */
 WEFT_EXPORT const char *weft_io_backend(void);
 
