@@ -792,24 +792,33 @@ weft_cancel(struct weft_task *t)
 bool
 weft_task_is_cancelled(const struct weft_task *t)
 {
+	if (WEFT_UNLIKELY(!t))
+		return false;
 	return ck_pr_load_32(&t->flags) & TASK_CANCELLED;
 }
 
 uint64_t
 weft_task_id(const struct weft_task *t)
 {
+	if (WEFT_UNLIKELY(!t))
+		return 0;
 	return t->id;
 }
 
 const char *
 weft_task_name(const struct weft_task *t)
 {
+	if (WEFT_UNLIKELY(!t))
+		return "";
 	return t->name;
 }
 
 enum weft_task_state
 weft_task_state(const struct weft_task *t)
 {
+	/* No task: one that never runs, so that wait loops end. */
+	if (WEFT_UNLIKELY(!t))
+		return WEFT_CANCELLED;
 	return (enum weft_task_state)ck_pr_load_32(&t->state);
 }
 
