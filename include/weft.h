@@ -569,8 +569,9 @@ WEFT_EXPORT enum weft_gen_state weft_gen_state(const struct weft_gen *g);
 /*
  * Free a generator that is CLOSED or CREATED: 0; -EBUSY if it is running or
  * suspended (close it first); -EPERM outside coroutine context for one
- * that still holds its stack (CREATED); -EINVAL for NULL.  A generator left suspended when
- * the run ends keeps its stack: close generators before returning.
+ * that still holds its stack (CREATED); -EINVAL for NULL.  A generator
+ * left suspended when the run ends keeps its stack: close generators
+ * before returning.
  */
 WEFT_EXPORT int weft_gen_free(struct weft_gen *g);
 

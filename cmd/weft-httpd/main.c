@@ -148,7 +148,7 @@ resps_init(void)
 struct conn {
 	int fd;
 	int64_t idle;		/* ns a read or write may wait */
-	uint64_t heads;		/* complete request heads parsed so far */
+	uint64_t heads;		/* request heads parsed so far */
 	size_t len;		/* bytes in the buffer */
 	size_t scan;		/* no "\r\n\r\n" starts before this offset */
 	uint64_t body;		/* body bytes still to read and drop */
