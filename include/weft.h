@@ -11,6 +11,12 @@
  * Conventions used by every function below:
  *  - A return value >= 0 means success; failure is a negative errno
  *    (-EINVAL, -ENOMEM, ...).  There is no global error state.
+ *  - A NULL object pointer (a task, channel, lock, cond, wait group,
+ *    semaphore, once, generator, future, group or pool, or the `out`
+ *    pointer of a constructor) makes every call that returns an int or
+ *    ssize_t return -EINVAL without touching anything.  Calls that return
+ *    something else say what they return for NULL; releasing NULL is a
+ *    no-op, as free(NULL) is.
  *  - Every call that can block takes a deadline as its last argument:
  *    absolute CLOCK_MONOTONIC nanoseconds (see weft_now()), or
  *    WEFT_DEADLINE_NONE.  A deadline that passes yields -ETIMEDOUT.
@@ -176,8 +182,12 @@ WEFT_EXPORT int weft_workers(void);
 WEFT_EXPORT int weft_worker_id(void);
 
 /*
- * Name of the I/O backend in use ("uring", "epoll"); after a run, the one
- * that run used; NULL before any run.  Any thread.
+ * Name of the I/O backend in use ("uring", "epoll"); between runs, the one
+ * the last run that ran used.  A weft_run() that failed does not count,
+ * even when it got as far as trying its backend (io_uring forced with
+ * WEFT_IO=uring and refused by the kernel): after it, the call still
+ * names the last successful run's backend, or NULL if no run has
+ * succeeded in this process.  Any thread.
  */
 WEFT_EXPORT const char *weft_io_backend(void);
 
@@ -198,7 +208,11 @@ WEFT_EXPORT const char *weft_io_backend(void);
 WEFT_EXPORT int64_t weft_now(void);
 
 /*
- * Park the calling task for `ns` nanoseconds (at least; never less).
+ * Park the calling task for `ns` nanoseconds (at least; never less).  The
+ * deadline weft_now() + ns saturates at INT64_MAX, which is never reached:
+ * weft_sleep(INT64_MAX) sleeps until the task is cancelled.  `ns` <= 0
+ * (negative included) is a deadline in the past: the call only yields
+ * and returns 0 (or, as weft_yield(), -ECANCELED once cancelled).
  * Returns 0, -ECANCELED, or -EPERM outside coroutine context.
  * Coroutine context only; a cancellation point.
  */
@@ -206,7 +220,9 @@ WEFT_EXPORT int weft_sleep(int64_t ns);
 
 /*
  * Park the calling task until `deadline` (weft_now() >= deadline when it
- * returns 0).  A deadline in the past returns 0 after a yield.
+ * returns 0).  A deadline in the past (any negative one but
+ * WEFT_DEADLINE_NONE included) returns 0 after a yield; INT64_MAX and
+ * WEFT_DEADLINE_NONE are never reached: the task sleeps until cancelled.
  * Returns 0, -ECANCELED or -EPERM.
  * Coroutine context only; a cancellation point.
  */
@@ -316,16 +332,26 @@ WEFT_EXPORT int weft_yield(void);
 /* The calling task, or NULL outside coroutine context.  Any thread. */
 WEFT_EXPORT struct weft_task *weft_self(void);
 
-/* The task's id: unique in the process, > 0.  Any thread holding a handle. */
+/*
+ * The task's id: unique in the process, > 0; 0 for NULL (no task has it).
+ * Any thread holding a handle.
+ */
 WEFT_EXPORT uint64_t weft_task_id(const struct weft_task *t);
 
-/* The task's name ("" if it has none).  Any thread holding a handle. */
+/* The task's name ("" if it has none, and for NULL).  Any thread. */
 WEFT_EXPORT const char *weft_task_name(const struct weft_task *t);
 
-/* The task's current state.  Any thread holding a handle. */
+/*
+ * The task's current state.  For NULL, WEFT_CANCELLED: no task, so
+ * nothing that will ever run or leave a result, and a loop waiting for
+ * WEFT_DONE or WEFT_CANCELLED ends.  Any thread holding a handle.
+ */
 WEFT_EXPORT enum weft_task_state weft_task_state(const struct weft_task *t);
 
-/* True once weft_cancel() has been called on the task.  Any thread. */
+/*
+ * True once weft_cancel() has been called on the task; false for NULL
+ * (weft_cancel(NULL) cancels nothing).  Any thread.
+ */
 WEFT_EXPORT bool weft_task_is_cancelled(const struct weft_task *t);
 
 /*
@@ -347,7 +373,10 @@ struct weft_chan;
  */
 WEFT_EXPORT int weft_chan_make(struct weft_chan **out, size_t elem_size,
 			       size_t capacity);
-/* Take / drop a reference; the last release frees the channel.  Any thread. */
+/*
+ * Take / drop a reference; the last release frees the channel.  Retain
+ * returns `ch` (NULL for NULL); releasing NULL does nothing.  Any thread.
+ */
 WEFT_EXPORT struct weft_chan *weft_chan_retain(struct weft_chan *ch);
 WEFT_EXPORT void weft_chan_release(struct weft_chan *ch);
 
@@ -374,7 +403,7 @@ WEFT_EXPORT int weft_chan_tryrecv(struct weft_chan *ch, void *out);
  * Any thread.
  */
 WEFT_EXPORT int weft_chan_close(struct weft_chan *ch);
-/* Buffered values right now, and the capacity.  Any thread. */
+/* Buffered values right now, and the capacity (0 for NULL).  Any thread. */
 WEFT_EXPORT size_t weft_chan_len(const struct weft_chan *ch);
 WEFT_EXPORT size_t weft_chan_cap(const struct weft_chan *ch);
 
@@ -564,12 +593,14 @@ WEFT_EXPORT int weft_gen_yield_from(struct weft_gen *g, struct weft_gen *sub,
  * cleanup must run in a task); -EINVAL for NULL.
  */
 WEFT_EXPORT int weft_gen_close(struct weft_gen *g);
+/* The generator's state; WEFT_GEN_CLOSED for NULL (it yields nothing). */
 WEFT_EXPORT enum weft_gen_state weft_gen_state(const struct weft_gen *g);
 /*
  * Free a generator that is CLOSED or CREATED: 0; -EBUSY if it is running or
  * suspended (close it first); -EPERM outside coroutine context for one
- * that still holds its stack (CREATED).  A generator left suspended when
- * the run ends keeps its stack: close generators before returning.
+ * that still holds its stack (CREATED); -EINVAL for NULL.  A generator
+ * left suspended when the run ends keeps its stack: close generators
+ * before returning.
  */
 WEFT_EXPORT int weft_gen_free(struct weft_gen *g);
 
@@ -578,8 +609,9 @@ WEFT_EXPORT int weft_gen_free(struct weft_gen *g);
  *
  * Each call parks only the calling task until the kernel has finished the
  * operation, and returns what the system call would (a count, an fd, 0) or
- * a negative errno.  Coroutine context only (elsewhere -EPERM); each is a
- * cancellation point and takes a deadline (-ETIMEDOUT once it passes).
+ * a negative errno.  Coroutine context only (elsewhere -EPERM; weft_close()
+ * excepted); each is a cancellation point and takes a deadline
+ * (-ETIMEDOUT once it passes).
  *
  * With io_uring the operation is submitted to the ring of the worker the
  * task runs on (in batches: one io_uring_enter per scheduler round), a
@@ -631,7 +663,10 @@ WEFT_EXPORT int weft_connect(int fd, const struct sockaddr *addr,
 			     socklen_t addrlen, int64_t deadline);
 /*
  * close(2).  The fd is gone whatever the result: a deadline or a
- * cancellation only stops the wait for a lingering close.
+ * cancellation only stops the wait for a lingering close.  The one I/O
+ * call that also works outside coroutine context (a plain thread, or no
+ * runtime at all): there it is close(2) itself, returning 0 or its
+ * negative errno, never -EPERM.
  */
 WEFT_EXPORT int weft_close(int fd, int64_t deadline);
 WEFT_EXPORT int weft_openat(int dirfd, const char *path, int flags,
@@ -765,7 +800,10 @@ typedef void (*weft_future_cb)(struct weft_future *f, void *arg);
  * (while a runtime runs: -ESRCH otherwise).
  */
 WEFT_EXPORT int weft_future_make(struct weft_future **out);
-/* Take / drop a reference; the last release frees it.  Any thread. */
+/*
+ * Take / drop a reference; the last release frees it.  Retain returns `f`
+ * (NULL for NULL); releasing NULL does nothing.  Any thread.
+ */
 WEFT_EXPORT struct weft_future *weft_future_retain(struct weft_future *f);
 WEFT_EXPORT void weft_future_release(struct weft_future *f);
 
@@ -790,7 +828,10 @@ WEFT_EXPORT int weft_future_fail(struct weft_future *f, int err);
  */
 WEFT_EXPORT int weft_future_cancel(struct weft_future *f);
 
-/* The future's state right now.  Any thread holding a reference. */
+/*
+ * The future's state right now; WEFT_FUTURE_CANCELLED for NULL (no future
+ * ever completes with a value).  Any thread holding a reference.
+ */
 WEFT_EXPORT enum weft_future_state
 weft_future_state(const struct weft_future *f);
 
@@ -850,8 +891,8 @@ WEFT_EXPORT int weft_wait_any(struct weft_future *const *fs, int n,
  * The future of task `t`: RUNNING once it has started, DONE with its return
  * value when it returns, CANCELLED if it was cancelled before it ran.  A
  * borrowed reference, valid while the handle is; retain it to keep it
- * longer (it stays valid after the handle is given up).  Any thread
- * holding the handle.
+ * longer (it stays valid after the handle is given up).  NULL for NULL.
+ * Any thread holding the handle.
  */
 WEFT_EXPORT struct weft_future *weft_task_future(struct weft_task *t);
 

@@ -180,6 +180,8 @@ weft_chan_make(struct weft_chan **out, size_t elem_size, size_t capacity)
 struct weft_chan *
 weft_chan_retain(struct weft_chan *ch)
 {
+	if (WEFT_UNLIKELY(!ch))
+		return NULL;
 	ck_pr_inc_32(&ch->refs);
 	return ch;
 }
@@ -201,12 +203,16 @@ weft_chan_release(struct weft_chan *ch)
 size_t
 weft_chan_len(const struct weft_chan *ch)
 {
+	if (WEFT_UNLIKELY(!ch))
+		return 0;
 	return ck_pr_load_64((const uint64_t *)(const void *)&ch->len);
 }
 
 size_t
 weft_chan_cap(const struct weft_chan *ch)
 {
+	if (WEFT_UNLIKELY(!ch))
+		return 0;
 	return ch->cap;
 }
 

@@ -176,6 +176,8 @@ weft__future_make_owned(struct weft_future **out,
 struct weft_future *
 weft_future_retain(struct weft_future *f)
 {
+	if (WEFT_UNLIKELY(!f))
+		return NULL;
 	ck_pr_inc_32(&f->refs);
 	return f;
 }
@@ -206,6 +208,9 @@ weft_future_release(struct weft_future *f)
 enum weft_future_state
 weft_future_state(const struct weft_future *f)
 {
+	/* No future: one that never completes with a value. */
+	if (WEFT_UNLIKELY(!f))
+		return WEFT_FUTURE_CANCELLED;
 	return (enum weft_future_state)ck_pr_load_32(&f->state);
 }
 

@@ -416,6 +416,9 @@ weft_gen_close(struct weft_gen *g)
 enum weft_gen_state
 weft_gen_state(const struct weft_gen *g)
 {
+	/* No generator: one that yields nothing more. */
+	if (WEFT_UNLIKELY(!g))
+		return WEFT_GEN_CLOSED;
 	return (enum weft_gen_state)ck_pr_load_32(&g->state);
 }
 
@@ -425,8 +428,8 @@ weft_gen_free(struct weft_gen *g)
 	struct weft__worker *w;
 	uint32_t s;
 
-	if (!g)
-		return 0;
+	if (WEFT_UNLIKELY(!g))
+		return -EINVAL;
 	s = ck_pr_load_32(&g->state);
 	if (s != WEFT_GEN_CREATED && s != WEFT_GEN_CLOSED)
 		return -EBUSY;

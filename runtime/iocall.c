@@ -356,11 +356,19 @@ weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
 	return (int)do_op(&op, deadline);
 }
 
+/*
+ * The one I/O call that works outside coroutine context: the header
+ * promises the fd is gone whatever the result, and a caller on a plain
+ * thread (a cleanup path, an atexit handler) has no task to park, so it
+ * gets close(2) itself.
+ */
 int
 weft_close(int fd, int64_t deadline)
 {
 	struct weft__ioop op = { .kind = IO_CLOSE, .fd = fd };
 
+	if (WEFT_UNLIKELY(!weft__task_self()))
+		return close(fd) < 0 ? -errno : 0;
 	return (int)do_op(&op, deadline);
 }
 

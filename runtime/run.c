@@ -28,10 +28,18 @@ static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t weft__stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct weft_worker_stats *last_wstats;
 static struct weft_stats last_stats;
+/*
+ * The backend of the last run that ran (weft__sched_run() returned 0): a
+ * run whose rings could not be made names a backend that never worked.
+ * Stored under weft__stats_lock; weft_io_backend() loads it without the
+ * lock (atomic pointer load and store: it points at a constant string, so
+ * a reader needs nothing else ordered).
+ */
 static const char *last_backend;
 
+/* `ran`: the scheduler ran (weft__sched_run() returned 0). */
 static void
-snapshot_stats(void)
+snapshot_stats(bool ran)
 {
 	struct weft__sched *s = &weft__sched;
 	struct weft_worker_stats *ws;
@@ -48,7 +56,8 @@ snapshot_stats(void)
 	last_stats.tasks_spawned = s->foreign_spawned;
 	for (int i = 0; i < s->nworkers; i++)
 		last_stats.tasks_spawned += s->workers[i].spawned;
-	last_backend = s->io_ops->name;
+	if (ran)
+		ck_pr_store_ptr(&last_backend, (void *)s->io_ops->name);
 	weft__mutex_unlock(&weft__stats_lock);
 }
 
@@ -142,7 +151,7 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 
 	if (ret == 0 && result)
 		*result = main_task->result;
-	snapshot_stats();
+	snapshot_stats(ret == 0);
 	/*
 	 * Under sched.lock: a foreign weft_spawn() checks `running` and
 	 * allocates under it, so none is half-way when the pools go.
@@ -191,7 +200,7 @@ weft_io_backend(void)
 {
 	if (ck_pr_load_32(&weft__sched.running))
 		return weft__sched.io_ops->name;
-	return last_backend;
+	return ck_pr_load_ptr(&last_backend);
 }
 
 int

@@ -348,6 +348,8 @@ mutex_lock(struct mutex_impl *m, int64_t deadline, bool cancellable)
 int
 weft_mutex_lock(struct weft_mutex *mx, int64_t deadline)
 {
+	if (WEFT_UNLIKELY(!mx))
+		return -EINVAL;
 	return mutex_lock((struct mutex_impl *)(void *)mx, deadline, true);
 }
 
@@ -355,8 +357,11 @@ int
 weft_mutex_trylock(struct weft_mutex *mx)
 {
 	struct mutex_impl *m = (struct mutex_impl *)(void *)mx;
-	uint32_t s = ck_pr_load_32(&m->state);
+	uint32_t s;
 
+	if (WEFT_UNLIKELY(!mx))
+		return -EINVAL;
+	s = ck_pr_load_32(&m->state);
 	for (;;) {
 		if (s & (MX_LOCKED | MX_STARVING))
 			return -EAGAIN;
@@ -372,6 +377,8 @@ weft_mutex_unlock(struct weft_mutex *mx)
 	struct wrec *r;
 	uint32_t s;
 
+	if (WEFT_UNLIKELY(!mx))
+		return -EINVAL;
 	/* Release: pairs with the CAS of the next locker. */
 	if (WEFT_LIKELY(ck_pr_cas_32_value(&m->state, MX_LOCKED, 0, &s)))
 		return 0;
@@ -528,6 +535,8 @@ weft_rwlock_rdlock(struct weft_rwlock *rw, int64_t deadline)
 {
 	struct rwlock_impl *l = (struct rwlock_impl *)(void *)rw;
 
+	if (WEFT_UNLIKELY(!rw))
+		return -EINVAL;
 	weft__spin_lock(&l->lk, WEFT_RANK_SYNC);
 	if (!l->writer && l->wwait == 0 && !l->waiters.head) {
 		l->readers++;
@@ -542,6 +551,8 @@ weft_rwlock_wrlock(struct weft_rwlock *rw, int64_t deadline)
 {
 	struct rwlock_impl *l = (struct rwlock_impl *)(void *)rw;
 
+	if (WEFT_UNLIKELY(!rw))
+		return -EINVAL;
 	weft__spin_lock(&l->lk, WEFT_RANK_SYNC);
 	if (!l->writer && l->readers == 0 && !l->waiters.head) {
 		l->writer = true;
@@ -557,6 +568,8 @@ weft_rwlock_tryrdlock(struct weft_rwlock *rw)
 	struct rwlock_impl *l = (struct rwlock_impl *)(void *)rw;
 	int ret = -EAGAIN;
 
+	if (WEFT_UNLIKELY(!rw))
+		return -EINVAL;
 	weft__spin_lock(&l->lk, WEFT_RANK_SYNC);
 	if (!l->writer && l->wwait == 0 && !l->waiters.head) {
 		l->readers++;
@@ -572,6 +585,8 @@ weft_rwlock_trywrlock(struct weft_rwlock *rw)
 	struct rwlock_impl *l = (struct rwlock_impl *)(void *)rw;
 	int ret = -EAGAIN;
 
+	if (WEFT_UNLIKELY(!rw))
+		return -EINVAL;
 	weft__spin_lock(&l->lk, WEFT_RANK_SYNC);
 	if (!l->writer && l->readers == 0 && !l->waiters.head) {
 		l->writer = true;
@@ -587,6 +602,8 @@ weft_rwlock_unlock(struct weft_rwlock *rw)
 {
 	struct rwlock_impl *l = (struct rwlock_impl *)(void *)rw;
 
+	if (WEFT_UNLIKELY(!rw))
+		return -EINVAL;
 	weft__spin_lock(&l->lk, WEFT_RANK_SYNC);
 	if (l->writer) {
 		l->writer = false;
@@ -630,6 +647,8 @@ weft_cond_wait(struct weft_cond *cv, struct weft_mutex *mx, int64_t deadline)
 	int ret;
 	int err;
 
+	if (WEFT_UNLIKELY(!cv || !mx))
+		return -EINVAL;
 	r.writer = false;
 	if (!(ck_pr_load_32(&((struct mutex_impl *)(void *)mx)->state) &
 	      MX_LOCKED))
@@ -669,6 +688,8 @@ weft_cond_signal(struct weft_cond *cv)
 {
 	struct cond_impl *c = (struct cond_impl *)(void *)cv;
 
+	if (WEFT_UNLIKELY(!cv))
+		return -EINVAL;
 	weft__spin_lock(&c->lk, WEFT_RANK_SYNC);
 	(void)wake_one_locked(&c->waiters, 0);
 	weft__spin_unlock(&c->lk);
@@ -680,6 +701,8 @@ weft_cond_broadcast(struct weft_cond *cv)
 {
 	struct cond_impl *c = (struct cond_impl *)(void *)cv;
 
+	if (WEFT_UNLIKELY(!cv))
+		return -EINVAL;
 	weft__spin_lock(&c->lk, WEFT_RANK_SYNC);
 	wake_all_locked(&c->waiters);
 	weft__spin_unlock(&c->lk);
@@ -708,6 +731,8 @@ weft_waitgroup_add(struct weft_waitgroup *g, int64_t delta)
 	struct waitgroup_impl *wg = (struct waitgroup_impl *)(void *)g;
 	int64_t n;
 
+	if (WEFT_UNLIKELY(!g))
+		return -EINVAL;
 	weft__spin_lock(&wg->lk, WEFT_RANK_SYNC);
 	if (__builtin_add_overflow(wg->count, delta, &n)) {
 		weft__spin_unlock(&wg->lk);
@@ -737,6 +762,8 @@ weft_waitgroup_wait(struct weft_waitgroup *g, int64_t deadline)
 	struct wrec r;
 	int ret;
 
+	if (WEFT_UNLIKELY(!g))
+		return -EINVAL;
 	weft__spin_lock(&wg->lk, WEFT_RANK_SYNC);
 	if (wg->count == 0) {
 		weft__spin_unlock(&wg->lk);
@@ -778,6 +805,8 @@ _Static_assert(offsetof(struct sem_impl, count) ==
 int
 weft_sem_init(struct weft_sem *s, uint64_t n)
 {
+	if (WEFT_UNLIKELY(!s))
+		return -EINVAL;
 	memset(s, 0, sizeof(*s));
 	s->count_ = n;
 	return 0;
@@ -790,6 +819,8 @@ weft_sem_acquire(struct weft_sem *sm, int64_t deadline)
 	struct wrec r;
 	int ret;
 
+	if (WEFT_UNLIKELY(!sm))
+		return -EINVAL;
 	weft__spin_lock(&s->lk, WEFT_RANK_SYNC);
 	if (s->count > 0) {
 		s->count--;
@@ -813,6 +844,8 @@ weft_sem_tryacquire(struct weft_sem *sm)
 	struct sem_impl *s = (struct sem_impl *)(void *)sm;
 	int ret = -EAGAIN;
 
+	if (WEFT_UNLIKELY(!sm))
+		return -EINVAL;
 	weft__spin_lock(&s->lk, WEFT_RANK_SYNC);
 	if (s->count > 0) {
 		s->count--;
@@ -829,6 +862,8 @@ weft_sem_release(struct weft_sem *sm)
 	struct sem_impl *s = (struct sem_impl *)(void *)sm;
 	int ret = 0;
 
+	if (WEFT_UNLIKELY(!sm))
+		return -EINVAL;
 	weft__spin_lock(&s->lk, WEFT_RANK_SYNC);
 	if (!wake_one_locked(&s->waiters, 0)) {
 		if (s->count == UINT64_MAX)
@@ -867,7 +902,7 @@ weft_once(struct weft_once *on, void (*fn)(void *), void *arg,
 	struct wrec r;
 	int ret;
 
-	if (fn == NULL)
+	if (WEFT_UNLIKELY(!o || !fn))
 		return -EINVAL;
 	/* Pairs with the store of ONCE_DONE below: fn's effects are seen. */
 	if (ck_pr_load_32(&o->state) == ONCE_DONE) {

@@ -899,24 +899,33 @@ weft_cancel(struct weft_task *t)
 bool
 weft_task_is_cancelled(const struct weft_task *t)
 {
+	if (WEFT_UNLIKELY(!t))
+		return false;
 	return ck_pr_load_32(&t->flags) & TASK_CANCELLED;
 }
 
 uint64_t
 weft_task_id(const struct weft_task *t)
 {
+	if (WEFT_UNLIKELY(!t))
+		return 0;
 	return t->id;
 }
 
 const char *
 weft_task_name(const struct weft_task *t)
 {
+	if (WEFT_UNLIKELY(!t))
+		return "";
 	return t->name;
 }
 
 enum weft_task_state
 weft_task_state(const struct weft_task *t)
 {
+	/* No task: one that never runs, so that wait loops end. */
+	if (WEFT_UNLIKELY(!t))
+		return WEFT_CANCELLED;
 	return (enum weft_task_state)ck_pr_load_32(&t->state);
 }
 
@@ -936,10 +945,20 @@ weft_sleep_until(int64_t deadline)
 	return ret == -ETIMEDOUT ? 0 : ret;
 }
 
+/*
+ * A duration, unlike a deadline, is the caller's number added to ours: a
+ * huge ns (INT64_MAX as "forever") would overflow now + ns into the past and
+ * return at once.  Saturate instead; a deadline of INT64_MAX is never
+ * reached, so such a sleep ends only by cancellation.
+ */
 int
 weft_sleep(int64_t ns)
 {
+	int64_t deadline;
+
 	if (ns <= 0)
 		return weft_yield();
-	return weft_sleep_until(weft_now() + ns);
+	if (__builtin_add_overflow(weft_now(), ns, &deadline))
+		deadline = INT64_MAX;
+	return weft_sleep_until(deadline);
 }

@@ -6,7 +6,7 @@
  * a request and nothing more.
  *
  *   weft-httpd [--host H] [--port P] [--workers N] [--stack BYTES]
- *              [--idle-ms MS]
+ *              [--idle-ms MS] [--header-timeout-ms MS]
  *
  * Once it listens it prints exactly one line to stdout,
  * "weft-httpd: listening on HOST:PORT", with the real port when --port 0
@@ -29,9 +29,19 @@
  *    HEAD gets the headers only.
  *  - Errors close the connection after the response: 400 for a malformed
  *    request, 431 when the header block does not fit REQ_BUF, 501 for a
- *    Transfer-Encoding (no chunked bodies here).  Closing is lingering:
+ *    Transfer-Encoding (no chunked bodies here), 408 when a request head
+ *    takes longer than --header-timeout-ms.  Closing is lingering:
  *    shut down the sending side, then read and drop until the client
  *    closes (at most LINGER_NS), so the response is not lost to a reset.
+ *
+ * Two clocks per connection.  --idle-ms bounds each wait for the client
+ * (a read or a write), so it restarts with every byte: alone, it lets a
+ * client that drips one byte a little faster than that hold a connection
+ * and its task for ever (slowloris).  --header-timeout-ms bounds a whole
+ * request head, as nginx's client_header_timeout does: its clock starts at
+ * the first byte of the head (on a new connection and between keep-alive
+ * requests alike; waiting for that first byte is --idle-ms's business) and
+ * stops at the head's "\r\n\r\n"; a body is not part of it.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -65,6 +75,7 @@ enum answer {
 	ANS_400,
 	ANS_431,
 	ANS_501,
+	ANS_408,
 	ANS_NONE,
 };
 
@@ -109,6 +120,7 @@ static struct resp {
 	[ANS_400] = RESP(ERR("400 Bad Request"), true),
 	[ANS_431] = RESP(ERR("431 Request Header Fields Too Large"), true),
 	[ANS_501] = RESP(ERR("501 Not Implemented"), true),
+	[ANS_408] = RESP(ERR("408 Request Timeout"), true),
 #undef RESP
 };
 
@@ -136,6 +148,7 @@ resps_init(void)
 struct conn {
 	int fd;
 	int64_t idle;		/* ns a read or write may wait */
+	uint64_t heads;		/* request heads parsed so far */
 	size_t len;		/* bytes in the buffer */
 	size_t scan;		/* no "\r\n\r\n" starts before this offset */
 	uint64_t body;		/* body bytes still to read and drop */
@@ -418,6 +431,7 @@ conn_process(struct conn *c, char *buf)
 		if (!end)
 			break;
 		kind = parse_request(buf + pos, end - pos, &c->body);
+		c->heads++;
 		pos = end;
 		c->scan = pos;
 		if (c->body) {
@@ -463,8 +477,27 @@ struct httpd_opts {
 	const char *host;
 	int port;
 	int64_t idle;
+	int64_t header;		/* ns a request head may take */
 	struct weft_serve_opts serve;
 };
+
+/*
+ * After conn_process(): the deadline of the request head the buffer now
+ * holds part of, or 0 if it holds none (empty, or a body being dropped).
+ * A head already under way keeps its deadline; one that began in the
+ * bytes just read (the previous head completed in them, or none was under
+ * way) starts its clock now.
+ */
+static int64_t
+head_deadline(const struct conn *c, uint64_t heads_before, int64_t dl,
+	      int64_t header)
+{
+	if (!c->len || c->body)
+		return 0;
+	if (dl && c->heads == heads_before)
+		return dl;
+	return weft_now() + header;
+}
 
 /* One connection, in its own task; owns `fd`. */
 static void
@@ -478,15 +511,27 @@ http_conn(int fd, void *arg)
 		.run = ANS_NONE,
 	};
 	char buf[REQ_BUF];
+	int64_t head_dl = 0;	/* the current head's deadline; 0: none */
+	int64_t dl;
+	uint64_t heads;
 	ssize_t n;
 	int ret;
 
 	for (;;) {
-		n = weft_recv(fd, buf + c.len, sizeof(buf) - c.len, 0,
-			      weft_now() + c.idle);
+		dl = weft_now() + c.idle;
+		if (head_dl && head_dl < dl)
+			dl = head_dl;
+		n = weft_recv(fd, buf + c.len, sizeof(buf) - c.len, 0, dl);
+		if (n == -ETIMEDOUT && head_dl && weft_now() >= head_dl) {
+			/* nginx's client_header_timeout answer. */
+			if (conn_flush(&c, ANS_408) == 0)
+				conn_linger(fd, buf, sizeof(buf));
+			break;
+		}
 		if (n <= 0)
 			break;
 		c.len += (size_t)n;
+		heads = c.heads;
 		ret = conn_process(&c, buf);
 		if (ret < 0)
 			break;
@@ -494,6 +539,7 @@ http_conn(int fd, void *arg)
 			conn_linger(fd, buf, sizeof(buf));
 			break;
 		}
+		head_dl = head_deadline(&c, heads, head_dl, o->header);
 	}
 	weft_close(fd, WEFT_DEADLINE_NONE);
 }
@@ -504,7 +550,7 @@ usage(FILE *f)
 	fprintf(f,
 		"usage: weft-httpd [--host H] [--port P] [--workers N]"
 		" [--stack BYTES]\n"
-		"                  [--idle-ms MS]\n\n"
+		"                  [--idle-ms MS] [--header-timeout-ms MS]\n\n"
 		"Answers every HTTP request with \"Hello, world\","
 		" one weft task per connection.\n"
 		"  --host H       address to listen on (default 127.0.0.1;"
@@ -514,8 +560,17 @@ usage(FILE *f)
 		" else one per CPU)\n"
 		"  --stack BYTES  connection task stack, 16k..1g"
 		" (default: the runtime's)\n"
-		"  --idle-ms MS   close a keep-alive connection silent this"
-		" long (default 60000)\n");
+		"  --idle-ms MS   close a connection that sends nothing for"
+		" this long, between\n"
+		"                 requests or inside one (default 60000)\n"
+		"  --header-timeout-ms MS\n"
+		"                 answer 408 and close when a request head"
+		" is not complete\n"
+		"                 this long after its first byte, however"
+		" steadily it trickles\n"
+		"                 in (a new connection's or a keep-alive"
+		" one's; default 60000,\n"
+		"                 as nginx's client_header_timeout)\n");
 }
 
 static long
@@ -635,6 +690,7 @@ main(int argc, char **argv)
 		{ "workers", required_argument, NULL, 'w' },
 		{ "stack", required_argument, NULL, 's' },
 		{ "idle-ms", required_argument, NULL, 'i' },
+		{ "header-timeout-ms", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -642,6 +698,7 @@ main(int argc, char **argv)
 		.host = "127.0.0.1",
 		.port = 8080,
 		.idle = 60 * WEFT_SEC,
+		.header = 60 * WEFT_SEC,
 	};
 	struct weft_config cfg = { 0 };
 	void *result = NULL;
@@ -668,6 +725,10 @@ main(int argc, char **argv)
 		case 'i':
 			o.idle = parse_long(optarg, "--idle-ms", 1,
 					    86400000) * WEFT_MSEC;
+			break;
+		case 'T':
+			o.header = parse_long(optarg, "--header-timeout-ms", 1,
+					      86400000) * WEFT_MSEC;
 			break;
 		case 'h':
 			usage(stdout);

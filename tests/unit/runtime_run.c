@@ -2,11 +2,21 @@
 /*
  * weft_run(): its result, running twice in one process, refusing nested
  * and concurrent runs, configuration checks, waiting for every task, an
- * empty runtime afterwards, and the statistics of a run.
+ * empty runtime afterwards, the backend a failed run reports, and the
+ * statistics of a run.
  */
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -542,6 +552,150 @@ START_TEST(failed_run_leaves_runtime_usable)
 END_TEST
 
 /*
+ * backend
+ *
+ * A run forced onto io_uring where the kernel refuses it fails, and must
+ * not leave weft_io_backend() naming io_uring.  The refusal is made with a
+ * seccomp filter (io_uring_setup fails with EPERM, as under Docker's
+ * default profile) installed in a forked child, because a filter cannot
+ * be removed again; the child writes what it saw down a pipe and the test
+ * asserts on it here.
+ */
+#if defined(__x86_64__)
+#define T_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define T_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* Make io_uring_setup(2) fail with EPERM from now on.  0 or -errno. */
+static int
+deny_io_uring_setup(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, T_AUDIT_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {
+		.len = sizeof(f) / sizeof(f[0]),
+		.filter = f,
+	};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+		return -errno;
+	return 0;
+}
+
+/* What the child saw; names are "" for NULL. */
+struct backend_report {
+	int r_first;		/* the run before the filter (if any) */
+	int r_filter;		/* deny_io_uring_setup() */
+	int setup_errno;	/* io_uring_setup() under the filter */
+	int r_forced;		/* the run forced onto io_uring */
+	char after_forced[16];	/* weft_io_backend() after it */
+	int r_default;		/* a run with the default backend */
+	char after_default[16];
+};
+
+static void
+backend_name(char *buf, size_t len)
+{
+	const char *b = weft_io_backend();
+
+	snprintf(buf, len, "%s", b ? b : "");
+}
+
+/* The child's body: never returns. */
+static void
+backend_child(int fd, bool epoll_first)
+{
+	struct weft_config cfg = t_config(2);
+	struct backend_report rep;
+	long r;
+
+	memset(&rep, 0, sizeof(rep));
+	if (epoll_first) {
+		cfg.io_backend = "epoll";
+		rep.r_first = weft_run(ret_arg, NULL, &cfg, NULL);
+	}
+	rep.r_filter = deny_io_uring_setup();
+	r = syscall(__NR_io_uring_setup, 2, NULL);
+	rep.setup_errno = r < 0 ? errno : 0;
+	cfg.io_backend = "uring";
+	rep.r_forced = weft_run(ret_arg, NULL, &cfg, NULL);
+	backend_name(rep.after_forced, sizeof(rep.after_forced));
+	cfg.io_backend = NULL;
+	rep.r_default = weft_run(ret_arg, NULL, &cfg, NULL);
+	backend_name(rep.after_default, sizeof(rep.after_default));
+	_exit(write(fd, &rep, sizeof(rep)) == (ssize_t)sizeof(rep) ? 0 : 1);
+}
+
+/* Fork a child that runs backend_child(); its report into *rep. */
+static void
+backend_fork(struct backend_report *rep, bool epoll_first)
+{
+	int status;
+	int p[2];
+	pid_t pid;
+	ssize_t n;
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(p[0]);
+		backend_child(p[1], epoll_first);
+	}
+	close(p[1]);
+	n = read(p[0], rep, sizeof(*rep));
+	close(p[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "child: status 0x%x", status);
+	ck_assert_int_eq(n, (ssize_t)sizeof(*rep));
+	ck_assert_msg(rep->r_filter == 0, "seccomp filter: %s",
+		      strerror(-rep->r_filter));
+	ck_assert_msg(rep->setup_errno == EPERM,
+		      "io_uring_setup under the filter: errno %d",
+		      rep->setup_errno);
+	ck_assert_msg(rep->r_forced < 0,
+		      "forced io_uring run without io_uring returned %d",
+		      rep->r_forced);
+	/* The fallback still works, and then counts as what ran. */
+	ck_assert_int_eq(rep->r_default, 0);
+	ck_assert_str_eq(rep->after_default, "epoll");
+}
+
+START_TEST(failed_uring_run_reports_no_backend)
+{
+	struct backend_report rep;
+
+	backend_fork(&rep, false);
+	ck_assert_msg(rep.after_forced[0] == '\0',
+		      "weft_io_backend() after a failed first run: \"%s\"",
+		      rep.after_forced);
+}
+END_TEST
+
+START_TEST(failed_uring_run_reports_the_last_good_backend)
+{
+	struct backend_report rep;
+
+	backend_fork(&rep, true);
+	ck_assert_int_eq(rep.r_first, 0);
+	ck_assert_str_eq(rep.after_forced, "epoll");
+}
+END_TEST
+
+/*
  * stats
  */
 
@@ -659,6 +813,10 @@ runtime_run_suite(void)
 	tcase_add_test(tc, config_field_edges_are_accepted);
 	tcase_add_test(tc, tiny_stack_size_returns_einval);
 	tcase_add_test(tc, failed_run_leaves_runtime_usable);
+
+	tc = t_tcase(s, "backend", T_TIMEOUT);
+	tcase_add_test(tc, failed_uring_run_reports_no_backend);
+	tcase_add_test(tc, failed_uring_run_reports_the_last_good_backend);
 
 	tc = t_tcase(s, "stats", T_TIMEOUT);
 	tcase_add_test(tc, stats_are_live_during_run);

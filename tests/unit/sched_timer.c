@@ -304,6 +304,88 @@ START_TEST(sleeping_task_does_not_hold_its_worker)
 END_TEST
 
 /*
+ * weft_sleep(INT64_MAX) means "until cancelled": now + ns saturates instead
+ * of overflowing into the past (where the sleep returned at once, and UBSan
+ * saw the signed overflow).  One worker, so the main task's yields and the
+ * sleeper strictly alternate: after a thousand rounds on the worker the
+ * sleeper must still be parked, with no wall clock involved.
+ */
+struct forever {
+	atomic_int started;
+	int state_after;	/* the sleeper's state after the rounds */
+	void *result;
+};
+
+static void *
+sleep_forever(void *arg)
+{
+	struct forever *fv = arg;
+
+	atomic_store(&fv->started, 1);
+	return t_ptr(weft_sleep(INT64_MAX));
+}
+
+static void *
+forever_main(void *arg)
+{
+	struct forever *fv = arg;
+	struct weft_task *t;
+	int r;
+	int i;
+
+	r = weft_spawn(&t, sleep_forever, fv, NULL);
+	T_EXPECT_INT(r, ==, 0);
+	if (r != 0)
+		return NULL;
+	while (!atomic_load(&fv->started))
+		weft_yield();
+	for (i = 0; i < 1000; i++)
+		T_EXPECT_INT(weft_yield(), ==, 0);
+	fv->state_after = weft_task_state(t);
+	T_EXPECT_INT(weft_cancel(t), ==, 0);
+	T_EXPECT_INT(weft_join(t, &fv->result, WEFT_DEADLINE_NONE), ==, 0);
+	return NULL;
+}
+
+START_TEST(sleep_int64_max_lasts_until_cancelled)
+{
+	struct weft_config cfg = t_config(1);
+	struct forever fv;
+
+	memset(&fv, 0, sizeof(fv));
+	fv.state_after = -1;
+	T_RUN(forever_main, &fv, &cfg, NULL);
+	ck_assert_msg(fv.state_after == WEFT_SUSPENDED,
+		      "weft_sleep(INT64_MAX) not parked after 1000 rounds: "
+		      "state %d", fv.state_after);
+	ck_assert_int_eq(t_int(fv.result), -ECANCELED);
+}
+END_TEST
+
+/* Negative durations are past deadlines: a yield, 0. */
+static void *
+negative_main(void *arg)
+{
+	int *r = arg;
+
+	r[0] = weft_sleep(-1);
+	r[1] = weft_sleep(INT64_MIN);
+	r[2] = weft_sleep_until(INT64_MIN);
+	return NULL;
+}
+
+START_TEST(sleep_negative_returns_zero)
+{
+	int r[3] = { 1, 1, 1 };
+
+	T_RUN(negative_main, r, NULL, NULL);
+	ck_assert_int_eq(r[0], 0);
+	ck_assert_int_eq(r[1], 0);
+	ck_assert_int_eq(r[2], 0);
+}
+END_TEST
+
+/*
  * cancel
  */
 
@@ -487,6 +569,8 @@ sched_timer_suite(void)
 	tcase_add_test(tc, sleep_until_past_deadline_returns_zero);
 	tcase_add_test(tc, lone_sleeper_wakes_idle_runtime);
 	tcase_add_test(tc, sleeping_task_does_not_hold_its_worker);
+	tcase_add_test(tc, sleep_int64_max_lasts_until_cancelled);
+	tcase_add_test(tc, sleep_negative_returns_zero);
 
 	tc = t_tcase(s, "cancel", T_TIMEOUT);
 	tcase_add_test(tc, cancel_interrupts_sleep_until);

@@ -16,7 +16,7 @@ fail() {
 [ -x "$bin" ] || fail "$bin not built"
 command -v timeout >/dev/null 2>&1 || fail "timeout not found"
 if ! command -v python3 >/dev/null 2>&1; then
-	echo "SKIP $name: python3 not found"
+	echo "SKIP $name: python3 not found (install it: apt-get install python3)"
 	exit 77
 fi
 
