@@ -302,6 +302,10 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 {
 	struct weft__stack *st;
 
+	if (WEFT_UNLIKELY(weft__fail_alloc())) {
+		*err = -ENOMEM;
+		return NULL;
+	}
 	if (size == 0 || size == pool.default_size) {
 		st = w->stack_cache;
 		if (WEFT_LIKELY(st)) {
