@@ -307,6 +307,10 @@ main(int argc, char **argv)
 	}
 	printf("loadgen: %ld conns: %ld answered, %ld closed, %ld wrong, "
 	       "%ld hung\n", conns, answered, closed_, wrong, hung);
+	for (long i = 0; i < parallel; i++)
+		free(cs[i].rbuf);
+	free(cs);
+	free(pf);
 	return wrong || hung || !answered;
 
 usage:
