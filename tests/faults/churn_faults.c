@@ -61,7 +61,7 @@
 #include <weft.h>
 
 /* How long a wait may take before the work behind it counts as lost. */
-#define LOST_AFTER (5 * WEFT_SEC)
+#define LOST_AFTER   (5 * WEFT_SEC)
 #define IO_PAIRS_MAX 4
 
 struct opts {
@@ -124,8 +124,7 @@ static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_long progress;
 static int64_t run_deadline;
 
-static void
-fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void
 fail(const char *fmt, ...)
@@ -230,7 +229,8 @@ join_counted(struct weft_task *t, void **res, const char *what)
 	if (r == -ECHILD) {
 		atomic_fetch_add(&c.spawn_lost, 1);
 		fail("%s: a task accepted by weft_spawn never ran "
-		     "(join: -ECHILD, and nobody cancelled it)", what);
+		     "(join: -ECHILD, and nobody cancelled it)",
+		     what);
 	} else if (r != 0) {
 		fail("%s: weft_join: %d", what, r);
 	}
@@ -308,7 +308,7 @@ consumer_task(void *arg)
 static void
 op_chan(uint64_t *s)
 {
-	static const size_t caps[] = { 0, 1, 4, 16 };
+	static const size_t caps[] = {0, 1, 4, 16};
 	struct weft_task *t[3];
 	struct chan_op co;
 	int nc = 1 + (int)(rnd(s) % 3);
@@ -420,8 +420,8 @@ op_select(uint64_t *s)
 				break;
 			}
 			if (r < 0 || cs[r].result != 0) {
-				fail("select: send: %d", r < 0 ? r :
-				     cs[r].result);
+				fail("select: send: %d",
+				     r < 0 ? r : cs[r].result);
 				break;
 			}
 			sent_one(v);
@@ -473,7 +473,7 @@ mutex_task(void *arg)
 static void
 op_mutex(uint64_t *s)
 {
-	struct mutex_op mo = { .m = WEFT_MUTEX_INIT };
+	struct mutex_op mo = {.m = WEFT_MUTEX_INIT};
 	struct weft_task *t[6];
 	int n = 2 + (int)(rnd(s) % 5);
 	int k = 0;
@@ -714,8 +714,8 @@ writer_task(void *arg)
 
 	ran();
 	while (off < p->len) {
-		size_t n = p->len - off < sizeof(buf) ? p->len - off :
-							sizeof(buf);
+		size_t n =
+			p->len - off < sizeof(buf) ? p->len - off : sizeof(buf);
 		size_t done = 0;
 		ssize_t r;
 
@@ -790,7 +790,7 @@ op_io(uint64_t *s)
 		if (join_counted(t[i], NULL, "io writer") && got != p[i].done)
 			fail("io: read %zu bytes of the %zu written", got,
 			     p[i].done);
-close_pair:
+	close_pair:
 		close(p[i].fd[0]);
 		if (p[i].fd[1] >= 0) /* the writer did not run */
 			close(p[i].fd[1]);
@@ -849,8 +849,18 @@ op_flood(uint64_t *s)
 
 /* --- drivers ---------------------------------------------------------- */
 
-enum op { OP_SPAWN, OP_CHAN, OP_SELECT, OP_MUTEX, OP_FUTURE, OP_GROUP,
-	  OP_CANCEL, OP_IO, OP_FLOOD, OP_COUNT };
+enum op {
+	OP_SPAWN,
+	OP_CHAN,
+	OP_SELECT,
+	OP_MUTEX,
+	OP_FUTURE,
+	OP_GROUP,
+	OP_CANCEL,
+	OP_IO,
+	OP_FLOOD,
+	OP_COUNT
+};
 
 static void
 drive(uint64_t seed)
@@ -981,7 +991,8 @@ check_rss(long first, long last)
 #else
 	if (first > 0 && last > first + first / 4 + 8 * 1024)
 		fail("RSS grew from %ld KiB after the first run to %ld KiB "
-		     "after the last", first, last);
+		     "after the last",
+		     first, last);
 #endif
 }
 
@@ -994,17 +1005,17 @@ check_run(int round)
 	if (weft_stats(&st) != 0)
 		fail("weft_stats failed");
 	else if (st.tasks_live || st.stacks_in_use)
-		fail("run %d: runtime not empty: %" PRIu64 " live tasks, %"
-		     PRIu64 " stacks in use", round, st.tasks_live,
-		     st.stacks_in_use);
+		fail("run %d: runtime not empty: %" PRIu64
+		     " live tasks, %" PRIu64 " stacks in use",
+		     round, st.tasks_live, st.stacks_in_use);
 	if (atomic_load(&c.spawn_ran) != atomic_load(&c.spawn_ok))
-		fail("run %d: spawns: %ld accepted, %ld ran (%ld lost)",
-		     round, atomic_load(&c.spawn_ok), atomic_load(&c.spawn_ran),
+		fail("run %d: spawns: %ld accepted, %ld ran (%ld lost)", round,
+		     atomic_load(&c.spawn_ok), atomic_load(&c.spawn_ran),
 		     atomic_load(&c.spawn_ok) - atomic_load(&c.spawn_ran));
 	if (sent != recvd ||
 	    atomic_load(&c.sent_sum) != atomic_load(&c.recvd_sum))
-		fail("run %d: channels: %ld values sent, %ld received%s",
-		     round, sent, recvd,
+		fail("run %d: channels: %ld values sent, %ld received%s", round,
+		     sent, recvd,
 		     sent == recvd ? " (but not the same ones)" : "");
 	if (atomic_load(&c.fut_seen) > atomic_load(&c.fut_set))
 		fail("run %d: futures: %ld seen, only %ld set", round,
@@ -1018,8 +1029,8 @@ check_run(int round)
 	if (atomic_load(&c.cancel_observed) + atomic_load(&c.cancel_prestart) !=
 	    atomic_load(&c.cancel_spawned))
 		fail("run %d: cancel: %ld spawned, %ld ran, %ld cancelled "
-		     "before they started", round,
-		     atomic_load(&c.cancel_spawned),
+		     "before they started",
+		     round, atomic_load(&c.cancel_spawned),
 		     atomic_load(&c.cancel_observed),
 		     atomic_load(&c.cancel_prestart));
 	if (atomic_load(&c.send_timeouts) && !atomic_load(&c.spawn_lost))
@@ -1080,8 +1091,7 @@ watchdog(void *arg)
 			print_counters(stdout, "HUNG (no operation finished "
 					       "for 15 s)");
 			printf("churn_faults: first failure: %s\n",
-			       atomic_load(&failures) ? first_failure :
-							"none");
+			       atomic_load(&failures) ? first_failure : "none");
 			_exit(3);
 		}
 	}
@@ -1156,8 +1166,8 @@ main(int argc, char **argv)
 			}
 			opt.drivers = 4 * w;
 		}
-		run_deadline = weft_now() +
-			       (int64_t)(opt.seconds / opt.rounds * 1e9);
+		run_deadline =
+			weft_now() + (int64_t)(opt.seconds / opt.rounds * 1e9);
 		r = weft_run(churn_main, &seed, &cfg, NULL);
 		if (r != 0) {
 			printf("churn_faults: FAIL weft_run: %d (%s)\n", r,

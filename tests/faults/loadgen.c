@@ -37,9 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ECHO_MAX 8192
+#define ECHO_MAX  8192
 #define HTTP_REQS 3
-#define RBUF 4096
+#define RBUF	  4096
 
 static const char http_req[] =
 	"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -53,11 +53,11 @@ struct conn {
 	enum state st;
 	int fd;
 	unsigned id;
-	size_t len;	/* echo: payload length; http: request length */
+	size_t len; /* echo: payload length; http: request length */
 	size_t sent;
-	size_t got;	/* bytes read */
-	int64_t last;	/* time of the last progress, ms */
-	char *rbuf;	/* http: the whole answer */
+	size_t got;   /* bytes read */
+	int64_t last; /* time of the last progress, ms */
+	char *rbuf;   /* http: the whole answer */
 	size_t rcap;
 };
 
@@ -124,7 +124,10 @@ start(struct conn *c, unsigned id)
 
 	c->id = id;
 	c->sent = c->got = 0;
-	c->len = http ? sizeof(http_req) - 1 : 1 + (id * 2654435761u) % ECHO_MAX;
+	if (http)
+		c->len = sizeof(http_req) - 1;
+	else
+		c->len = 1 + (id * 2654435761u) % ECHO_MAX;
 	c->last = now_ms();
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
@@ -140,7 +143,7 @@ start(struct conn *c, unsigned id)
 }
 
 static void
-step(struct conn *c, short rev)
+step(struct conn *c)
 {
 	uint8_t buf[RBUF];
 	ssize_t n;
@@ -191,8 +194,8 @@ step(struct conn *c, short rev)
 			if (http && http_ok(c->rbuf, c->got))
 				finish(c, &answered);
 			else if (http && c->got > 0 &&
-				 memcmp(c->rbuf, "HTTP/1.1 ", c->got < 9 ?
-					c->got : 9) != 0)
+				 memcmp(c->rbuf, "HTTP/1.1 ",
+					c->got < 9 ? c->got : 9) != 0)
 				finish(c, &wrong);
 			else
 				finish(c, &closed_);
@@ -221,7 +224,6 @@ step(struct conn *c, short rev)
 			return;
 		}
 	}
-	(void)rev;
 }
 
 int
@@ -276,10 +278,9 @@ main(int argc, char **argv)
 			if (c->st == IDLE && started < conns)
 				start(c, (unsigned)started++);
 			pf[i].fd = c->fd;
-			pf[i].events = c->st == CONNECTING ||
-						       c->sent < c->len ?
-					       POLLIN | POLLOUT :
-					       POLLIN;
+			pf[i].events = c->st == CONNECTING || c->sent < c->len
+					       ? POLLIN | POLLOUT
+					       : POLLIN;
 			pf[i].revents = 0;
 			live += c->st != IDLE;
 		}
@@ -296,9 +297,10 @@ main(int argc, char **argv)
 			if (c->st == IDLE)
 				continue;
 			if (pf[i].revents)
-				step(c, pf[i].revents);
+				step(c);
 			if (c->st != IDLE && t - c->last > timeout_ms) {
-				fprintf(stderr, "loadgen: connection %u hung: "
+				fprintf(stderr,
+					"loadgen: connection %u hung: "
 					"%zu of %zu sent, %zu bytes back\n",
 					c->id, c->sent, c->len, c->got);
 				finish(c, &hung);
@@ -306,7 +308,8 @@ main(int argc, char **argv)
 		}
 	}
 	printf("loadgen: %ld conns: %ld answered, %ld closed, %ld wrong, "
-	       "%ld hung\n", conns, answered, closed_, wrong, hung);
+	       "%ld hung\n",
+	       conns, answered, closed_, wrong, hung);
 	for (long i = 0; i < parallel; i++)
 		free(cs[i].rbuf);
 	free(cs);

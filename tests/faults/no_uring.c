@@ -34,7 +34,7 @@
 #endif
 
 #ifndef __NR_io_uring_setup
-#define __NR_io_uring_setup 425	/* the same on every architecture */
+#define __NR_io_uring_setup 425 /* the same on every architecture */
 #endif
 
 int
