@@ -5,6 +5,7 @@
 #   make test       build and run every unit test (each also as <name>.run)
 #   make asan       the whole suite under AddressSanitizer+UBSan (build/asan)
 #   make tsan       the whole suite under ThreadSanitizer (build/tsan)
+#   make faults     the fault-injection suite (tests/faults/run.sh)
 #   make bench      weft-bench --quick
 #   make install / uninstall / clean
 # V=1 prints full commands.  Missing Debian packages are installed by the
@@ -104,6 +105,7 @@ LIB_SRCS	:= \
 
 BENCH_SRCS	:= $(sort $(wildcard cmd/weft-bench/*.c))
 ECHO_SRCS	:= $(sort $(wildcard cmd/weft-echo/*.c))
+FAULT_SRCS	:= $(sort $(wildcard tests/faults/*.c))
 HTTPD_SRCS	:= $(sort $(wildcard cmd/weft-httpd/*.c))
 TEST_SRCS	:= $(sort $(wildcard tests/unit/*.c))
 STRESS_SRCS	:= $(sort $(wildcard tests/stress/*.c))
@@ -111,6 +113,7 @@ STRESS_SRCS	:= $(sort $(wildcard tests/stress/*.c))
 LIB_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRCS))
 BENCH_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(BENCH_SRCS))
 ECHO_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(ECHO_SRCS))
+FAULTS		:= $(patsubst tests/faults/%.c,$(BUILD)/tests/faults/%,$(FAULT_SRCS))
 HTTPD_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(HTTPD_SRCS))
 TESTS		:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 STRESS		:= $(patsubst tests/stress/%.c,$(BUILD)/tests/stress_%,$(STRESS_SRCS))
@@ -119,8 +122,8 @@ STATIC_LIB	:= $(BUILD)/lib$(NAME).a
 SHARED_LIB	:= $(BUILD)/lib$(NAME).so.$(VERSION_MAJOR)
 PROGRAMS	:= $(BUILD)/weft-bench $(BUILD)/weft-echo $(BUILD)/weft-httpd
 
-.PHONY: all deps test all-tests asan tsan bench install uninstall clean \
-	check-aarch64
+.PHONY: all deps test all-tests asan tsan faults bench install uninstall \
+	clean check-aarch64
 # Test objects are not intermediates: keep them between runs.
 .SECONDARY:
 .DEFAULT_GOAL	:= all
@@ -183,16 +186,27 @@ $(BUILD)/tests/stress_%: $(BUILD)/obj/tests/stress/%.c.o $(STATIC_LIB)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS)
 
+$(BUILD)/tests/faults/%: $(BUILD)/obj/tests/faults/%.c.o $(STATIC_LIB)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS)
+
 # `make test` runs every unit test binary and the e2e scripts, then prints
 # one "N passed, N failed" line; `make NAME.run` runs one test.
 test: deps
 	$(Q)$(MAKE) --no-print-directory all-tests
 	$(Q)BUILD=$(BUILD) SAN=$(SAN) sh tests/run.sh $(TESTS)
 
-all-tests: all $(TESTS) $(STRESS)
+all-tests: all $(TESTS) $(STRESS) $(FAULTS)
 
 %.run: all-tests
 	$(Q)BUILD=$(BUILD) SAN=$(SAN) WEFT_E2E=0 sh tests/run.sh $(BUILD)/tests/$*
+
+# The servers and the churn program under resource limits, io_uring
+# blocked and injected allocation failures; one "N passed, N failed" line.
+faults: deps
+	$(Q)$(MAKE) --no-print-directory all $(FAULTS)
+	$(Q)BUILD=$(BUILD) SAN=$(SAN) sh tests/faults/run.sh
 
 asan:
 	$(Q)$(MAKE) --no-print-directory SAN=address test

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The definitions of io/base.h that are not inline: the panic and the
- * contended path of the spinlock helper.  Any thread.
+ * The definitions of io/base.h that are not inline: the panic, the
+ * contended path of the spinlock helper and the fault-injection counter.
+ * Any thread.
  */
 #include <sched.h>
 #include <stdarg.h>
@@ -53,4 +54,19 @@ weft__spin_lock_slow(ck_spinlock_t *l)
 		}
 		sched_yield();
 	}
+}
+
+/* WEFT_FAULT_ALLOC's N (0: off) and the calls counted so far. */
+unsigned int weft__fault_alloc_every;
+static unsigned long fault_alloc_calls;
+
+bool
+weft__fault_alloc_hit(void)
+{
+	unsigned int every = __atomic_load_n(&weft__fault_alloc_every,
+					     __ATOMIC_RELAXED);
+	unsigned long n = __atomic_add_fetch(&fault_alloc_calls, 1,
+					     __ATOMIC_RELAXED);
+
+	return every && n % every == 0;
 }

@@ -2,7 +2,7 @@
 /*
  * This file is private to weft.  The few definitions every layer shares:
  * branch hints, the internal assertion, the panic, the lock order and the
- * lock wrappers that check it.
+ * lock wrappers that check it, and the allocation fault-injection hook.
  * It lives in io/, the bottom layer, because io/ may include nothing above
  * it and everything above may include io/ (HACKING.md, "Layers").
  */
@@ -200,6 +200,34 @@ weft__mutex_unlock_at(pthread_mutex_t *m, const char *site)
 #define weft__mutex_trylock(m, rank)					\
 	weft__mutex_trylock_at((m), (rank), WEFT__SITE)
 #define weft__mutex_unlock(m) weft__mutex_unlock_at((m), WEFT__SITE)
+
+/*
+ * Allocation fault injection, for tests/faults/ (HACKING.md, "Fault
+ * injection").  With WEFT_FAULT_ALLOC=N in the environment when weft_run()
+ * starts, every Nth call of weft__fail_alloc() in the process returns true
+ * and the allocation it guards fails as if memory had run out: the caller
+ * gets -ENOMEM.  The guarded allocations are task descriptors
+ * (sched/task.c), stacks (sched/stack.c, also a generator's), channels,
+ * futures (also a task's and a pool job's), groups and their members.
+ *
+ * weft__fault_alloc_every is stored by weft_run() (runtime/run.c, from
+ * runtime/config.c) before any worker starts, and keeps the last run's
+ * value; 0, the default, is off.  Both it and the count are relaxed
+ * atomics: the hook needs no order, only that every Nth call over all
+ * threads fails.  Off, the cost is one load and one branch predicted not
+ * taken.  Any thread.
+ */
+extern unsigned int weft__fault_alloc_every;
+__attribute__((cold)) bool weft__fault_alloc_hit(void);
+
+static inline bool
+weft__fail_alloc(void)
+{
+	if (WEFT_LIKELY(!__atomic_load_n(&weft__fault_alloc_every,
+					 __ATOMIC_RELAXED)))
+		return false;
+	return weft__fault_alloc_hit();
+}
 
 /* Print "weft: <message>" to stderr and abort().  Any thread. */
 __attribute__((noreturn, format(printf, 1, 2), cold))

@@ -159,6 +159,8 @@ weft_chan_make(struct weft_chan **out, size_t elem_size, size_t capacity)
 	if (!out || elem_size == 0 || elem_size > 65536 ||
 	    capacity > ((size_t)1 << 40) / elem_size)
 		return -EINVAL;
+	if (WEFT_UNLIKELY(weft__fail_alloc()))
+		return -ENOMEM;
 	ch = calloc(1, sizeof(*ch));
 	if (!ch)
 		return -ENOMEM;

@@ -172,6 +172,28 @@ resolve_dump_signal(int field)
 	return sig;
 }
 
+/*
+ * WEFT_FAULT_ALLOC=N, a test hook (io/base.h, weft__fail_alloc()): every
+ * Nth guarded allocation fails.  No weft_config field: programs do not ask
+ * for failures, test harnesses set it from outside.  0 or unset: off.
+ */
+static unsigned int
+resolve_fault_alloc(void)
+{
+	const char *e = env("WEFT_FAULT_ALLOC");
+	long long n;
+
+	if (!e)
+		return 0;
+	n = parse_range(e, 0, UINT32_MAX);
+	if (n < 0) {
+		env_malformed("WEFT_FAULT_ALLOC", e,
+			      "not a number of allocations");
+		return 0;
+	}
+	return (unsigned int)n;
+}
+
 int
 weft__config_pool_threads(void)
 {
@@ -225,6 +247,7 @@ weft__config_resolve(const struct weft_config *cfg, struct weft__config *out)
 		.pool_threads = cfg->pool_threads ?
 					(int)cfg->pool_threads :
 					weft__config_pool_threads(),
+		.fault_alloc = resolve_fault_alloc(),
 	};
 	return 0;
 }

@@ -133,8 +133,11 @@ spin_unlock(void *lk)
 static struct weft_future *
 future_alloc(const struct weft__future_ops *ops, void *owner)
 {
-	struct weft_future *f = calloc(1, sizeof(*f));
+	struct weft_future *f;
 
+	if (WEFT_UNLIKELY(weft__fail_alloc()))
+		return NULL;
+	f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
 	ck_spinlock_init(&f->lock);

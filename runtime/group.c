@@ -71,6 +71,8 @@ weft_group_make(struct weft_group **out, unsigned int flags)
 
 	if (!out || (flags & ~(unsigned int)WEFT_GROUP_CANCEL_ON_ERROR))
 		return -EINVAL;
+	if (WEFT_UNLIKELY(weft__fail_alloc()))
+		return -ENOMEM;
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
@@ -194,6 +196,8 @@ weft_group_spawn(struct weft_group *g, weft_group_fn fn, void *arg,
 
 	if (!g || !fn)
 		return -EINVAL;
+	if (WEFT_UNLIKELY(weft__fail_alloc()))
+		return -ENOMEM;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;

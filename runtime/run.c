@@ -87,6 +87,9 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 		return -EINVAL;
 	if (pthread_mutex_trylock(&run_lock))
 		return -EBUSY;
+	/* Before any worker (or this thread) allocates for the run. */
+	__atomic_store_n(&weft__fault_alloc_every, conf.fault_alloc,
+			 __ATOMIC_RELAXED);
 	ret = weft__pool_default_limit(conf.pool_threads);
 	if (ret < 0)
 		goto out_unlock;

@@ -29,6 +29,7 @@ struct weft__config {
 	int deadlock;		/* WEFT_DEADLOCK_ABORT, _REPORT or _OFF */
 	int dump_signal;	/* 0: none */
 	int pool_threads;	/* the default pool's limit, 1..1024 */
+	unsigned int fault_alloc; /* WEFT_FAULT_ALLOC: fail every Nth; 0 off */
 };
 
 /*

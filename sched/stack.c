@@ -418,6 +418,10 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 	struct weft__stack *st;
 
 	WEFT_ASSERT_OWNER(w);
+	if (WEFT_UNLIKELY(weft__fail_alloc())) {
+		*err = -ENOMEM;
+		return NULL;
+	}
 	if (size == 0 || size == pool.default_size) {
 		st = w ? w->stack_cache : NULL;
 		if (WEFT_LIKELY(st)) {

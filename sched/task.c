@@ -166,6 +166,8 @@ task_alloc(struct weft__worker *w)
 	struct weft_task *t = w ? w->task_cache : NULL;
 
 	WEFT_ASSERT_OWNER(w);
+	if (WEFT_UNLIKELY(weft__fail_alloc()))
+		return NULL;
 	if (WEFT_LIKELY(t != NULL)) {
 		w->task_cache = t->next;
 		w->ntask_cache--;

@@ -5,8 +5,9 @@
 #
 #   sh tests/run.sh BIN...
 #
-# Runs each given test binary, then the layering test (tests/layering.sh)
-# and every tests/e2e/*.sh (with BUILD exported; WEFT_E2E=0 skips them), each bounded by `timeout` (TEST_TIMEOUT
+# Runs each given test binary, then the layering test (tests/layering.sh),
+# every tests/e2e/*.sh and the fault-injection suite (tests/faults/run.sh)
+# (with BUILD exported; WEFT_E2E=0 skips them), each bounded by `timeout` (TEST_TIMEOUT
 # seconds, default 600).  A program exiting 77 is a skip: it is reported,
 # and counted neither as passed nor as failed.  The exit status is non-zero
 # if anything failed.
@@ -84,6 +85,7 @@ if [ "${WEFT_E2E:-1}" != 0 ]; then
 		[ -f "$script" ] || continue
 		run "e2e/$(basename "$script")" sh "$script"
 	done
+	run faults sh "$root/tests/faults/run.sh"
 fi
 
 for name in $failures; do
