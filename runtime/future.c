@@ -24,6 +24,11 @@
  * running when a runner should start (a foreign thread completed the
  * future after weft_run() returned, or before the next one), the future
  * goes on a global orphan list and the next weft_run() starts its runner.
+ * If the runtime runs but the runner cannot be spawned (-ENOMEM), the
+ * future goes on the deferred list instead, which holds the run open
+ * (weft__run_hold): the next runner to finish takes the deferred futures'
+ * callbacks over, and an idle worker retries the spawn, so a callback is
+ * late under memory pressure but never lost.
  *
  * Task futures are made lazily, the first time weft_task_future() asks for
  * one (most tasks are never looked at as futures, and a malloc per spawn
@@ -110,10 +115,15 @@ state_final(uint32_t st)
 	return st == WEFT_FUTURE_DONE || st == WEFT_FUTURE_CANCELLED;
 }
 
-/* Futures whose callback runner could not start: no runtime was running. */
+/*
+ * Futures whose callback runner could not start: no runtime was running
+ * (head), or it could not be spawned (deferred; each counted in
+ * weft__run_hold).
+ */
 static struct {
 	pthread_mutex_t lock;
 	struct weft_future *head;	/* under lock; each holds a ref */
+	struct weft_future *deferred;	/* under lock; each holds a ref */
 } orphans = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -244,14 +254,28 @@ weft_future_result(const struct weft_future *f, void **value)
 	return outcome(f, value);
 }
 
-/*
- * Callback runner: a task of its own that calls f's queued callbacks in
- * order.  Holds the reference taken when it was scheduled.
- */
-static void *
-cb_runner(void *arg)
+/* Take one deferred future (its reference and its hold), or NULL. */
+static struct weft_future *
+deferred_take(void)
 {
-	struct weft_future *f = arg;
+	struct weft_future *f;
+
+	if (!ck_pr_load_ptr(&orphans.deferred))
+		return NULL;
+	weft__mutex_lock(&orphans.lock, WEFT_RANK_ORPHANS);
+	f = orphans.deferred;
+	if (f)
+		orphans.deferred = f->orphan_next;
+	weft__mutex_unlock(&orphans.lock);
+	if (f)
+		f->orphan_next = NULL;
+	return f;
+}
+
+/* Call f's queued callbacks in order, then drop the runner's reference. */
+static void
+run_callbacks(struct weft_future *f)
+{
 	struct fcb *c;
 
 	for (;;) {
@@ -270,23 +294,73 @@ cb_runner(void *arg)
 		free(c);
 	}
 	weft_future_release(f);
+}
+
+/*
+ * Callback runner: a task of its own that calls f's queued callbacks in
+ * order.  Holds the reference taken when it was scheduled.  Then it takes
+ * over the futures whose own runner could not be spawned.
+ */
+static void *
+cb_runner(void *arg)
+{
+	struct weft_future *f = arg;
+
+	run_callbacks(f);
+	while ((f = deferred_take())) {
+		weft__run_hold(-1);
+		run_callbacks(f);
+	}
 	return NULL;
 }
 
 /*
  * Start the runner of f, which the caller marked (cb_runner) under f's
  * lock, handing it the reference the caller took.  Without a runtime, park
- * f on the orphan list for the next run.  Any thread; takes no future lock.
+ * f on the orphan list for the next run; out of memory, on the deferred
+ * list.  Any thread; takes no future lock.
  */
 static void
 runner_start(struct weft_future *f)
 {
-	if (weft__spawn_system(cb_runner, f, "future-cb") == 0)
+	int r = weft__spawn_system(cb_runner, f, "future-cb");
+
+	if (r == 0)
 		return;
 	weft__mutex_lock(&orphans.lock, WEFT_RANK_ORPHANS);
-	f->orphan_next = orphans.head;
-	orphans.head = f;
+	if (r == -ESRCH) {
+		f->orphan_next = orphans.head;
+		orphans.head = f;
+	} else {
+		/* Before the list: the hold must cover it while listed. */
+		weft__run_hold(1);
+		f->orphan_next = orphans.deferred;
+		ck_pr_store_ptr(&orphans.deferred, f);
+	}
 	weft__mutex_unlock(&orphans.lock);
+}
+
+/*
+ * weft__hold_retry: an idle worker found no task alive but deferred
+ * futures.  Spawn a runner for one (it takes over the rest).  Returns
+ * true if one started.  Executed by a worker in its scheduler context.
+ */
+bool
+weft__future_retry_deferred(void)
+{
+	struct weft_future *f = deferred_take();
+
+	if (!f)
+		return false;
+	if (weft__spawn_system(cb_runner, f, "future-cb") == 0) {
+		weft__run_hold(-1);
+		return true;
+	}
+	weft__mutex_lock(&orphans.lock, WEFT_RANK_ORPHANS);
+	f->orphan_next = orphans.deferred;
+	ck_pr_store_ptr(&orphans.deferred, f);
+	weft__mutex_unlock(&orphans.lock);
+	return false;
 }
 
 /*

@@ -110,6 +110,7 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	s->io_ops = ops;
 	s->nspinning = s->npidle = 0;
 	s->stopping = 0;
+	ck_pr_store_64(&s->held, 0);
 	s->gq_head = s->gq_tail = NULL;
 	s->gq_len = 0;
 	s->idle_head = NULL;

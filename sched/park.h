@@ -563,6 +563,16 @@ struct weft__io *weft__worker_io(struct weft__worker *w);
 extern void (*weft__io_canceller)(struct weft_task *t);
 
 /*
+ * Work outside any task that must still be done before the run may end:
+ * the runtime layer's done callbacks whose runner task could not be
+ * spawned (-ENOMEM).  weft__run_hold(+1) for each, -1 when it is taken
+ * up; while the count is non-zero an idle worker that finds no task alive
+ * calls weft__future_retry_deferred() instead of ending the run, and parks
+ * if that made no progress.  Any thread.
+ */
+void weft__run_hold(int delta);
+
+/*
  * Timers for waits the core does not time itself (sched/timer.c), on the
  * task's own t->timer.  weft__timer_reserve() makes room on w's heap so
  * that the next weft__timer_mod() there cannot fail (-ENOMEM otherwise);
@@ -709,13 +719,17 @@ extern pthread_mutex_t weft__stats_lock;
  * life: weft__future_running() when it first runs, weft__future_complete()
  * when it ends (the future's owner: the task, any thread, never blocks;
  * returns 0 or -EALREADY), weft__task_drop_future() when its descriptor
- * goes; weft__future_adopt_orphans() when a run starts.
+ * goes; weft__future_adopt_orphans() when a run starts;
+ * weft__future_retry_deferred() when the run is held open by callbacks
+ * whose runner could not be spawned (see weft__run_hold; true if it
+ * started one).
  */
 void weft__future_running(struct weft_future *f);
 int weft__future_complete(struct weft_future *f, void *value, int err,
 			  bool cancelled);
 void weft__task_drop_future(struct weft_task *t);
 void weft__future_adopt_orphans(void);
+bool weft__future_retry_deferred(void);
 
 /*
  * A shielded wait (asyncio.shield, Trio's shielded cancel scope) for code

@@ -188,6 +188,7 @@ struct weft__sched {
 	uint32_t npidle;
 	uint32_t running;		/* 1 while a run lasts */
 	uint32_t stopping;		/* set once, under lock: all tasks done */
+	uint64_t held;			/* atomic: see weft__run_hold() */
 	uint64_t next_id_block;		/* task id allocator (fetch-add) */
 
 	char pad0_[WEFT_CACHELINE];

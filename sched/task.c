@@ -675,6 +675,13 @@ weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t)
 
 void (*weft__io_canceller)(struct weft_task *t);
 
+void
+weft__run_hold(int delta)
+{
+	/* Every -1 is made by a live task, whose exit ends the run. */
+	ck_pr_add_64(&weft__sched.held, (uint64_t)(int64_t)delta);
+}
+
 /* Stop t's current blocking call, and every later one. */
 static void
 cancel_running(struct weft_task *t)

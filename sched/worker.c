@@ -665,9 +665,20 @@ top:
 		goto found;
 	}
 	if (weft__tasks_live() == 0) {
-		stop_all_locked();
+		if (WEFT_LIKELY(ck_pr_load_64(&s->held) == 0)) {
+			stop_all_locked();
+			weft__mutex_unlock(&s->lock);
+			return NULL;
+		}
+		/* Held open: try to start what holds it, or wait for it. */
 		weft__mutex_unlock(&s->lock);
-		return NULL;
+		if (weft__future_retry_deferred())
+			goto top;
+		weft__mutex_lock(&s->lock, WEFT_RANK_SCHED);
+		if (s->stopping) {
+			weft__mutex_unlock(&s->lock);
+			return NULL;
+		}
 	}
 	idle_put_locked(w);
 	weft__mutex_unlock(&s->lock);
