@@ -286,10 +286,24 @@ out_guard:
 	return NULL;
 }
 
+/*
+ * munmap, in the ASan build after clearing the poison of pooled stacks:
+ * the shadow outlives the mapping, and the next mapping at that address
+ * (an io_uring ring, say) would read as poisoned.
+ */
+static void
+stack_unmap(void *p, size_t len)
+{
+#if defined(WEFT_ASAN)
+	ASAN_UNPOISON_MEMORY_REGION(p, len);
+#endif
+	munmap(p, len);
+}
+
 static void
 unmap_single(struct weft__stack *st)
 {
-	munmap(st->lo - st->gap, st->size + st->gap);
+	stack_unmap(st->lo - st->gap, st->size + st->gap);
 	ck_pr_sub_64(&pool.bytes_mapped, st->size + st->gap);
 	if (st->guard)
 		ck_pr_dec_64(&pool.nguarded);
@@ -701,7 +715,7 @@ weft__stack_teardown(void)
 		for (int i = 0; i < SLAB_STACKS; i++)
 			if (sl->stacks[i].guard)
 				ck_pr_dec_64(&pool.nguarded);
-		munmap(sl->base, sl->len);
+		stack_unmap(sl->base, sl->len);
 		ck_pr_sub_64(&pool.bytes_mapped, sl->len);
 		free(sl);
 	}
