@@ -877,6 +877,7 @@ struct semx {
 	atomic_int inside;
 	atomic_int max;
 	atomic_int over;
+	atomic_int arrived;
 };
 
 static void *
@@ -886,6 +887,13 @@ sem_user(void *arg)
 	int i;
 	int n;
 
+	/*
+	 * All start together: a task that ran its 20 rounds before the next
+	 * was spawned (a slow spawn, a steal to an idle worker) would never
+	 * meet another inside.
+	 */
+	atomic_fetch_add(&x->arrived, 1);
+	T_WAIT(atomic_load(&x->arrived) >= 100, "every user to arrive");
 	for (i = 0; i < 20; i++) {
 		T_EXPECT_INT(weft_sem_acquire(&x->s, WEFT_DEADLINE_NONE), ==,
 			     0);
