@@ -174,7 +174,7 @@ weft_gen_make(struct weft_gen **out, weft_gen_fn fn, void *arg,
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
-	g->stack = weft__stack_get(w, size, &err);
+	g->stack = weft__stack_take(w, size, &err);
 	if (!g->stack) {
 		free(g);
 		return err ? err : -ENOMEM;

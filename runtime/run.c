@@ -94,7 +94,7 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	if (ret < 0)
 		goto out_unlock;
 	ret = weft__stack_setup(conf.stack_size, conf.guarded_stacks,
-				conf.stack_guard);
+				conf.stack_guard, conf.workers);
 	if (ret < 0)
 		goto out_unlock;
 

@@ -86,12 +86,28 @@ struct weft__stack {
 };
 
 /*
- * Take a stack of `size` bytes (0: the default) for a task spawned on
- * worker `w` (NULL: a thread that is not a worker).  Returns NULL with
- * *err set to a negative errno.  Executed only by the owning worker.
+ * Claim a default-size stack for a task being spawned on `w` (NULL: a
+ * thread that is not a worker): 0, or -ENOMEM when the promise could not
+ * be backed.  A claimed stack is taken with weft__stack_get() when the task
+ * first runs, which then cannot fail; weft__stack_put() gives the claim
+ * back with the stack, weft__stack_unclaim() without one (a task cancelled
+ * before it ran).  See "Claims" in sched/stack.c.  Executed only by `w`.
+ */
+int weft__stack_claim(struct weft__worker *w);
+/* Is a request of `size` bytes (0: default) a default-size stack? */
+bool weft__stack_is_default(size_t size);
+void weft__stack_unclaim(struct weft__worker *w);
+
+/*
+ * Take a stack of `size` bytes (0: the default; that needs a claim held).
+ * Returns NULL with *err set to a negative errno (odd sizes only).
+ * weft__stack_take() claims too (generators, the main task, odd sizes).
+ * Executed only by the owning worker (NULL: not a worker).
  */
 struct weft__stack *weft__stack_get(struct weft__worker *w, size_t size,
 				    int *err);
+struct weft__stack *weft__stack_take(struct weft__worker *w, size_t size,
+				     int *err);
 
 /*
  * Give a stack back (the task on it has exited, or never ran).  Executed

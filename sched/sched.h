@@ -111,6 +111,7 @@ struct weft__worker {
 	uint64_t id_limit;
 	struct weft__stack *stack_cache;
 	int nstack_cache;
+	int stack_credit;		/* stack claims held spare (stack.c) */
 	struct weft_task *task_cache;
 	int ntask_cache;
 	void *altstack;
@@ -219,7 +220,8 @@ void weft__stack_teardown(void);
  * budget of kernels without guard regions (-1: no guards at all), guard
  * bytes (0: 64 KiB).  Probes the kernel for guard regions.
  */
-int weft__stack_setup(size_t default_size, long guarded_stacks, size_t guard);
+int weft__stack_setup(size_t default_size, long guarded_stacks, size_t guard,
+		      int workers);
 
 /* Does every stack of this run get a guard region?  After setup. */
 bool weft__stack_guard_regions(void);
@@ -250,7 +252,7 @@ void weft__task_entry(void *arg, void *pass);
 void weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t);
 void weft__task_cache_free(struct weft__worker *w);
 void weft__task_pool_teardown(void);
-void weft__task_start(struct weft__worker *w, struct weft_task *t);
+int weft__task_start(struct weft__worker *w, struct weft_task *t);
 void weft__task_release_stack(struct weft__worker *w, struct weft_task *t);
 /* The main task of weft_run, with a handle.  Before the workers start. */
 struct weft_task *weft__task_make_main(weft_fn fn, void *arg);

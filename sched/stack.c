@@ -40,6 +40,7 @@
  * shootdowns).  Default-size stacks stay mapped until the run ends.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -88,6 +89,7 @@ bool weft__stack_no_regions;
 
 static struct {
 	/* Immutable during a run. */
+	uint64_t slack;			/* see "Claims" */
 	size_t page;
 	size_t default_size;
 	size_t guard;			/* guard bytes below a stack */
@@ -101,8 +103,6 @@ static struct {
 	struct weft__stack *cold;	/* free, pages returned (slab only) */
 	uint64_t ncold;
 	struct slab *slabs;
-	struct slab *cur_slab;		/* slab being carved */
-	int slab_used;
 	struct {
 		size_t size;		/* 0: class unused */
 		struct weft__stack *free;
@@ -110,7 +110,11 @@ static struct {
 	} odd[ODD_CLASSES];		/* free stacks of other sizes */
 	size_t odd_bytes;		/* their total size */
 
-	/* Atomics: any thread. */
+	/* Atomics: any thread.  See "Claims" for the first three. */
+	uint64_t claims;		/* default-size stacks promised */
+	uint64_t capacity;		/* default-size stacks mapped (grows
+					   under lock) */
+	uint64_t trimming;		/* trims holding stacks off the lists */
 	uint64_t nguarded;		/* mapped stacks with an armed guard */
 	uint64_t in_use;		/* stacks held by tasks */
 	uint64_t cached;		/* free stacks in any pool */
@@ -128,6 +132,14 @@ size_t
 weft__stack_default_size(void)
 {
 	return pool.default_size;
+}
+
+static size_t page_round(size_t n);
+
+bool
+weft__stack_is_default(size_t size)
+{
+	return size == 0 || page_round(size) == pool.default_size;
 }
 
 bool
@@ -178,9 +190,11 @@ page_round(size_t n)
 }
 
 int
-weft__stack_setup(size_t default_size, long guarded_stacks, size_t guard)
+weft__stack_setup(size_t default_size, long guarded_stacks, size_t guard,
+		  int workers)
 {
 	pool.page = (size_t)sysconf(_SC_PAGESIZE);
+	pool.slack = (uint64_t)workers * STACK_CACHE_MAX;
 	if (default_size == 0)
 		default_size = 64 * 1024;
 	if (guard == 0)
@@ -312,118 +326,215 @@ unmap_single(struct weft__stack *st)
 
 /*
  * Kernels without guard regions: map up to GUARD_BATCH default-size stacks
- * with one mmap, each above an mprotect'ed guard: returns the first, the
- * rest go to w's cache.  NULL when the budget is spent or the kernel
- * refuses (*err).  Executed only by worker w.
+ * with one mmap, each above an mprotect'ed guard, onto the cold list.
+ * Returns how many, 0 when the budget is spent, or -errno.  Caller holds
+ * pool.lock.
  */
-static struct weft__stack *
-map_guarded_batch(struct weft__worker *w, int *err)
+static int
+map_guarded_batch_locked(void)
 {
 	size_t span = pool.default_size + pool.guard;
-	struct weft__stack *first = NULL, *st;
+	struct weft__stack *st;
 	int n = 0, i;
 	char *p;
 
-	WEFT_ASSERT_OWNER(w);
+	WEFT_ASSERT_HELD(&pool.lock);
 	while (n < GUARD_BATCH && guard_take())
 		n++;
 	if (n == 0)
-		return NULL;
+		return 0;
 	p = mmap(NULL, span * (size_t)n, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED) {
-		*err = -errno;
 		ck_pr_sub_64(&pool.nguarded, (uint64_t)n);
-		return NULL;
+		return -errno;
 	}
-	for (i = 0; i < n; i++) {
+	/* Highest first: the cold list then hands them out low to high. */
+	for (i = n - 1; i >= 0; i--) {
 		char *base = p + (size_t)i * span;
 
 		st = malloc(sizeof(*st));
 		if (!st || mprotect(base, pool.guard, PROT_NONE) < 0) {
-			/* Give back this one and every one after it. */
-			*err = st ? -errno : -ENOMEM;
+			/* Give back this one and every one below it. */
+			int err = st ? -errno : -ENOMEM;
+
 			free(st);
-			munmap(base, span * (size_t)(n - i));
-			ck_pr_sub_64(&pool.nguarded, (uint64_t)(n - i));
-			break;
+			munmap(p, span * (size_t)(i + 1));
+			ck_pr_sub_64(&pool.nguarded, (uint64_t)(i + 1));
+			return n - 1 - i > 0 ? n - 1 - i : err;
 		}
 		st->lo = base + pool.guard;
 		st->size = pool.default_size;
 		st->gap = st->guard = (uint32_t)pool.guard;
 		st->slab = false;
 		ck_pr_add_64(&pool.bytes_mapped, span);
-		if (!first) {
-			first = st;
-			continue;
-		}
-		st->next = w->stack_cache;
-		w->stack_cache = st;
-		w->nstack_cache++;
+		st->next = pool.cold;
+		pool.cold = st;
+		pool.ncold++;
 		ck_pr_inc_64(&pool.cached);
+		ck_pr_inc_64(&pool.capacity);
 	}
-	return first;
+	return n;
 }
 
 /*
- * Carve the next default-size slot from a slab; its guard is not armed
- * yet.  Slots keep room for a guard only where guards can be armed in
- * place.  Caller holds pool.lock.
+ * Map a slab of SLAB_STACKS default-size slots onto the cold list (their
+ * guards are armed when first handed out).  Slots keep room for a guard
+ * only where guards can be armed in place.  Returns SLAB_STACKS or -errno.
+ * Caller holds pool.lock.
  */
-static struct weft__stack *
-slab_carve_locked(int *err)
+static int
+map_slab_locked(void)
 {
-	struct slab *sl = pool.cur_slab;
-	struct weft__stack *st;
 	size_t gap = pool.regions ? pool.guard : 0;
 	size_t slot = gap + pool.default_size;
+	struct slab *sl;
 
 	WEFT_ASSERT_HELD(&pool.lock);
-
-	if (!sl || pool.slab_used == SLAB_STACKS) {
-		sl = calloc(1, sizeof(*sl));
-		if (!sl) {
-			*err = -ENOMEM;
-			return NULL;
-		}
-		sl->len = SLAB_STACKS * slot;
-		sl->base = mmap(NULL, sl->len, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-				-1, 0);
-		if (sl->base == MAP_FAILED) {
-			*err = -errno;
-			free(sl);
-			return NULL;
-		}
-		/* A huge page would commit 2 MiB for one 4 KiB frame. */
-		(void)madvise(sl->base, sl->len, MADV_NOHUGEPAGE);
-		ck_pr_add_64(&pool.bytes_mapped, sl->len);
-		sl->next = pool.slabs;
-		pool.slabs = sl;
-		pool.cur_slab = sl;
-		pool.slab_used = 0;
+	sl = calloc(1, sizeof(*sl));
+	if (!sl)
+		return -ENOMEM;
+	sl->len = SLAB_STACKS * slot;
+	sl->base = mmap(NULL, sl->len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (sl->base == MAP_FAILED) {
+		free(sl);
+		return -errno;
 	}
-	st = &sl->stacks[pool.slab_used];
-	st->lo = sl->base + (size_t)pool.slab_used * slot + gap;
-	st->size = pool.default_size;
-	st->gap = (uint32_t)gap;
-	st->guard = 0;
-	st->slab = true;
-	st->next = NULL;
-	pool.slab_used++;
-	return st;
+	/* A huge page would commit 2 MiB for one 4 KiB frame. */
+	(void)madvise(sl->base, sl->len, MADV_NOHUGEPAGE);
+	ck_pr_add_64(&pool.bytes_mapped, sl->len);
+	sl->next = pool.slabs;
+	pool.slabs = sl;
+	/* Highest first: the cold list then hands them out low to high. */
+	for (int i = SLAB_STACKS - 1; i >= 0; i--) {
+		struct weft__stack *st = &sl->stacks[i];
+
+		st->lo = sl->base + (size_t)i * slot + gap;
+		st->size = pool.default_size;
+		st->gap = (uint32_t)gap;
+		st->guard = 0;
+		st->slab = true;
+		st->next = pool.cold;
+		pool.cold = st;
+	}
+	pool.ncold += SLAB_STACKS;
+	ck_pr_add_64(&pool.cached, SLAB_STACKS);
+	ck_pr_add_64(&pool.capacity, SLAB_STACKS);
+	return SLAB_STACKS;
 }
 
-/* Back to the cold list (a slot whose guard could not be armed). */
-static void
-cold_put(struct weft__stack *st)
+/* More default-size stacks: guarded ones while the old budget lasts. */
+static int
+grow_locked(void)
 {
+	int n;
+
+	WEFT_ASSERT_HELD(&pool.lock);
+	if (!pool.regions && pool.guard &&
+	    ck_pr_load_64(&pool.nguarded) < (uint64_t)pool.guard_budget &&
+	    (n = map_guarded_batch_locked()) != 0)
+		return n;
+	return map_slab_locked();
+}
+
+/*
+ * Claims.  A default-size stack is promised at spawn and taken when the
+ * task first runs (a million spawned tasks waiting to run hold no stack,
+ * and those that run one after another share a few warm ones), but the
+ * promise is kept: a claim is refused with -ENOMEM at spawn unless
+ *
+ *	claims + slack <= capacity
+ *
+ * where claims counts every promise not yet given back (each live task's,
+ * a generator's, and the spare credit workers hold), capacity counts the
+ * default-size stacks mapped, and slack the free stacks a worker may not
+ * reach (STACK_CACHE_MAX in each other worker's cache).  So whoever takes
+ * a claimed stack finds one in its cache, the global pool or the cold
+ * list, and never needs to map memory then -- except while an idle trim
+ * holds up to TRIM_BATCH stacks off every list for its madvise, which the
+ * taker waits out.  Workers take and give back claims in batches of
+ * CLAIM_BATCH, so a spawn costs an owner-only decrement.
+ */
+#define CLAIM_BATCH 64
+
+static int
+claim_slow(uint64_t n)
+{
+	uint64_t c = ck_pr_faa_64(&pool.claims, n) + n;
+	int err = 0;
+
+	if (c + pool.slack <= ck_pr_load_64(&pool.capacity))
+		return 0;
 	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
-	st->next = pool.cold;
-	pool.cold = st;
-	pool.ncold++;
-	ck_pr_inc_64(&pool.cached);
+	while (c + pool.slack > ck_pr_load_64(&pool.capacity)) {
+		err = grow_locked();
+		if (err < 0)
+			break;
+		err = 0;
+	}
 	weft__mutex_unlock(&pool.lock);
+	if (err < 0)
+		ck_pr_sub_64(&pool.claims, n);
+	return err;
+}
+
+int
+weft__stack_claim(struct weft__worker *w)
+{
+	int err;
+
+	WEFT_ASSERT_OWNER(w);
+	if (WEFT_UNLIKELY(weft__fail_alloc()))
+		return -ENOMEM;
+	if (WEFT_LIKELY(w && w->stack_credit > 0)) {
+		w->stack_credit--;
+		return 0;
+	}
+	err = claim_slow(w ? CLAIM_BATCH : 1);
+	if (err == 0 && w)
+		w->stack_credit = CLAIM_BATCH - 1;
+	return err;
+}
+
+void
+weft__stack_unclaim(struct weft__worker *w)
+{
+	WEFT_ASSERT_OWNER(w);
+	if (WEFT_LIKELY(w)) {
+		if (WEFT_LIKELY(++w->stack_credit <= 2 * CLAIM_BATCH))
+			return;
+		w->stack_credit -= CLAIM_BATCH;
+		ck_pr_sub_64(&pool.claims, CLAIM_BATCH);
+		return;
+	}
+	ck_pr_dec_64(&pool.claims);
+}
+
+/* Take a free default-size stack from the pools.  NULL if none. */
+static struct weft__stack *
+pool_take(struct weft__worker *w)
+{
+	struct weft__stack *st = w ? w->stack_cache : NULL;
+
+	if (WEFT_LIKELY(st)) {
+		w->stack_cache = st->next;
+		w->nstack_cache--;
+		ck_pr_dec_64(&pool.cached);
+		return st;
+	}
+	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
+	if ((st = pool.warm)) {
+		pool.warm = st->next;
+		ck_pr_store_64(&pool.nwarm, pool.nwarm - 1);
+		ck_pr_dec_64(&pool.cached);
+	} else if ((st = pool.cold)) {
+		pool.cold = st->next;
+		pool.ncold--;
+		ck_pr_dec_64(&pool.cached);
+	}
+	weft__mutex_unlock(&pool.lock);
+	return st;
 }
 
 struct weft__stack *
@@ -432,51 +543,33 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 	struct weft__stack *st;
 
 	WEFT_ASSERT_OWNER(w);
+	if (weft__stack_is_default(size)) {
+		/* The caller holds a claim: see above. */
+		while (WEFT_UNLIKELY(!(st = pool_take(w)))) {
+			if (ck_pr_load_64(&pool.trimming)) {
+				sched_yield();
+				continue;
+			}
+			/* Not reached while the claims add up; be safe. */
+			weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
+			*err = grow_locked();
+			weft__mutex_unlock(&pool.lock);
+			if (*err < 0)
+				return NULL;
+		}
+		/*
+		 * Arm its guard the first time it is handed out, outside the
+		 * lock.  If the kernel cannot (no memory for the page
+		 * table), the stack goes out unarmed, watched by its canary:
+		 * the task was promised a stack.
+		 */
+		if (WEFT_UNLIKELY(!st->guard && st->gap))
+			(void)arm_region(st);
+		goto out;
+	}
 	if (WEFT_UNLIKELY(weft__fail_alloc())) {
 		*err = -ENOMEM;
 		return NULL;
-	}
-	if (size == 0 || size == pool.default_size) {
-		st = w ? w->stack_cache : NULL;
-		if (WEFT_LIKELY(st)) {
-			w->stack_cache = st->next;
-			w->nstack_cache--;
-			ck_pr_dec_64(&pool.cached);
-			goto out;
-		}
-		weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
-		if ((st = pool.warm)) {
-			pool.warm = st->next;
-			ck_pr_store_64(&pool.nwarm, pool.nwarm - 1);
-			ck_pr_dec_64(&pool.cached);
-		} else if ((st = pool.cold)) {
-			pool.cold = st->next;
-			pool.ncold--;
-			ck_pr_dec_64(&pool.cached);
-		}
-		weft__mutex_unlock(&pool.lock);
-		if (st)
-			goto arm;
-		/* Old kernels: mprotect guards while the budget lasts. */
-		if (w && !pool.regions && pool.guard &&
-		    ck_pr_load_64(&pool.nguarded) < (uint64_t)pool.guard_budget) {
-			st = map_guarded_batch(w, err);
-			if (st)
-				goto out;
-		}
-		weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
-		st = slab_carve_locked(err);
-		weft__mutex_unlock(&pool.lock);
-		if (!st)
-			return NULL;
-arm:
-		/* Outside the lock: a system call, done once per slot. */
-		if (WEFT_UNLIKELY(!st->guard && st->gap) &&
-		    (*err = arm_region(st)) < 0) {
-			cold_put(st);
-			return NULL;
-		}
-		goto out;
 	}
 	size = page_round(size);
 	st = NULL;
@@ -506,6 +599,20 @@ out:
 	return st;
 }
 
+struct weft__stack *
+weft__stack_take(struct weft__worker *w, size_t size, int *err)
+{
+	struct weft__stack *st;
+	bool dflt = weft__stack_is_default(size);
+
+	if (dflt && (*err = weft__stack_claim(w)) < 0)
+		return NULL;
+	st = weft__stack_get(w, size, err);
+	if (!st && dflt)
+		weft__stack_unclaim(w);
+	return st;
+}
+
 static int
 by_address(const void *a, const void *b)
 {
@@ -530,6 +637,8 @@ trim_batch(void)
 	int n = 0, i, j;
 
 	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
+	/* Under the lock: a taker that finds the lists empty sees it. */
+	ck_pr_inc_64(&pool.trimming);
 	while (n < TRIM_BATCH && pool.nwarm > POOL_WARM_MAX) {
 		batch[n] = pool.warm;
 		pool.warm = pool.warm->next;
@@ -537,8 +646,10 @@ trim_batch(void)
 		n++;
 	}
 	weft__mutex_unlock(&pool.lock);
-	if (n == 0)
+	if (n == 0) {
+		ck_pr_dec_64(&pool.trimming);
 		return 0;
+	}
 	qsort(batch, (size_t)n, sizeof(batch[0]), by_address);
 	for (i = 0; i < n; i = j) {
 		char *lo = batch[i]->lo, *hi = lo + batch[i]->size;
@@ -556,6 +667,7 @@ trim_batch(void)
 		pool.cold = batch[i];
 		pool.ncold++;
 	}
+	ck_pr_dec_64(&pool.trimming);
 	weft__mutex_unlock(&pool.lock);
 	return n;
 }
@@ -644,6 +756,7 @@ weft__stack_put(struct weft__worker *w, struct weft__stack *st)
 			unmap_single(st);
 		return;
 	}
+	weft__stack_unclaim(w);
 	ck_pr_inc_64(&pool.cached);
 	if (WEFT_LIKELY(w && w->nstack_cache < STACK_CACHE_MAX)) {
 		st->next = w->stack_cache;
@@ -678,6 +791,8 @@ weft__stack_flush(struct weft__worker *w)
 		pool_put_locked(st);
 	}
 	weft__mutex_unlock(&pool.lock);
+	ck_pr_sub_64(&pool.claims, (uint64_t)w->stack_credit);
+	w->stack_credit = 0;
 }
 
 static void
@@ -719,8 +834,9 @@ weft__stack_teardown(void)
 		ck_pr_sub_64(&pool.bytes_mapped, sl->len);
 		free(sl);
 	}
-	pool.slabs = pool.cur_slab = NULL;
-	pool.slab_used = 0;
+	pool.slabs = NULL;
+	ck_pr_store_64(&pool.capacity, 0);
+	ck_pr_store_64(&pool.claims, 0);
 	weft__mutex_unlock(&pool.lock);
 }
 
@@ -812,23 +928,40 @@ fault_sp(void *uc)
 #endif
 }
 
+/*
+ * Did the task on `st` overflow?  A fault in its guard (or, unguarded, at
+ * most 64 KiB below it), or any fault while the stack pointer is below it:
+ * a frame larger than the guard jumped it and hit something else (another
+ * stack's guard, unmapped memory).
+ */
+static bool
+overflowed(const struct weft__stack *st, const char *addr, const char *sp)
+{
+	size_t below = st->gap > 65536 ? st->gap : 65536;
+
+	return (addr < st->lo && addr + below >= st->lo) ||
+	       (sp && sp < st->lo && sp + STACK_MAX >= st->lo);
+}
+
 static void
 segv_handler(int sig, siginfo_t *si, void *uc)
 {
-	struct weft_task *t = weft__task_self();
-	struct weft__stack *st = t ? t->stack : NULL;
+	struct weft__worker *w = weft__worker_self();
+	struct weft_task *t = w ? w->cur : NULL;
+	struct weft__stack *st;
 	char *addr = si->si_addr, *sp = fault_sp(uc);
 	struct sigaction *old = sig == SIGBUS ? &pool.old_bus : &pool.old_segv;
-	size_t below = st && st->gap > 65536 ? st->gap : 65536;
 
 	/*
-	 * An overflow: a fault in the guard (or, unguarded, at most 64 KiB
-	 * below the stack), or any fault while the stack pointer is below
-	 * the stack -- a frame larger than the guard jumped it and hit
-	 * something else (another stack's guard, unmapped memory).
+	 * Between a switch-out and its finish (as_kind set), the worker may
+	 * still run on the task it leaves -- the switch pushes registers on
+	 * its stack -- while cur names the next one.
 	 */
-	if (st && ((addr < st->lo && addr + below >= st->lo) ||
-		   (sp && sp < st->lo && sp + STACK_MAX >= st->lo))) {
+	if (w && w->as_kind != AS_NONE && w->as_task && w->as_task->stack &&
+	    overflowed(w->as_task->stack, addr, sp))
+		t = w->as_task;
+	st = t ? t->stack : NULL;
+	if (st && overflowed(st, addr, sp)) {
 		report_overflow(t, st->guard && addr < st->lo &&
 				addr >= st->lo - st->guard ?
 				"hit the guard" :

@@ -7,12 +7,13 @@
  * until its exit has been finished on the next context (AS_EXIT), and one
  * for the handle while the user holds it (dropped by a successful join or by
  * detach).  The descriptor goes back to a per-worker cache when both are
- * gone.  The stack is separate: a task gets one at spawn (as Go's newproc
- * does: a spawn that returned 0 is a task that will run, and one that
- * cannot have a stack fails with -ENOMEM there, not later where nobody
- * hears it) and gives it back the moment it exits, so a million
- * spawned-but-finished tasks that nobody joined yet cost a descriptor each,
- * not a stack.
+ * gone.  The stack is separate: a spawn claims one (sched/stack.c,
+ * "Claims": a spawn that returned 0 is a task that will run, and one whose
+ * stack cannot be backed fails with -ENOMEM there, not later where nobody
+ * hears it), the task takes it when it first runs and gives it back the
+ * moment it exits, so a million tasks spawned and not yet run, or
+ * finished and not yet joined, cost a descriptor each, not a stack.  A
+ * stack of another size than the default is mapped at spawn.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -375,7 +376,7 @@ weft__task_make_main(weft_fn fn, void *arg)
 
 	if (!t)
 		return NULL;
-	st = weft__stack_get(NULL, 0, &err);
+	st = weft__stack_take(NULL, 0, &err);
 	if (!st) {
 		free(t);
 		return NULL;
@@ -494,6 +495,31 @@ spawn_check_main(struct weft_task *t)
 		ck_pr_store_32(&t->state, WEFT_CANCELLED);
 }
 
+/*
+ * A spawn's stack: a claim for the default size (*st NULL: taken at first
+ * run), the stack itself for any other.  0 or -ENOMEM.
+ */
+static inline int
+spawn_stack(struct weft__worker *w, size_t size, struct weft__stack **st)
+{
+	int err;
+
+	*st = NULL;
+	if (WEFT_LIKELY(weft__stack_is_default(size)))
+		return weft__stack_claim(w);
+	*st = weft__stack_get(w, size, &err);
+	return *st ? 0 : err;
+}
+
+static void
+spawn_stack_undo(struct weft__worker *w, struct weft__stack *st)
+{
+	if (st)
+		weft__stack_put(w, st);
+	else
+		weft__stack_unclaim(w);
+}
+
 static int
 spawn(struct weft_task **out, weft_fn fn, void *arg,
       const struct weft_spawn_opts *opts, uint32_t extra_flags)
@@ -527,14 +553,14 @@ spawn(struct weft_task **out, weft_fn fn, void *arg,
 			weft__mutex_unlock(&weft__sched.lock);
 			return -ESRCH;
 		}
-		st = weft__stack_get(NULL, size, &err);
-		t = st ? task_alloc(NULL) : NULL;
+		err = spawn_stack(NULL, size, &st);
+		t = err == 0 ? task_alloc(NULL) : NULL;
 		if (!t) {
-			if (st)
-				weft__stack_put(NULL, st);
+			if (err == 0)
+				spawn_stack_undo(NULL, st);
 			weft__mutex_unlock(&weft__sched.lock);
 			ck_pr_inc_64(&spawns_refused);
-			return st ? -ENOMEM : err;
+			return err ? err : -ENOMEM;
 		}
 		task_init(t, fn, arg, size, name, out != NULL, task_id(NULL));
 		t->stack = st;
@@ -549,12 +575,12 @@ spawn(struct weft_task **out, weft_fn fn, void *arg,
 			*out = t;
 		return 0;
 	}
-	st = weft__stack_get(w, size, &err);
-	if (WEFT_UNLIKELY(!st))
+	err = spawn_stack(w, size, &st);
+	if (WEFT_UNLIKELY(err < 0))
 		goto refused;
 	t = task_alloc(w);
 	if (WEFT_UNLIKELY(!t)) {
-		weft__stack_put(w, st);
+		spawn_stack_undo(w, st);
 		err = -ENOMEM;
 		goto refused;
 	}
@@ -593,14 +619,18 @@ weft__spawn_system(weft_fn fn, void *arg, const char *name)
 }
 
 /*
- * Give `t` (already moved PENDING -> RUNNING) its first frame on the stack
- * it got at spawn.  Executed only by worker w.
+ * Give `t` (already moved PENDING -> RUNNING) the stack it claimed at
+ * spawn (or got then, for another size) and its first frame.  Returns 0,
+ * or -ENOMEM if the claim could not be kept -- which the claims'
+ * arithmetic rules out -- and the caller then finishes t as cancelled.
+ * Executed only by worker w.
  */
-void
+int
 weft__task_start(struct weft__worker *w, struct weft_task *t)
 {
 	struct weft__stack *st = t->stack;
 	struct weft_future *f;
+	int err = -ENOMEM;
 
 	WEFT_ASSERT_OWNER(w);
 	/*
@@ -608,6 +638,21 @@ weft__task_start(struct weft__worker *w, struct weft_task *t)
 	 * the exchange in weft_task_future(), which reads the state after
 	 * installing the future.  Either side may mark it; both is harmless.
 	 */
+	if (WEFT_LIKELY(!st)) {
+		st = weft__stack_get(w, 0, &err);
+		if (WEFT_UNLIKELY(!st)) {
+			char msg[96];
+			int n = snprintf(msg, sizeof(msg),
+					 "weft: no stack for task %llu: %s\n",
+					 (unsigned long long)t->id,
+					 strerror(-err));
+
+			if (n > 0 && write(STDERR_FILENO, msg, (size_t)n) < 0)
+				return err;
+			return err;
+		}
+		t->stack = st;
+	}
 	f = ck_pr_load_ptr(&t->fut);
 	if (f)
 		weft__future_running(f);
@@ -619,6 +664,7 @@ weft__task_start(struct weft__worker *w, struct weft_task *t)
 #if defined(WEFT_TSAN)
 	t->fib.tsan = __tsan_create_fiber(0);
 #endif
+	return 0;
 }
 
 /* The exited task's stack goes back to a pool.  Executed only by w. */
@@ -658,8 +704,8 @@ weft__task_finish_cancelled(struct weft__worker *w, struct weft_task *t)
 	struct weft_future *f;
 
 	WEFT_ASSERT_OWNER(w);
-	/* Its stack, taken at spawn, was never used. */
-	weft__stack_put(w, t->stack);
+	/* Its stack (or the claim on one), taken at spawn, was never used. */
+	spawn_stack_undo(w, t->stack);
 	t->stack = NULL;
 	weft__spin_lock(&t->lock, WEFT_RANK_TASK);
 	ck_pr_store_32(&t->state, WEFT_CANCELLED);

@@ -293,11 +293,11 @@ startable(struct weft__worker *w, struct weft_task *t)
 	 * PENDING -> RUNNING races with weft_cancel()'s PENDING -> CANCELLED:
 	 * exactly one wins.
 	 */
-	if (!ck_pr_cas_32(&t->state, WEFT_PENDING, WEFT_RUNNING)) {
+	if (!ck_pr_cas_32(&t->state, WEFT_PENDING, WEFT_RUNNING) ||
+	    WEFT_UNLIKELY(weft__task_start(w, t) < 0)) {
 		weft__task_finish_cancelled(w, t);
 		return false;
 	}
-	weft__task_start(w, t);
 	return true;
 }
 
