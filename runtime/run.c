@@ -211,6 +211,7 @@ int
 weft_stats(struct weft_stats *out)
 {
 	struct weft__sched *s = &weft__sched;
+	int64_t w_in_use = 0, w_cached = 0;
 
 	if (!out)
 		return -EINVAL;
@@ -222,9 +223,16 @@ weft_stats(struct weft_stats *out)
 		weft__mutex_lock(&s->lock, WEFT_RANK_SCHED);
 		out->tasks_live = weft__tasks_live();
 		out->tasks_spawned = s->foreign_spawned;
-		for (int i = 0; i < s->nworkers; i++)
-			out->tasks_spawned +=
-				ck_pr_load_64(&s->workers[i].spawned);
+		for (int i = 0; i < s->nworkers; i++) {
+			struct weft__worker *w = &s->workers[i];
+
+			out->tasks_spawned += ck_pr_load_64(&w->spawned);
+			/* The workers' shares: see struct weft__worker. */
+			w_in_use += (int64_t)ck_pr_load_64(
+				(uint64_t *)&w->stacks_in_use);
+			w_cached += (int64_t)ck_pr_load_64(
+				(uint64_t *)&w->stacks_cached);
+		}
 		weft__mutex_unlock(&s->lock);
 	} else {
 		*out = last_stats;
@@ -232,6 +240,11 @@ weft_stats(struct weft_stats *out)
 	weft__mutex_unlock(&weft__stats_lock);
 	weft__stack_counters(&out->stacks_in_use, &out->stacks_cached,
 			     &out->stacks_guarded, &out->stack_bytes_mapped);
+	/* Read apart, the sums can be off by a stack in flight: clamp. */
+	w_in_use += (int64_t)out->stacks_in_use;
+	w_cached += (int64_t)out->stacks_cached;
+	out->stacks_in_use = w_in_use > 0 ? (uint64_t)w_in_use : 0;
+	out->stacks_cached = w_cached > 0 ? (uint64_t)w_cached : 0;
 	weft__diag_counters(&out->slow_tasks, &out->deadlocks);
 	out->spawns_refused = weft__spawns_refused();
 	out->conns_shed = ck_pr_load_64(&weft__conns_shed);

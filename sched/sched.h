@@ -112,6 +112,17 @@ struct weft__worker {
 	struct weft__stack *stack_cache;
 	int nstack_cache;
 	int stack_credit;		/* stack claims held spare (stack.c) */
+	/*
+	 * This worker's share of weft_stats' stacks_in_use and
+	 * stacks_cached (sched/stack.c, count_in_use): stacks its tasks
+	 * took minus gave back, stacks its cache gained minus lost (either
+	 * may be negative).  Written by the owner only, with plain stores
+	 * (ck_pr_store_64: no locked instruction on a task's path); read
+	 * racily by weft_stats() under sched.lock; folded into the global
+	 * counters by weft__stack_flush() when the worker exits.
+	 */
+	int64_t stacks_in_use;
+	int64_t stacks_cached;
 	struct weft_task *task_cache;
 	int ntask_cache;
 	void *altstack;

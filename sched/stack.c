@@ -479,11 +479,20 @@ claim_slow(uint64_t n)
 	return err;
 }
 
+/* The claim path past the worker's credit: a batch, maybe a grow. */
+static __attribute__((noinline)) int
+claim_refill(struct weft__worker *w)
+{
+	int err = claim_slow(w ? CLAIM_BATCH : 1);
+
+	if (err == 0 && w)
+		w->stack_credit = CLAIM_BATCH - 1;
+	return err;
+}
+
 int
 weft__stack_claim(struct weft__worker *w)
 {
-	int err;
-
 	WEFT_ASSERT_OWNER(w);
 	if (WEFT_UNLIKELY(weft__fail_alloc()))
 		return -ENOMEM;
@@ -491,24 +500,53 @@ weft__stack_claim(struct weft__worker *w)
 		w->stack_credit--;
 		return 0;
 	}
-	err = claim_slow(w ? CLAIM_BATCH : 1);
-	if (err == 0 && w)
-		w->stack_credit = CLAIM_BATCH - 1;
-	return err;
+	return claim_refill(w);
+}
+
+static __attribute__((noinline)) void
+unclaim_spill(struct weft__worker *w)
+{
+	if (w) {
+		w->stack_credit -= CLAIM_BATCH;
+		ck_pr_sub_64(&pool.claims, CLAIM_BATCH);
+		return;
+	}
+	ck_pr_dec_64(&pool.claims);
 }
 
 void
 weft__stack_unclaim(struct weft__worker *w)
 {
 	WEFT_ASSERT_OWNER(w);
-	if (WEFT_LIKELY(w)) {
-		if (WEFT_LIKELY(++w->stack_credit <= 2 * CLAIM_BATCH))
-			return;
-		w->stack_credit -= CLAIM_BATCH;
-		ck_pr_sub_64(&pool.claims, CLAIM_BATCH);
+	if (WEFT_LIKELY(w && ++w->stack_credit <= 2 * CLAIM_BATCH))
 		return;
-	}
-	ck_pr_dec_64(&pool.claims);
+	unclaim_spill(w);
+}
+
+/*
+ * The counters of in_use and cached stacks: a worker keeps its share in
+ * its own fields (see struct weft__worker), so that the path of every
+ * task's stack has no locked instruction; any other thread, and the
+ * global pool, use the atomics.  Executed only by `w`.
+ */
+static inline void
+count_in_use(struct weft__worker *w, int64_t d)
+{
+	if (WEFT_LIKELY(w))
+		ck_pr_store_64((uint64_t *)&w->stacks_in_use,
+			       (uint64_t)(w->stacks_in_use + d));
+	else
+		ck_pr_add_64(&pool.in_use, (uint64_t)d);
+}
+
+static inline void
+count_cached(struct weft__worker *w, int64_t d)
+{
+	if (WEFT_LIKELY(w))
+		ck_pr_store_64((uint64_t *)&w->stacks_cached,
+			       (uint64_t)(w->stacks_cached + d));
+	else
+		ck_pr_add_64(&pool.cached, (uint64_t)d);
 }
 
 /* Take a free default-size stack from the pools.  NULL if none. */
@@ -520,7 +558,7 @@ pool_take(struct weft__worker *w)
 	if (WEFT_LIKELY(st)) {
 		w->stack_cache = st->next;
 		w->nstack_cache--;
-		ck_pr_dec_64(&pool.cached);
+		count_cached(w, -1);
 		return st;
 	}
 	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
@@ -537,42 +575,47 @@ pool_take(struct weft__worker *w)
 	return st;
 }
 
-struct weft__stack *
-weft__stack_get(struct weft__worker *w, size_t size, int *err)
+/* A default-size stack for a claim holder: the pools, else grow. */
+static __attribute__((noinline)) struct weft__stack *
+get_default_slow(struct weft__worker *w, int *err)
 {
 	struct weft__stack *st;
 
-	WEFT_ASSERT_OWNER(w);
-	if (weft__stack_is_default(size)) {
-		/* The caller holds a claim: see above. */
-		while (WEFT_UNLIKELY(!(st = pool_take(w)))) {
-			if (ck_pr_load_64(&pool.trimming)) {
-				sched_yield();
-				continue;
-			}
-			/* Not reached while the claims add up; be safe. */
-			weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
-			*err = grow_locked();
-			weft__mutex_unlock(&pool.lock);
-			if (*err < 0)
-				return NULL;
+	/* The caller holds a claim: see above. */
+	while (WEFT_UNLIKELY(!(st = pool_take(w)))) {
+		if (ck_pr_load_64(&pool.trimming)) {
+			sched_yield();
+			continue;
 		}
-		/*
-		 * Arm its guard the first time it is handed out, outside the
-		 * lock.  If the kernel cannot (no memory for the page
-		 * table), the stack goes out unarmed, watched by its canary:
-		 * the task was promised a stack.
-		 */
-		if (WEFT_UNLIKELY(!st->guard && st->gap))
-			(void)arm_region(st);
-		goto out;
+		/* Not reached while the claims add up; be safe. */
+		weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
+		*err = grow_locked();
+		weft__mutex_unlock(&pool.lock);
+		if (*err < 0)
+			return NULL;
 	}
+	/*
+	 * Arm its guard the first time it is handed out, outside the lock.
+	 * If the kernel cannot (no memory for the page table), the stack
+	 * goes out unarmed, watched by its canary: the task was promised a
+	 * stack.
+	 */
+	if (WEFT_UNLIKELY(!st->guard && st->gap))
+		(void)arm_region(st);
+	return st;
+}
+
+/* A stack of another size: its class's free list, else a mapping. */
+static __attribute__((noinline)) struct weft__stack *
+get_odd(size_t size, int *err)
+{
+	struct weft__stack *st = NULL;
+
 	if (WEFT_UNLIKELY(weft__fail_alloc())) {
 		*err = -ENOMEM;
 		return NULL;
 	}
 	size = page_round(size);
-	st = NULL;
 	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
 	for (int i = 0; i < ODD_CLASSES; i++) {
 		if (pool.odd[i].size != size || !pool.odd[i].free)
@@ -587,15 +630,37 @@ weft__stack_get(struct weft__worker *w, size_t size, int *err)
 	weft__mutex_unlock(&pool.lock);
 	if (!st)
 		st = map_single(size, err);
-	if (!st)
+	return st;
+}
+
+struct weft__stack *
+weft__stack_get(struct weft__worker *w, size_t size, int *err)
+{
+	struct weft__stack *st;
+
+	WEFT_ASSERT_OWNER(w);
+	if (WEFT_LIKELY(weft__stack_is_default(size))) {
+		/*
+		 * The common case: the worker's cache, whose stacks were
+		 * handed out (armed) before.
+		 */
+		st = w ? w->stack_cache : NULL;
+		if (WEFT_LIKELY(st && (st->guard || !st->gap))) {
+			w->stack_cache = st->next;
+			w->nstack_cache--;
+			count_cached(w, -1);
+		} else if (!(st = get_default_slow(w, err))) {
+			return NULL;
+		}
+	} else if (!(st = get_odd(size, err))) {
 		return NULL;
-out:
+	}
 	st->next = NULL;
 #if defined(WEFT_ASAN)
 	/* Poisoned while pooled (weft__stack_put). */
 	ASAN_UNPOISON_MEMORY_REGION(st->lo, st->size);
 #endif
-	ck_pr_inc_64(&pool.in_use);
+	count_in_use(w, 1);
 	return st;
 }
 
@@ -738,33 +803,10 @@ out:
 	return kept;
 }
 
-void
-weft__stack_put(struct weft__worker *w, struct weft__stack *st)
+/* Cache full: move half of it, plus st, to the global pool. */
+static __attribute__((noinline)) void
+put_spill(struct weft__worker *w, struct weft__stack *st)
 {
-#if defined(WEFT_ASAN)
-	/*
-	 * Frames that never returned (the exit path) left poison behind;
-	 * poison the whole stack while it is pooled, so that a use after
-	 * its task exited (a stale pointer to a local) is reported.
-	 */
-	ASAN_UNPOISON_MEMORY_REGION(st->lo, st->size);
-	ASAN_POISON_MEMORY_REGION(st->lo, st->size);
-#endif
-	ck_pr_dec_64(&pool.in_use);
-	if (st->size != pool.default_size) {
-		if (!odd_put(st))
-			unmap_single(st);
-		return;
-	}
-	weft__stack_unclaim(w);
-	ck_pr_inc_64(&pool.cached);
-	if (WEFT_LIKELY(w && w->nstack_cache < STACK_CACHE_MAX)) {
-		st->next = w->stack_cache;
-		w->stack_cache = st;
-		w->nstack_cache++;
-		return;
-	}
-	/* Cache full: move half of it, plus this one, to the global pool. */
 	weft__mutex_lock(&pool.lock, WEFT_RANK_STACKS);
 	pool_put_locked(st);
 	while (w && w->nstack_cache > STACK_CACHE_MAX / 2) {
@@ -777,6 +819,41 @@ weft__stack_put(struct weft__worker *w, struct weft__stack *st)
 	/* Safety valve for a run that never idles. */
 	if (WEFT_UNLIKELY(ck_pr_load_64(&pool.nwarm) > POOL_HARD_MAX))
 		trim_batch();
+}
+
+static __attribute__((noinline)) void
+put_odd(struct weft__stack *st)
+{
+	if (!odd_put(st))
+		unmap_single(st);
+}
+
+void
+weft__stack_put(struct weft__worker *w, struct weft__stack *st)
+{
+#if defined(WEFT_ASAN)
+	/*
+	 * Frames that never returned (the exit path) left poison behind;
+	 * poison the whole stack while it is pooled, so that a use after
+	 * its task exited (a stale pointer to a local) is reported.
+	 */
+	ASAN_UNPOISON_MEMORY_REGION(st->lo, st->size);
+	ASAN_POISON_MEMORY_REGION(st->lo, st->size);
+#endif
+	count_in_use(w, -1);
+	if (WEFT_UNLIKELY(st->size != pool.default_size)) {
+		put_odd(st);
+		return;
+	}
+	weft__stack_unclaim(w);
+	count_cached(w, 1);
+	if (WEFT_LIKELY(w && w->nstack_cache < STACK_CACHE_MAX)) {
+		st->next = w->stack_cache;
+		w->stack_cache = st;
+		w->nstack_cache++;
+		return;
+	}
+	put_spill(w, st);
 }
 
 void
@@ -793,6 +870,11 @@ weft__stack_flush(struct weft__worker *w)
 	weft__mutex_unlock(&pool.lock);
 	ck_pr_sub_64(&pool.claims, (uint64_t)w->stack_credit);
 	w->stack_credit = 0;
+	/* The worker's share of the counters goes back to the atomics. */
+	ck_pr_add_64(&pool.in_use, (uint64_t)w->stacks_in_use);
+	ck_pr_add_64(&pool.cached, (uint64_t)w->stacks_cached);
+	ck_pr_store_64((uint64_t *)&w->stacks_in_use, 0);
+	ck_pr_store_64((uint64_t *)&w->stacks_cached, 0);
 }
 
 static void

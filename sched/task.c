@@ -117,7 +117,7 @@ static struct {
  * Refill w's cache (w == NULL: return one descriptor) from the global list,
  * or from a new chunk.  Takes tpool.lock.
  */
-static struct weft_task *
+static __attribute__((noinline)) struct weft_task *
 tpool_get(struct weft__worker *w)
 {
 	struct task_chunk *c = NULL;
@@ -161,7 +161,7 @@ tpool_get(struct weft__worker *w)
 }
 
 /* Executed only by worker w (or w == NULL on a foreign thread). */
-static struct weft_task *
+static inline __attribute__((always_inline)) struct weft_task *
 task_alloc(struct weft__worker *w)
 {
 	struct weft_task *t = w ? w->task_cache : NULL;
