@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <weft.h>
 
@@ -279,6 +281,56 @@ t_config(int workers)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.workers = workers;
 	return cfg;
+}
+
+/*
+ * Run child(arg) in a forked process whose stderr is a pipe, and collect
+ * what it writes: up to cap - 1 bytes into out, NUL-terminated (the rest
+ * is read and dropped, so the child never blocks), then its wait status.
+ * child must not return (it _exit()s, or dies).  Returns the bytes kept.
+ */
+static size_t t_child_stderr(void (*child)(void *), void *arg, char *out,
+			     size_t cap, int *status) __attribute__((unused));
+static size_t
+t_child_stderr(void (*child)(void *), void *arg, char *out, size_t cap,
+	       int *status)
+{
+	char sink[4096];
+	size_t len = 0;
+	ssize_t n;
+	int pfd[2];
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(pfd), 0);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		close(pfd[0]);
+		dup2(pfd[1], STDERR_FILENO);
+		close(pfd[1]);
+		child(arg);
+		_exit(0);
+	}
+	close(pfd[1]);
+	for (;;) {
+		if (len < cap - 1)
+			n = read(pfd[0], out + len, cap - 1 - len);
+		else
+			n = read(pfd[0], sink, sizeof(sink));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (len < cap - 1)
+			len += (size_t)n;
+	}
+	out[len] = '\0';
+	close(pfd[0]);
+	while (waitpid(pid, status, 0) < 0)
+		ck_assert_int_eq(errno, EINTR);
+	return len;
 }
 
 static inline void *

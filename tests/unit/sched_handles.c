@@ -209,31 +209,18 @@ stale_reads_main(void *arg)
 }
 
 static void
+stale_child(void *what)
+{
+	weft_run(stale_reads_main, what, NULL, NULL);
+}
+
+static void
 check_reported(int what)
 {
 	static char out[16384];
-	size_t len = 0;
-	ssize_t n;
-	int pfd[2], status;
-	pid_t pid;
+	int status;
 
-	ck_assert_int_eq(pipe(pfd), 0);
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	ck_assert_int_ne(pid, -1);
-	if (pid == 0) {
-		close(pfd[0]);
-		dup2(pfd[1], STDERR_FILENO);
-		weft_run(stale_reads_main, t_ptr(what), NULL, NULL);
-		_exit(0);
-	}
-	close(pfd[1]);
-	while ((n = read(pfd[0], out + len, sizeof(out) - 1 - len)) > 0)
-		len += (size_t)n;
-	out[len] = '\0';
-	close(pfd[0]);
-	waitpid(pid, &status, 0);
+	t_child_stderr(stale_child, t_ptr(what), out, sizeof(out), &status);
 	ck_assert_msg(!(WIFEXITED(status) && WEXITSTATUS(status) == 0),
 		      "the stale read went unreported: %.400s", out);
 	ck_assert_msg(strstr(out, "use-after-poison") != NULL,

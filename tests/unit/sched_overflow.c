@@ -282,9 +282,17 @@ overflow_main(void *arg)
 	return NULL;
 }
 
-static void __attribute__((noreturn))
-overflow_child(int err_fd, enum shape shape, enum mode mode)
+struct child_arg {
+	enum shape shape;
+	enum mode mode;
+};
+
+static void
+overflow_child(void *p)
 {
+	const struct child_arg *a = p;
+	enum shape shape = a->shape;
+	enum mode mode = a->mode;
 	struct weft_config cfg = t_config(1);
 	struct rlimit no_core = {0, 0};
 	int r;
@@ -298,8 +306,6 @@ overflow_child(int err_fd, enum shape shape, enum mode mode)
 	weft__stack_no_regions = mode == LEGACY;
 	weft__stack_overflow_hook = check_neighbours;
 	setrlimit(RLIMIT_CORE, &no_core);
-	dup2(err_fd, STDERR_FILENO);
-	close(err_fd);
 	/* A hang becomes SIGALRM, which the parent reports as such. */
 	alarm((unsigned)(3 * t_stall_ns() / WEFT_SEC));
 	r = weft_run(overflow_main, NULL, &cfg, NULL);
@@ -312,40 +318,12 @@ static void
 check_overflow(enum shape shape, enum mode mode)
 {
 	static char out[64 * 1024];
-	char want[128], sink[4096];
+	struct child_arg arg = { shape, mode };
+	char want[128];
 	const char *id, *last = NULL;
-	size_t len = 0;
-	ssize_t n;
-	int status, pfd[2];
-	pid_t pid;
+	int status;
 
-	ck_assert_int_eq(pipe(pfd), 0);
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	ck_assert_int_ne(pid, -1);
-	if (pid == 0) {
-		close(pfd[0]);
-		overflow_child(pfd[1], shape, mode);
-	}
-	close(pfd[1]);
-	for (;;) {
-		if (len < sizeof(out) - 1)
-			n = read(pfd[0], out + len, sizeof(out) - 1 - len);
-		else
-			n = read(pfd[0], sink, sizeof(sink));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (len < sizeof(out) - 1)
-			len += (size_t)n;
-	}
-	out[len] = '\0';
-	close(pfd[0]);
-	while (waitpid(pid, &status, 0) < 0)
-		ck_assert_int_eq(errno, EINTR);
-
+	t_child_stderr(overflow_child, &arg, out, sizeof(out), &status);
 	ck_assert_msg(!(WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM),
 		      "the child hung; stderr: %.800s", out);
 	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,

@@ -526,9 +526,17 @@ overflow_main(void *arg)
 	return NULL;
 }
 
-static void __attribute__((noreturn))
-overflow_child(int err_fd, long guarded, bool yield_each)
+struct child_arg {
+	long guarded;
+	bool yield_each;
+};
+
+static void
+overflow_child(void *p)
 {
+	const struct child_arg *a = p;
+	long guarded = a->guarded;
+	bool yield_each = a->yield_each;
 	struct weft_config cfg = t_config(yield_each ? 1 : 0);
 	struct rlimit no_core = {0, 0};
 	struct overflow o;
@@ -538,8 +546,6 @@ overflow_child(int err_fd, long guarded, bool yield_each)
 	o.yield_each = yield_each;
 	cfg.guarded_stacks = guarded;
 	setrlimit(RLIMIT_CORE, &no_core);
-	dup2(err_fd, STDERR_FILENO);
-	close(err_fd);
 	/* A hang becomes SIGALRM, which the parent reports as such. */
 	alarm((unsigned)(t_stall_ns() / WEFT_SEC));
 	r = weft_run(overflow_main, &o, &cfg, NULL);
@@ -552,42 +558,12 @@ static void
 check_overflow(long guarded, bool yield_each)
 {
 	static char out[64 * 1024];
-	char sink[4096];
-	size_t len = 0;
-	ssize_t n;
+	struct child_arg arg = { guarded, yield_each };
 	bool died;
 	bool named;
 	int status;
-	int pfd[2];
-	pid_t pid;
 
-	ck_assert_int_eq(pipe(pfd), 0);
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	ck_assert_int_ne(pid, -1);
-	if (pid == 0) {
-		close(pfd[0]);
-		overflow_child(pfd[1], guarded, yield_each);
-	}
-	close(pfd[1]);
-	for (;;) {
-		if (len < sizeof(out) - 1)
-			n = read(pfd[0], out + len, sizeof(out) - 1 - len);
-		else
-			n = read(pfd[0], sink, sizeof(sink));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (len < sizeof(out) - 1)
-			len += (size_t)n;
-	}
-	out[len] = '\0';
-	close(pfd[0]);
-	while (waitpid(pid, &status, 0) < 0)
-		ck_assert_int_eq(errno, EINTR);
-
+	t_child_stderr(overflow_child, &arg, out, sizeof(out), &status);
 	ck_assert_msg(!(WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM),
 		      "the overflowing child hung; stderr: %.600s", out);
 	died = (WIFSIGNALED(status) &&
