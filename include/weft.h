@@ -1092,7 +1092,9 @@ struct weft_worker_stats {
 	uint64_t io_ops;	/* I/O operations started on this worker */
 	uint64_t io_enters;	/* io_uring_enter / epoll_wait calls */
 	uint64_t io_done;	/* I/O operations completed on this worker */
-	uint64_t reserved_[5];
+	uint64_t coop_yields;	/* yields forced by the cooperative budget:
+				   every 128 I/O calls that did not wait */
+	uint64_t reserved_[4];
 };
 
 struct weft_stats {

@@ -171,6 +171,9 @@ do_op(struct weft__ioop *op, int64_t deadline)
 			   deadline != WEFT_DEADLINE_NONE &&
 			   weft__timer_reserve(w) < 0;
 	r = io->ops->submit(io, &req);
+	/* Done without waiting: spend the cooperative budget. */
+	if (WEFT_LIKELY(r != WEFT__IO_PENDING && r != WEFT__IO_OFFLOAD))
+		weft__coop_spend();
 	while (r == WEFT__IO_PENDING) {
 		if (io->ops->completes) {
 			wait_done(w, t, io, &req);

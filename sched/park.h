@@ -420,6 +420,17 @@ bool weft__wake_current(struct weft_task *t, int result);
 bool weft__wake_tail(struct weft_task *t, uint32_t seq, int result);
 
 /*
+ * The cooperative budget, Tokio's idea: a task whose calls never wait
+ * (a stream that is always ready, under the readiness backend) would
+ * otherwise keep its worker until it parks, its timers and the other tasks
+ * waiting.  The I/O layer calls this after each call that did not park; every
+ * COOP_BUDGET calls on a worker it yields through the scheduler context
+ * (timers, I/O poll, global queue, then the local queue in order), whatever
+ * else is runnable.  Coroutine context only.
+ */
+void weft__coop_spend(void);
+
+/*
  * Lock-guarded parks: the waiting side of an object whose every waker
  * holds the object's lock (an untimed channel send or receive).  Such a
  * park needs no atomic read-modify-write of its own, where weft__park()

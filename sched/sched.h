@@ -48,6 +48,7 @@
 
 #define RUNQ_SIZE 256		/* local ring slots (power of two) */
 #define STACK_CACHE_MAX 64	/* per-worker free stacks */
+#define COOP_BUDGET 128		/* I/O calls between forced yields */
 #define TASK_CACHE_MAX 4096	/* per-worker free descriptors */
 #define SPIN_ROUNDS 4		/* steal rounds before parking */
 #define IO_POLL_NS 100000	/* poll busy I/O at least this often */
@@ -134,6 +135,12 @@ struct weft__worker {
 	 */
 	uint32_t credit;
 	uint32_t schedtick;
+	/*
+	 * Cooperative budget (weft__coop_spend): I/O calls on this worker
+	 * left before one that finished without waiting must pass through
+	 * the scheduler context.  Owner-only.
+	 */
+	uint32_t coop_budget;
 	/*
 	 * When I/O in flight must next be polled even though local work
 	 * remains (a task that yields in a loop must not starve it).

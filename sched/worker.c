@@ -491,6 +491,21 @@ weft_yield(void)
 	return (ck_pr_load_32(&t->flags) & TASK_CANCELLED) ? -ECANCELED : 0;
 }
 
+void
+weft__coop_spend(void)
+{
+	struct weft__worker *w = weft__worker_self();
+	struct weft_task *t = w ? w->cur : NULL;
+
+	if (WEFT_LIKELY(!t || --w->coop_budget != 0))
+		return;
+	w->coop_budget = COOP_BUDGET;
+	WEFT_STAT_INC(w, coop_yields);
+	/* Credit 1: this switch goes through the scheduler context. */
+	w->credit = 1;
+	switch_out(w, t, AS_YIELD);
+}
+
 /* Steal from the other workers.  Executed only by w, while spinning. */
 static struct weft_task *
 steal_work(struct weft__worker *w)
@@ -837,6 +852,7 @@ weft__workers_init(int n)
 		memset(w, 0, sizeof(*w));
 		w->id = i;
 		w->solo = n == 1;
+		w->coop_budget = COOP_BUDGET;
 		w->rand = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1) ^
 			  (uint64_t)weft_now();
 		ck_ring_init(&w->runq, RUNQ_SIZE);

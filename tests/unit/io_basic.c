@@ -1998,6 +1998,83 @@ START_TEST(run_with_unknown_backend_returns_einval)
 }
 END_TEST
 
+/*
+ * The cooperative budget: one worker, a task whose pipe writes and reads
+ * never wait (it reads back what it wrote), beside a task that sleeps 1 ns
+ * in a loop.  The sleeper can run only if the stream yields through the
+ * scheduler context (its timer is due at once, but only that context runs
+ * timers): with a budget of COOP_BUDGET (128) calls, once per 128 calls.
+ * Counted, not timed: the sleeper must have woken at least a quarter of
+ * (calls / 128) times while the stream ran, and under epoll (where these
+ * calls finish without waiting; under io_uring each waits for its
+ * completion) the worker must report the forced yields.
+ */
+#define STREAM_ROUNDS 20000
+
+static atomic_int stream_done;
+static atomic_long sleeper_wakeups;
+
+static void *
+sleeper_main(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stream_done)) {
+		T_EXPECT_INT(weft_sleep(1), ==, 0);
+		if (!atomic_load(&stream_done))
+			atomic_fetch_add(&sleeper_wakeups, 1);
+	}
+	return NULL;
+}
+
+static void *
+budget_main(void *arg)
+{
+	struct weft_worker_stats ws0, ws1;
+	struct weft_task *t;
+	char b = 'x';
+	long calls = 2L * STREAM_ROUNDS, want = calls / 128 / 4;
+	int p[2];
+
+	(void)arg;
+	atomic_store(&stream_done, 0);
+	atomic_store(&sleeper_wakeups, 0);
+	if (!io_pipe(p))
+		return NULL;
+	T_EXPECT_INT(weft_spawn(&t, sleeper_main, NULL, NULL), ==, 0);
+	/* Let the sleeper start and park in its sleep. */
+	T_EXPECT_INT(weft_yield(), ==, 0);
+	T_EXPECT_INT(weft_worker_stats(0, &ws0), ==, 0);
+	for (int i = 0; i < STREAM_ROUNDS; i++) {
+		if (weft_write(p[1], &b, 1, io_dl()) != 1 ||
+		    weft_read(p[0], &b, 1, io_dl()) != 1) {
+			T_EXPECT(false, "stream call failed at round %d", i);
+			break;
+		}
+	}
+	T_EXPECT_INT(weft_worker_stats(0, &ws1), ==, 0);
+	atomic_store(&stream_done, 1);
+	T_EXPECT_INT(weft_join(t, NULL, io_dl()), ==, 0);
+	T_EXPECT(atomic_load(&sleeper_wakeups) >= want,
+		 "the sleeper woke %ld times during %ld calls that never "
+		 "waited (want >= %ld): the stream kept the worker",
+		 atomic_load(&sleeper_wakeups), calls, want);
+	/* Under io_uring every call here waits for its completion. */
+	T_EXPECT(strcmp(weft_io_backend(), "epoll") != 0 ||
+		 ws1.coop_yields - ws0.coop_yields >= (uint64_t)(calls / 128),
+		 "%llu budget yields in %ld calls",
+		 (unsigned long long)(ws1.coop_yields - ws0.coop_yields),
+		 calls);
+	io_close2(p);
+	return NULL;
+}
+
+START_TEST(stream_that_never_waits_yields_to_timers_and_tasks)
+{
+	IO_SKIP_UNLESS_BACKEND();
+	IO_RUN(budget_main, NULL, 1);
+}
+END_TEST
+
 static Suite *
 io_basic_suite(void)
 {
@@ -2015,6 +2092,7 @@ io_basic_suite(void)
 	IO_ADD(tc, pipe_read_full_loops_and_returns_fewer_at_eof);
 	IO_ADD(tc, pipe_write_full_reports_done_on_epipe);
 	IO_ADD_W(tc, pipe_thousands_of_parked_readers_all_complete);
+	IO_ADD(tc, stream_that_never_waits_yields_to_timers_and_tasks);
 
 	tc = t_tcase(s, "file", T_TIMEOUT);
 	IO_ADD(tc, file_openat_creates_with_mode_and_honours_excl);
