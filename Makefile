@@ -82,6 +82,7 @@ LIB_SRCS	:= \
 	io/io.c \
 	io/lockrank.c \
 	io/uring.c \
+	runtime/bufio.c \
 	runtime/chan.c \
 	runtime/config.c \
 	runtime/diag.c \

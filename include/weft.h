@@ -699,6 +699,122 @@ WEFT_EXPORT ssize_t weft_write_full(int fd, const void *buf, size_t len,
 				    size_t *done, int64_t deadline);
 
 /*
+ * Buffered I/O
+ *
+ * Go's bufio on an fd: a reader that hands out lines (or any
+ * delimiter-ended record) and exact byte counts, and a writer that
+ * gathers small writes until a flush.  They sit on weft_read() and
+ * weft_write(), so they park only the calling task, and each call takes
+ * a deadline and is a cancellation point like the calls above.  Memory is
+ * bounded: each object is one allocation of the size given at make time
+ * and never grows.  Neither owns the fd (free does not close it) and
+ * neither is locked: one task at a time uses a reader or a writer.
+ *
+ * Common to every call below that takes a deadline: -EPERM outside
+ * coroutine context; -ECANCELED once the caller is cancelled, even when
+ * the buffer could serve the call (nothing is consumed or taken then);
+ * -ETIMEDOUT when the call has to wait for the fd and the deadline passes
+ * (a call the buffer can serve does not wait, so a past deadline is the
+ * non-blocking form); the fd's own errors as weft_read()/weft_write()
+ * return them.  On every error the reader keeps what it had buffered and
+ * the writer what it had not yet written, so a later call goes on where
+ * this one stopped.
+ */
+
+struct weft_reader;
+struct weft_writer;
+
+/*
+ * Make a reader on `fd` with a buffer of `size` bytes (1 .. 64 MiB; 0:
+ * 4096).  The buffer size is also the longest record
+ * weft_reader_read_until() can return.  Returns 0, -EINVAL or -ENOMEM.
+ * Any thread.
+ */
+WEFT_EXPORT int weft_reader_make(struct weft_reader **out, int fd,
+				 size_t size);
+/* Free the reader (buffered bytes are dropped; the fd stays open). */
+WEFT_EXPORT void weft_reader_free(struct weft_reader *r);
+/* Bytes buffered and not yet returned (0 for NULL).  Any thread. */
+WEFT_EXPORT size_t weft_reader_buffered(const struct weft_reader *r);
+
+/*
+ * Read up to and including the next byte `delim` (0 .. 255).  `*line`
+ * points at the record inside the reader's buffer, valid until the next
+ * call on `r`.  Returns its length (> 0, the delimiter included).
+ * End of file: a last record without the delimiter is returned as it is
+ * (its last byte is not `delim`); after it, and at end of file with
+ * nothing buffered, the call returns 0.  The end is sticky: once a read
+ * returned 0 the fd is not read again.
+ * -EMSGSIZE: the buffer is full (weft_reader_make's `size` bytes) and
+ * holds no delimiter; nothing is consumed, so weft_reader_read() can take
+ * the bytes in pieces (or the caller gives up on the stream).
+ * Also -EINVAL and the common errors above, nothing consumed.
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT ssize_t weft_reader_read_until(struct weft_reader *r, int delim,
+					   const char **line,
+					   int64_t deadline);
+/*
+ * weft_reader_read_until(r, '\n', ...) copied into `buf` (`size` >= 2
+ * bytes) and NUL-terminated.  The line, '\n' included, may take at most
+ * size - 1 bytes and at most the reader's buffer size; a longer one is
+ * -EMSGSIZE and stays in the reader (nothing lost).  Returns the length
+ * without the NUL, 0 at end of file, or the errors above.
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT ssize_t weft_reader_read_line(struct weft_reader *r, char *buf,
+					  size_t size, int64_t deadline);
+/*
+ * Read up to `len` bytes: what is buffered, else one read of the fd (a
+ * `len` at least the buffer's size reads straight into `buf`).  Returns
+ * the count (> 0), 0 at end of file (or for len 0), or the errors above.
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT ssize_t weft_reader_read(struct weft_reader *r, void *buf,
+				     size_t len, int64_t deadline);
+/*
+ * Read exactly `len` bytes, as weft_read_full(): returns `len`, or fewer
+ * only at end of file, or a negative errno; `*done` (if non-NULL) always
+ * receives the bytes stored in `buf` (they are consumed from the reader,
+ * so on an error they are in `buf`, not lost).
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT ssize_t weft_reader_read_full(struct weft_reader *r, void *buf,
+					  size_t len, size_t *done,
+					  int64_t deadline);
+
+/*
+ * Make a writer on `fd` with a buffer of `size` bytes (1 .. 64 MiB; 0:
+ * 4096).  Returns 0, -EINVAL or -ENOMEM.  Any thread.
+ */
+WEFT_EXPORT int weft_writer_make(struct weft_writer **out, int fd,
+				 size_t size);
+/*
+ * Free the writer.  Bytes not yet flushed are dropped: flush first.  The
+ * fd stays open.
+ */
+WEFT_EXPORT void weft_writer_free(struct weft_writer *w);
+/* Bytes waiting for a flush (0 for NULL).  Any thread. */
+WEFT_EXPORT size_t weft_writer_buffered(const struct weft_writer *w);
+/*
+ * Take `len` bytes: into the buffer if they fit, else after flushing it
+ * (if that fails, none of `buf` is taken and `*done` is 0), and a write
+ * too large for the buffer goes straight to the fd.  Returns `len`, or a
+ * negative errno with `*done` (if non-NULL) the bytes of `buf` that were
+ * taken (buffered or written): the caller resubmits the rest.
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT ssize_t weft_writer_write(struct weft_writer *w, const void *buf,
+				      size_t len, size_t *done,
+				      int64_t deadline);
+/*
+ * Write out everything buffered.  Returns 0 (the buffer is empty), or a
+ * negative errno: what was written left the buffer, the rest stays for
+ * the next flush.  Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT int weft_writer_flush(struct weft_writer *w, int64_t deadline);
+
+/*
  * Sockets
  *
  * Sockets made here are SOCK_NONBLOCK | SOCK_CLOEXEC (weft's calls handle
