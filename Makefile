@@ -93,6 +93,7 @@ LIB_SRCS	:= \
 	runtime/net.c \
 	runtime/pool.c \
 	runtime/run.c \
+	runtime/signal.c \
 	runtime/sync.c \
 	sched/ctx_aarch64.S \
 	sched/ctx_x86_64.S \

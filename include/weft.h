@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -813,6 +814,64 @@ WEFT_EXPORT ssize_t weft_writer_write(struct weft_writer *w, const void *buf,
  * the next flush.  Coroutine context only; a cancellation point.
  */
 WEFT_EXPORT int weft_writer_flush(struct weft_writer *w, int64_t deadline);
+
+/*
+ * Signals
+ *
+ * Go's signal.Notify and Tokio's signal: a task waits for a signal the
+ * way it waits for I/O.  weft_signal_notify() installs weft's handler for
+ * the signals of a set (remembering their previous actions); each
+ * delivery, to any thread of the process, is counted, and
+ * weft_signal_wait() returns one counted delivery to one waiter.  The
+ * handler runs on whatever thread the kernel picks among those that do
+ * not block the signal, on the worker's alternate signal stack if it is a
+ * worker, and only counts and writes an eventfd.
+ *
+ * The mask: a blocked signal never reaches the handler.  notify unblocks
+ * the set in the calling thread; weft_run() unblocks every notified
+ * signal in its own thread for the run, so its workers and the pool
+ * threads they start inherit that (weft's monitor thread blocks every
+ * signal).  So notify before weft_run() (or before blocking the signal
+ * anywhere): a signal the program blocked before the run and notified
+ * only inside it is unblocked on the calling worker alone, which is
+ * enough for kill(), not for a pthread_kill() aimed at another worker.
+ * Threads the program starts itself keep the mask they are given.
+ *
+ * As with any signal, deliveries of one standard signal that arrive
+ * while it is already pending in the kernel are merged into one.
+ */
+
+/*
+ * Start counting the signals in `set` for weft_signal_wait().  Signals
+ * already notified stay as they are; the registration outlives the run
+ * (deliveries between runs are kept for the next).  Returns 0; -EINVAL
+ * for NULL, an empty set or one holding SIGKILL, SIGSTOP or a fault
+ * signal weft itself handles (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP,
+ * SIGABRT); -EBUSY if the set holds the running run's dump signal
+ * (weft_config.dump_signal; a run whose dump signal is notified already
+ * has no dump signal, and says so on stderr); or the errno of sigaction()
+ * or eventfd() (the first notify makes one eventfd that lives as long as
+ * the process).  Any thread.
+ */
+WEFT_EXPORT int weft_signal_notify(const sigset_t *set);
+/*
+ * Stop: restore the actions the signals had before weft_signal_notify()
+ * and drop their deliveries not yet taken.  Signals of `set` not notified
+ * are ignored.  The mask is left as it is.  Returns 0, or -EINVAL for
+ * NULL or an empty set.  Any thread.
+ */
+WEFT_EXPORT int weft_signal_stop(const sigset_t *set);
+/*
+ * Wait for one delivery of a signal in `set` (NULL: any notified signal)
+ * and return its number (> 0).  Each delivery is returned by exactly one
+ * call; a delivery that came before the call (since the notify) is
+ * returned at once; several pending: the lowest signal number first.
+ * Returns the signal, -ETIMEDOUT, -ECANCELED (a cancelled caller takes no
+ * delivery: it is left for another waiter), -EINVAL (an empty set, or no
+ * signal was ever notified), -EPERM outside coroutine context.
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT int weft_signal_wait(const sigset_t *set, int64_t deadline);
 
 /*
  * Sockets

@@ -8,6 +8,7 @@
 #ifndef WEFT_RUNTIME_H
 #define WEFT_RUNTIME_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -93,6 +94,17 @@ void weft__diag_setup(const struct weft__config *c,
 		      struct weft__monitor_cfg *mc);
 void weft__diag_teardown(void);
 void weft__diag_counters(uint64_t *slow_tasks, uint64_t *deadlocks);
+
+/*
+ * Signals (runtime/signal.c), weft_run's part.  run_begin records the
+ * run's dump signal (sets *dump_signal to 0, with a line on stderr, if
+ * weft_signal_notify() took it) and unblocks every notified signal in the
+ * calling thread, so the workers it starts inherit that mask; *saved
+ * receives the mask run_end restores.  weft_run only, before
+ * weft__diag_setup() and after weft__diag_teardown().
+ */
+void weft__signal_run_begin(int *dump_signal, sigset_t *saved);
+void weft__signal_run_end(const sigset_t *saved);
 
 /* Connections weft_serve closed unserved this run (runtime/net.c; atomic). */
 extern uint64_t weft__conns_shed;
