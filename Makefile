@@ -95,6 +95,7 @@ LIB_SRCS	:= \
 	runtime/run.c \
 	runtime/signal.c \
 	runtime/sync.c \
+	runtime/util.c \
 	sched/ctx_aarch64.S \
 	sched/ctx_x86_64.S \
 	sched/monitor.c \

@@ -209,6 +209,17 @@ WEFT_EXPORT const char *weft_io_backend(void);
 WEFT_EXPORT int64_t weft_now(void);
 
 /*
+ * "In `ns` nanoseconds" / "in `ms` milliseconds" as a deadline for any
+ * call: weft_read(fd, buf, n, weft_after_ms(5)).  Saturates: a span too
+ * long for the clock gives INT64_MAX (never reached), one far in the past
+ * gives 0 (a past deadline); neither ever returns WEFT_DEADLINE_NONE.
+ * `ns` <= 0 is a deadline already passed (the non-blocking form where a
+ * call has one).  Any thread.
+ */
+WEFT_EXPORT int64_t weft_after(int64_t ns);
+WEFT_EXPORT int64_t weft_after_ms(int64_t ms);
+
+/*
  * Park the calling task for `ns` nanoseconds (at least; never less).  The
  * deadline weft_now() + ns saturates at INT64_MAX, which is never reached:
  * weft_sleep(INT64_MAX) sleeps until the task is cancelled.  `ns` <= 0
@@ -290,8 +301,9 @@ WEFT_EXPORT int weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
  * Returns 0, -ETIMEDOUT, -ECANCELED (the caller was cancelled), -ECHILD (t
  * was cancelled before it started; handle released), -EDEADLK (t is the
  * caller), -EBUSY (another task is joining t), -EINVAL (t is NULL, or a
- * handle already given up: see below), -EPERM.  `*result` is written only
- * when 0 is returned.
+ * handle already given up: see below), -EPERM, or the error the task
+ * gave weft_fail() (it finished; the handle is released).  `*result` is
+ * written only when 0 is returned.
  *
  * A released handle (joined, detached, or never handed out) is refused
  * with -EINVAL by weft_join and weft_detach while its descriptor is free
@@ -987,7 +999,7 @@ WEFT_EXPORT void weft_future_release(struct weft_future *f);
  * -EINVAL if err >= 0).  The first completion wins: returns 0, or
  * -EALREADY if `f` was complete already (its outcome is unchanged), -EPERM
  * on a task's or a pool job's future (only the task or job completes
- * those).  Wakes every waiter and schedules the done callbacks.  Never
+ * those; it fails its own with weft_fail()).  Wakes every waiter and schedules the done callbacks.  Never
  * blocks and never runs a callback inside the call.  Any thread.
  */
 WEFT_EXPORT int weft_future_set(struct weft_future *f, void *value);
@@ -1162,7 +1174,8 @@ WEFT_EXPORT int weft_pool_make(struct weft_pool **out, int max_threads,
 			       const struct weft_pool_opts *opts);
 /*
  * Queue `fn(arg)`; `*out` receives its future (one reference, the caller's
- * to release), which completes with fn's return value.  weft_future_cancel
+ * to release), which completes with fn's return value, or fails with the
+ * error fn gave weft_fail().  weft_future_cancel
  * on it returns 0 if the job had not started (removed; the future
  * completes as cancelled and fn never runs) or -EBUSY if it runs (it runs
  * to its end and the future completes with its value).  Returns 0,
@@ -1173,7 +1186,8 @@ WEFT_EXPORT int weft_pool_submit(struct weft_pool *p, struct weft_future **out,
 				 weft_fn fn, void *arg);
 /*
  * Apply `fn` to each of args[0..n-1]; results[i] receives fn(args[i]), in
- * order.  Jobs are queued as room allows (a full queue makes map wait, not
+ * order (NULL for a job that called weft_fail(); once all have run, the
+ * call returns the error of the first such job by index).  Jobs are queued as room allows (a full queue makes map wait, not
  * fail).  Returns 0 once all have run, -ETIMEDOUT or -ECANCELED (jobs not
  * started are removed; running ones finish and are awaited first, so
  * `args` and `results` are no longer touched when it returns; results of
@@ -1197,7 +1211,8 @@ WEFT_EXPORT int weft_pool_free(struct weft_pool *p);
 /*
  * Run `fn(arg)` on the runtime's own blocking pool (weft_config.pool_threads
  * threads, default 4) while the calling task parks; `*result` (if
- * non-NULL) receives its return value.  Returns 0, -ETIMEDOUT or
+ * non-NULL) receives its return value.  Returns 0, the error fn gave
+ * weft_fail() (then `*result` is untouched), -ETIMEDOUT or
  * -ECANCELED (a job that has not started is removed and never runs; a
  * running one is abandoned: the call returns at once, the job runs to its
  * end and its result is dropped), -EAGAIN (queue of 1024 full), -EINVAL,
@@ -1296,6 +1311,40 @@ WEFT_EXPORT int weft_stats(struct weft_stats *s);
  * Any thread.
  */
 WEFT_EXPORT int weft_worker_stats(int worker, struct weft_worker_stats *s);
+
+/*
+ * Errors
+ *
+ * Every call returns a negative errno on failure; these name them, and
+ * give tasks, group members and pool jobs one way to end with an error
+ * instead of a value.
+ */
+
+/*
+ * A description of the error code `err` (negative as weft returns it, or
+ * positive as errno): "Connection timed out" for -ETIMEDOUT; "Success"
+ * for 0; "Unknown error" for a code the C library does not know.  Never
+ * NULL; a constant string, safe from any thread (unlike strerror()).
+ */
+WEFT_EXPORT const char *weft_strerror(int err);
+
+/*
+ * End the calling task or pool job with the error `err` (< 0) instead of
+ * a value.  The code goes on to its return as usual; its return value is
+ * then dropped and:
+ *  - a task (weft_spawn): weft_join() returns `err` (and releases the
+ *    handle), its future (weft_task_future) fails with `err`;
+ *  - a group member (weft_group_spawn): counts as a member that returned
+ *    `err` (its own return value is ignored);
+ *  - a pool job (weft_pool_submit, weft_blocking_submit, weft_blocking,
+ *    weft_pool_map): its future fails with `err`, weft_blocking() returns
+ *    it, weft_pool_map() returns the first failed job's (by index).
+ * The first call wins.  Returns 0, -EINVAL (err >= 0), -EALREADY (called
+ * before by this task or job), -ENOMEM (the task's future could not be
+ * made; nothing changed), -EPERM (neither a task nor a pool thread running
+ * a job).  Never blocks.  Coroutine context, or a pool job's thread.
+ */
+WEFT_EXPORT int weft_fail(int err);
 
 #ifdef __cplusplus
 }

@@ -69,6 +69,14 @@ int weft__pool_run(void (*fn)(void *), void *arg, void (*abandon)(void *),
 		   int64_t deadline);
 
 /*
+ * weft_fail() on a pool thread: record `err` (< 0) as the outcome of the
+ * public job the calling thread runs.  Returns 0, -EALREADY if the job
+ * failed already, or -EPERM when the caller runs no public job.  Any
+ * thread.
+ */
+int weft__pool_job_fail(int err);
+
+/*
  * For the deadlock detector: jobs queued or running right now, and pool
  * threads alive, summed over every pool (the default pool and the user's
  * weft_pool_make() pools).  Pool threads are named "weft-pool-N".  Takes
