@@ -269,6 +269,50 @@ START_TEST(signal_blocked_before_the_run_reaches_its_workers)
 END_TEST
 
 static void *
+again_main(void *arg)
+{
+	sigset_t usr1 = set_of(SIGUSR1, 0);
+	struct parked p = { usr1, 0 };
+	struct weft_task *t;
+	void *r;
+
+	/* The delivery sent between the runs is here. */
+	T_EXPECT_INT(weft_signal_wait(&usr1, dl()), ==, SIGUSR1);
+	/* And the eventfd, made in an earlier run, still wakes a waiter. */
+	T_EXPECT_INT(weft_spawn(&t, waiter, &p, NULL), ==, 0);
+	T_WAIT(weft_task_state(t) == WEFT_SUSPENDED, "the waiter");
+	T_EXPECT_INT(kill(getpid(), SIGUSR1), ==, 0);
+	T_EXPECT_INT(weft_join(t, &r, dl()), ==, 0);
+	T_EXPECT_INT(t_int(r), ==, SIGUSR1);
+	expect_none(&usr1);
+	return NULL;
+}
+
+static void *
+first_run_main(void *arg)
+{
+	sigset_t usr1 = set_of(SIGUSR1, 0);
+
+	T_EXPECT_INT(weft_signal_notify(&usr1), ==, 0);
+	T_EXPECT_INT(kill(getpid(), SIGUSR1), ==, 0);
+	T_EXPECT_INT(weft_signal_wait(&usr1, dl()), ==, SIGUSR1);
+	return NULL;
+}
+
+START_TEST(signal_registration_outlives_the_run)
+{
+	struct weft_config cfg = t_config(2);
+	sigset_t usr1 = set_of(SIGUSR1, 0);
+
+	cfg.io_backend = (_i & 1) ? "epoll" : "uring";
+	T_RUN(first_run_main, NULL, &cfg, NULL);
+	ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+	T_RUN(again_main, NULL, &cfg, NULL);
+	ck_assert_int_eq(weft_signal_stop(&usr1), 0);
+}
+END_TEST
+
+static void *
 dump_main(void *arg)
 {
 	sigset_t winch = set_of(SIGWINCH, 0);
@@ -312,6 +356,7 @@ signal_suite(void)
 	tcase_add_test(tc, signal_sent_to_either_worker_thread_is_received_once);
 	tcase_add_test(tc, signal_wait_deadline_and_cancellation);
 	tcase_add_test(tc, signal_blocked_before_the_run_reaches_its_workers);
+	tcase_add_loop_test(tc, signal_registration_outlives_the_run, 0, 2);
 
 	tc = t_tcase(s, "errors", T_TIMEOUT);
 	tcase_add_test(tc, signal_notify_refuses_the_runs_dump_signal);
