@@ -999,8 +999,9 @@ WEFT_EXPORT void weft_future_release(struct weft_future *f);
  * -EINVAL if err >= 0).  The first completion wins: returns 0, or
  * -EALREADY if `f` was complete already (its outcome is unchanged), -EPERM
  * on a task's or a pool job's future (only the task or job completes
- * those; it fails its own with weft_fail()).  Wakes every waiter and schedules the done callbacks.  Never
- * blocks and never runs a callback inside the call.  Any thread.
+ * those; it fails its own with weft_fail()).  Wakes every waiter and
+ * schedules the done callbacks.  Never blocks and never runs a callback
+ * inside the call.  Any thread.
  */
 WEFT_EXPORT int weft_future_set(struct weft_future *f, void *value);
 WEFT_EXPORT int weft_future_fail(struct weft_future *f, int err);
@@ -1187,8 +1188,9 @@ WEFT_EXPORT int weft_pool_submit(struct weft_pool *p, struct weft_future **out,
 /*
  * Apply `fn` to each of args[0..n-1]; results[i] receives fn(args[i]), in
  * order (NULL for a job that called weft_fail(); once all have run, the
- * call returns the error of the first such job by index).  Jobs are queued as room allows (a full queue makes map wait, not
- * fail).  Returns 0 once all have run, -ETIMEDOUT or -ECANCELED (jobs not
+ * call returns the error of the first such job by index).  Jobs are
+ * queued as room allows (a full queue makes map wait, not fail).
+ * Returns 0 once all have run, -ETIMEDOUT or -ECANCELED (jobs not
  * started are removed; running ones finish and are awaited first, so
  * `args` and `results` are no longer touched when it returns; results of
  * jobs that did not run are left as they were), -EPIPE (weft_pool_free()

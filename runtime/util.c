@@ -34,7 +34,7 @@ weft_after(int64_t ns)
 	if (ns > 0 && now > INT64_MAX - ns)
 		return INT64_MAX;	/* never reached, as weft_sleep's */
 	if (ns < 0 && now + ns < 0)
-		return 0;		/* long past, never WEFT_DEADLINE_NONE */
+		return 0;	/* long past; never WEFT_DEADLINE_NONE */
 	return now + ns;
 }
 
