@@ -1341,6 +1341,8 @@ WEFT_EXPORT const char *weft_strerror(int err);
  *  - a pool job (weft_pool_submit, weft_blocking_submit, weft_blocking,
  *    weft_pool_map): its future fails with `err`, weft_blocking() returns
  *    it, weft_pool_map() returns the first failed job's (by index).
+ * (weft_run()'s main task only fails its own future: weft_run() still
+ * returns 0 and hands back the return value.)
  * The first call wins.  Returns 0, -EINVAL (err >= 0), -EALREADY (called
  * before by this task or job), -ENOMEM (the task's future could not be
  * made; nothing changed), -EPERM (neither a task nor a pool thread running

@@ -146,8 +146,8 @@ pthread_kill_main(void *arg)
 	while (!(atomic_load(&w.seen[0]) && atomic_load(&w.seen[1])) &&
 	       weft_now() < end) {
 		for (int i = 0; i < 8; i++)
-			T_EXPECT_INT(weft_spawn(NULL, note_worker, &w, NULL), ==,
-				     0);
+			T_EXPECT_INT(weft_spawn(NULL, note_worker, &w, NULL),
+				     ==, 0);
 		weft_sleep(WEFT_MSEC);
 	}
 	T_EXPECT(atomic_load(&w.seen[0]) && atomic_load(&w.seen[1]),
@@ -330,6 +330,29 @@ START_TEST(signal_notify_refuses_the_runs_dump_signal)
 }
 END_TEST
 
+static void *
+dump_taken_main(void *arg)
+{
+	sigset_t winch = set_of(SIGWINCH, 0);
+
+	/* Our handler stayed: the run did not install the dump's over it. */
+	T_EXPECT_INT(kill(getpid(), SIGWINCH), ==, 0);
+	T_EXPECT_INT(weft_signal_wait(&winch, dl()), ==, SIGWINCH);
+	return NULL;
+}
+
+START_TEST(signal_notified_before_the_run_wins_over_its_dump_signal)
+{
+	struct weft_config cfg = t_config(2);
+	sigset_t winch = set_of(SIGWINCH, 0);
+
+	ck_assert_int_eq(weft_signal_notify(&winch), 0);
+	cfg.dump_signal = SIGWINCH;
+	T_RUN(dump_taken_main, NULL, &cfg, NULL);
+	ck_assert_int_eq(weft_signal_stop(&winch), 0);
+}
+END_TEST
+
 START_TEST(signal_bad_arguments)
 {
 	sigset_t empty = set_of(0, 0), kill9 = set_of(SIGKILL, 0);
@@ -353,13 +376,16 @@ signal_suite(void)
 	tc = t_tcase(s, "deliver", T_TIMEOUT);
 	tcase_add_test(tc, signal_sent_to_the_process_is_received_once);
 	tcase_add_test(tc, signal_goes_to_a_waiter_of_its_set_only);
-	tcase_add_test(tc, signal_sent_to_either_worker_thread_is_received_once);
+	tcase_add_test(tc,
+		       signal_sent_to_either_worker_thread_is_received_once);
 	tcase_add_test(tc, signal_wait_deadline_and_cancellation);
 	tcase_add_test(tc, signal_blocked_before_the_run_reaches_its_workers);
 	tcase_add_loop_test(tc, signal_registration_outlives_the_run, 0, 2);
 
 	tc = t_tcase(s, "errors", T_TIMEOUT);
 	tcase_add_test(tc, signal_notify_refuses_the_runs_dump_signal);
+	tcase_add_test(tc,
+		       signal_notified_before_the_run_wins_over_its_dump_signal);
 	tcase_add_test(tc, signal_bad_arguments);
 	return s;
 }
