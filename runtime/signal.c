@@ -303,8 +303,8 @@ weft__signal_run_begin(int *dump_signal, sigset_t *saved)
 	if (*dump_signal > 0 && *dump_signal < SIG_MAX &&
 	    sig.wanted[*dump_signal]) {
 		fprintf(stderr,
-			"weft: dump signal %d is taken by weft_signal_notify(); "
-			"no dump signal in this run\n",
+			"weft: dump signal %d is taken by "
+			"weft_signal_notify(); no dump signal in this run\n",
 			*dump_signal);
 		*dump_signal = 0;
 	}
