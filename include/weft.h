@@ -1126,6 +1126,21 @@ WEFT_EXPORT int weft_group_spawn(struct weft_group *g, weft_group_fn fn,
 				 void *arg,
 				 const struct weft_spawn_opts *opts);
 /*
+ * Spawn a member that returns a value, as a task does: `fn(arg)`'s return
+ * value is the member's result, and it fails only through weft_fail()
+ * (which counts for the group as a failure of that member, as a negative
+ * return of a weft_group_spawn() member does).  `*out` receives one
+ * reference (the caller's to release) to the member's future, which
+ * completes with the value, fails with the weft_fail() error, or is
+ * cancelled if the member was cancelled before it ran.  Returns 0 (then
+ * `*out` is set), -EINVAL, -ECANCELED (the group was cancelled; nothing
+ * is spawned), or weft_spawn()'s errors.  Any thread.
+ */
+WEFT_EXPORT int weft_group_spawn_future(struct weft_group *g,
+					struct weft_future **out, weft_fn fn,
+					void *arg,
+					const struct weft_spawn_opts *opts);
+/*
  * Wait until every member has finished.  Returns 0 if all succeeded, else
  * the first failure's error (by time of failure; members that were
  * cancelled by the group do not count), -ETIMEDOUT, -ECANCELED (the

@@ -127,6 +127,66 @@ group_fail_main(void *arg)
 	return NULL;
 }
 
+static void *
+valued_member(void *arg)
+{
+	if (t_int(arg) < 0)
+		T_EXPECT_INT(weft_fail((int)t_int(arg)), ==, 0);
+	return arg;
+}
+
+static void *
+returns_minus_one(void *arg)
+{
+	return t_ptr(-1);
+}
+
+static void *
+group_value_main(void *arg)
+{
+	struct weft_group *g;
+	struct weft_future *f1, *f2, *f3;
+	void *v = NULL;
+
+	T_EXPECT_INT(weft_group_make(&g, 0), ==, 0);
+	T_EXPECT_INT(weft_group_spawn_future(g, &f1, valued_member, t_ptr(9),
+					     NULL),
+		     ==, 0);
+	/* A value that looks like an errno is only a value here. */
+	T_EXPECT_INT(weft_group_spawn_future(g, &f2, returns_minus_one, NULL,
+					     NULL),
+		     ==, 0);
+	T_EXPECT_INT(weft_group_wait(g, WEFT_DEADLINE_NONE), ==, 0);
+	T_EXPECT_INT(weft_future_wait(f1, &v, WEFT_DEADLINE_NONE), ==, 0);
+	T_EXPECT_INT(t_int(v), ==, 9);
+	T_EXPECT_INT(weft_future_wait(f2, &v, WEFT_DEADLINE_NONE), ==, 0);
+	T_EXPECT_INT(t_int(v), ==, -1);
+	/* weft_fail: the member's future and the group fail with it. */
+	T_EXPECT_INT(weft_group_spawn_future(g, &f3, valued_member,
+					     t_ptr(-EIO), NULL),
+		     ==, 0);
+	T_EXPECT_INT(weft_group_wait(g, WEFT_DEADLINE_NONE), ==, -EIO);
+	T_EXPECT_INT(weft_future_wait(f3, &v, WEFT_DEADLINE_NONE), ==, -EIO);
+	T_EXPECT_INT(weft_group_free(g), ==, -EIO);
+	/* The futures outlive the group. */
+	T_EXPECT_INT(weft_future_result(f1, &v), ==, 0);
+	weft_future_release(f1);
+	weft_future_release(f2);
+	weft_future_release(f3);
+	T_EXPECT_INT(weft_group_spawn_future(NULL, &f1, valued_member, NULL,
+					     NULL),
+		     ==, -EINVAL);
+	return NULL;
+}
+
+START_TEST(group_member_returns_a_value_through_its_future)
+{
+	struct weft_config cfg = t_config(2);
+
+	T_RUN(group_value_main, NULL, &cfg, NULL);
+}
+END_TEST
+
 START_TEST(fail_in_a_group_member_fails_the_group)
 {
 	struct weft_config cfg = t_config(2);
@@ -209,6 +269,7 @@ errors_suite(void)
 	tc = t_tcase(s, "fail", T_TIMEOUT);
 	tcase_add_test(tc, fail_ends_a_task_with_an_error);
 	tcase_add_test(tc, fail_in_a_group_member_fails_the_group);
+	tcase_add_test(tc, group_member_returns_a_value_through_its_future);
 	tcase_add_test(tc, fail_in_a_pool_job_reaches_every_way_of_waiting);
 	return s;
 }
