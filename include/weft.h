@@ -1351,8 +1351,9 @@ WEFT_EXPORT const char *weft_strerror(int err);
  * then dropped and:
  *  - a task (weft_spawn): weft_join() returns `err` (and releases the
  *    handle), its future (weft_task_future) fails with `err`;
- *  - a group member (weft_group_spawn): counts as a member that returned
- *    `err` (its own return value is ignored);
+ *  - a group member (weft_group_spawn, weft_group_spawn_future): counts
+ *    as a member that returned `err` (its own return value is ignored),
+ *    and a weft_group_spawn_future() member's future fails with it;
  *  - a pool job (weft_pool_submit, weft_blocking_submit, weft_blocking,
  *    weft_pool_map): its future fails with `err`, weft_blocking() returns
  *    it, weft_pool_map() returns the first failed job's (by index).
