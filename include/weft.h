@@ -196,7 +196,8 @@ WEFT_EXPORT const char *weft_io_backend(void);
  * Time and deadlines
  *
  * Time is CLOCK_MONOTONIC in nanoseconds.  Deadlines are absolute times on
- * that clock; build them as `weft_now() + 50 * WEFT_MSEC`.
+ * that clock; build them as `weft_now() + 50 * WEFT_MSEC`, or with
+ * weft_after() / weft_after_ms() below ("in 50 ms": weft_after_ms(50)).
  */
 
 #define WEFT_DEADLINE_NONE ((int64_t)-1)
