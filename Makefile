@@ -8,6 +8,8 @@
 #   make faults     the fault-injection suite (tests/faults/run.sh)
 #   make bench      weft-bench --quick
 #   make install / uninstall / clean
+#                   prefix= (/usr/local), libdir= (multiarch: e.g.
+#                   libdir=/usr/lib/x86_64-linux-gnu), DESTDIR= (staging)
 # V=1 prints full commands.  Missing Debian packages are installed by the
 # `deps` step (apt-get as root; otherwise it prints the command to run).
 
@@ -82,6 +84,7 @@ LIB_SRCS	:= \
 	io/io.c \
 	io/lockrank.c \
 	io/uring.c \
+	runtime/bufio.c \
 	runtime/chan.c \
 	runtime/config.c \
 	runtime/diag.c \
@@ -92,7 +95,9 @@ LIB_SRCS	:= \
 	runtime/net.c \
 	runtime/pool.c \
 	runtime/run.c \
+	runtime/signal.c \
 	runtime/sync.c \
+	runtime/util.c \
 	sched/ctx_aarch64.S \
 	sched/ctx_x86_64.S \
 	sched/monitor.c \
@@ -128,7 +133,8 @@ PROGRAMS	:= $(BUILD)/weft-bench $(BUILD)/weft-echo $(BUILD)/weft-httpd
 .SECONDARY:
 .DEFAULT_GOAL	:= all
 
-all: $(STATIC_LIB) $(SHARED_LIB) $(BUILD)/$(NAME).pc $(PROGRAMS)
+all: $(STATIC_LIB) $(SHARED_LIB) $(BUILD)/$(NAME).pc \
+	$(BUILD)/$(NAME)-static.pc $(PROGRAMS)
 
 # Installs what a fresh Debian 12 machine lacks (see README).
 deps:
@@ -156,8 +162,14 @@ $(SHARED_LIB): $(LIB_OBJS) weft.map
 		$(DEP_LIBS)
 	$(Q)ln -sf lib$(NAME).so.$(VERSION_MAJOR) $(BUILD)/lib$(NAME).so
 
-PC_SED		= sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
-		  -e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|'
+# libdir and includedir are written relative to ${prefix} when they lie
+# under it, so `pkg-config --define-variable=prefix=DIR` relocates a staged
+# install (tests/e2e/install.sh does).
+pc_rel		= $(patsubst $(prefix)/%,$${prefix}/%,$(1))
+PC_SED		= sed -e 's|@prefix@|$(prefix)|' \
+		  -e 's|@libdir@|$(call pc_rel,$(libdir))|' \
+		  -e 's|@includedir@|$(call pc_rel,$(includedir))|' \
+		  -e 's|@VERSION@|$(VERSION)|'
 
 $(BUILD)/%.pc: %.pc.in Makefile
 	$(call msg,GEN,$@)
@@ -229,10 +241,18 @@ install: all
 	ln -sf lib$(NAME).so.$(VERSION_MAJOR) $(DESTDIR)$(libdir)/lib$(NAME).so
 	# Generated for the prefix being installed to, not the one built with.
 	mkdir -p $(DESTDIR)$(pkgconfigdir)
-	$(PC_SED) $(NAME).pc.in > $(DESTDIR)$(pkgconfigdir)/$(NAME).pc
-	chmod 644 $(DESTDIR)$(pkgconfigdir)/$(NAME).pc
+	for pc in $(NAME) $(NAME)-static; do \
+		$(PC_SED) $$pc.pc.in > $(DESTDIR)$(pkgconfigdir)/$$pc.pc && \
+		chmod 644 $(DESTDIR)$(pkgconfigdir)/$$pc.pc || exit 1; done
 	for p in weft-bench weft-echo weft-httpd; do \
 		install -D -m 755 $(BUILD)/$$p $(DESTDIR)$(bindir)/$$p; done
+	# The loader's cache, for a real install by root (not a staged one);
+	# a libdir outside the loader's paths still needs an rpath (README).
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+		echo ldconfig; PATH="$$PATH:/sbin:/usr/sbin" ldconfig || :; \
+	elif [ -z "$(DESTDIR)" ]; then \
+		echo "note: run ldconfig as root so the loader finds" \
+		     "$(libdir)/lib$(NAME).so.$(VERSION_MAJOR)"; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(includedir)/weft.h \
@@ -240,6 +260,7 @@ uninstall:
 	      $(DESTDIR)$(libdir)/lib$(NAME).so.$(VERSION_MAJOR) \
 	      $(DESTDIR)$(libdir)/lib$(NAME).so \
 	      $(DESTDIR)$(pkgconfigdir)/$(NAME).pc \
+	      $(DESTDIR)$(pkgconfigdir)/$(NAME)-static.pc \
 	      $(DESTDIR)$(bindir)/weft-bench $(DESTDIR)$(bindir)/weft-echo \
 	      $(DESTDIR)$(bindir)/weft-httpd
 

@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -195,7 +196,8 @@ WEFT_EXPORT const char *weft_io_backend(void);
  * Time and deadlines
  *
  * Time is CLOCK_MONOTONIC in nanoseconds.  Deadlines are absolute times on
- * that clock; build them as `weft_now() + 50 * WEFT_MSEC`.
+ * that clock; build them as `weft_now() + 50 * WEFT_MSEC`, or with
+ * weft_after() / weft_after_ms() below ("in 50 ms": weft_after_ms(50)).
  */
 
 #define WEFT_DEADLINE_NONE ((int64_t)-1)
@@ -206,6 +208,17 @@ WEFT_EXPORT const char *weft_io_backend(void);
 
 /* Monotonic time in nanoseconds.  Any thread. */
 WEFT_EXPORT int64_t weft_now(void);
+
+/*
+ * "In `ns` nanoseconds" / "in `ms` milliseconds" as a deadline for any
+ * call: weft_read(fd, buf, n, weft_after_ms(5)).  Saturates: a span too
+ * long for the clock gives INT64_MAX (never reached), one far in the past
+ * gives 0 (a past deadline); neither ever returns WEFT_DEADLINE_NONE.
+ * `ns` <= 0 is a deadline already passed (the non-blocking form where a
+ * call has one).  Any thread.
+ */
+WEFT_EXPORT int64_t weft_after(int64_t ns);
+WEFT_EXPORT int64_t weft_after_ms(int64_t ms);
 
 /*
  * Park the calling task for `ns` nanoseconds (at least; never less).  The
@@ -289,8 +302,9 @@ WEFT_EXPORT int weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
  * Returns 0, -ETIMEDOUT, -ECANCELED (the caller was cancelled), -ECHILD (t
  * was cancelled before it started; handle released), -EDEADLK (t is the
  * caller), -EBUSY (another task is joining t), -EINVAL (t is NULL, or a
- * handle already given up: see below), -EPERM.  `*result` is written only
- * when 0 is returned.
+ * handle already given up: see below), -EPERM, or the error the task
+ * gave weft_fail() (it finished; the handle is released).  `*result` is
+ * written only when 0 is returned.
  *
  * A released handle (joined, detached, or never handed out) is refused
  * with -EINVAL by weft_join and weft_detach while its descriptor is free
@@ -699,6 +713,180 @@ WEFT_EXPORT ssize_t weft_write_full(int fd, const void *buf, size_t len,
 				    size_t *done, int64_t deadline);
 
 /*
+ * Buffered I/O
+ *
+ * Go's bufio on an fd: a reader that hands out lines (or any
+ * delimiter-ended record) and exact byte counts, and a writer that
+ * gathers small writes until a flush.  They sit on weft_read() and
+ * weft_write(), so they park only the calling task, and each call takes
+ * a deadline and is a cancellation point like the calls above.  Memory is
+ * bounded: each object is one allocation of the size given at make time
+ * and never grows.  Neither owns the fd (free does not close it) and
+ * neither is locked: one task at a time uses a reader or a writer.
+ *
+ * Common to every call below that takes a deadline: -EPERM outside
+ * coroutine context; -ECANCELED once the caller is cancelled, even when
+ * the buffer could serve the call (nothing is consumed or taken then);
+ * -ETIMEDOUT when the call has to wait for the fd and the deadline passes
+ * (a call the buffer can serve does not wait, so a past deadline is the
+ * non-blocking form); the fd's own errors as weft_read()/weft_write()
+ * return them.  On every error the reader keeps what it had buffered and
+ * the writer what it had not yet written, so a later call goes on where
+ * this one stopped.
+ */
+
+struct weft_reader;
+struct weft_writer;
+
+/*
+ * Make a reader on `fd` with a buffer of `size` bytes (1 .. 64 MiB; 0:
+ * 4096).  The buffer size is also the longest record
+ * weft_reader_read_until() can return.  Returns 0, -EINVAL or -ENOMEM.
+ * Any thread.
+ */
+WEFT_EXPORT int weft_reader_make(struct weft_reader **out, int fd,
+				 size_t size);
+/* Free the reader (buffered bytes are dropped; the fd stays open). */
+WEFT_EXPORT void weft_reader_free(struct weft_reader *r);
+/* Bytes buffered and not yet returned (0 for NULL).  Any thread. */
+WEFT_EXPORT size_t weft_reader_buffered(const struct weft_reader *r);
+
+/*
+ * Read up to and including the next byte `delim` (0 .. 255).  `*line`
+ * points at the record inside the reader's buffer, valid until the next
+ * call on `r`.  Returns its length (> 0, the delimiter included).
+ * End of file: a last record without the delimiter is returned as it is
+ * (its last byte is not `delim`); after it, and at end of file with
+ * nothing buffered, the call returns 0.  The end is sticky: once a read
+ * returned 0 the fd is not read again.
+ * -EMSGSIZE: the buffer is full (weft_reader_make's `size` bytes) and
+ * holds no delimiter; nothing is consumed, so weft_reader_read() can take
+ * the bytes in pieces (or the caller gives up on the stream).
+ * Also -EINVAL and the common errors above, nothing consumed.
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT ssize_t weft_reader_read_until(struct weft_reader *r, int delim,
+					   const char **line,
+					   int64_t deadline);
+/*
+ * weft_reader_read_until(r, '\n', ...) copied into `buf` (`size` >= 2
+ * bytes) and NUL-terminated.  The line, '\n' included, may take at most
+ * size - 1 bytes and at most the reader's buffer size; a longer one is
+ * -EMSGSIZE and stays in the reader (nothing lost).  Returns the length
+ * without the NUL, 0 at end of file, or the errors above.
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT ssize_t weft_reader_read_line(struct weft_reader *r, char *buf,
+					  size_t size, int64_t deadline);
+/*
+ * Read up to `len` bytes: what is buffered, else one read of the fd (a
+ * `len` at least the buffer's size reads straight into `buf`).  Returns
+ * the count (> 0), 0 at end of file (or for len 0), or the errors above.
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT ssize_t weft_reader_read(struct weft_reader *r, void *buf,
+				     size_t len, int64_t deadline);
+/*
+ * Read exactly `len` bytes, as weft_read_full(): returns `len`, or fewer
+ * only at end of file, or a negative errno; `*done` (if non-NULL) always
+ * receives the bytes stored in `buf` (they are consumed from the reader,
+ * so on an error they are in `buf`, not lost).
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT ssize_t weft_reader_read_full(struct weft_reader *r, void *buf,
+					  size_t len, size_t *done,
+					  int64_t deadline);
+
+/*
+ * Make a writer on `fd` with a buffer of `size` bytes (1 .. 64 MiB; 0:
+ * 4096).  Returns 0, -EINVAL or -ENOMEM.  Any thread.
+ */
+WEFT_EXPORT int weft_writer_make(struct weft_writer **out, int fd,
+				 size_t size);
+/*
+ * Free the writer.  Bytes not yet flushed are dropped: flush first.  The
+ * fd stays open.
+ */
+WEFT_EXPORT void weft_writer_free(struct weft_writer *w);
+/* Bytes waiting for a flush (0 for NULL).  Any thread. */
+WEFT_EXPORT size_t weft_writer_buffered(const struct weft_writer *w);
+/*
+ * Take `len` bytes: into the buffer if they fit, else after flushing it
+ * (if that fails, none of `buf` is taken and `*done` is 0), and a write
+ * too large for the buffer goes straight to the fd.  Returns `len`, or a
+ * negative errno with `*done` (if non-NULL) the bytes of `buf` that were
+ * taken (buffered or written): the caller resubmits the rest.
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT ssize_t weft_writer_write(struct weft_writer *w, const void *buf,
+				      size_t len, size_t *done,
+				      int64_t deadline);
+/*
+ * Write out everything buffered.  Returns 0 (the buffer is empty), or a
+ * negative errno: what was written left the buffer, the rest stays for
+ * the next flush.  Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT int weft_writer_flush(struct weft_writer *w, int64_t deadline);
+
+/*
+ * Signals
+ *
+ * Go's signal.Notify and Tokio's signal: a task waits for a signal the
+ * way it waits for I/O.  weft_signal_notify() installs weft's handler for
+ * the signals of a set (remembering their previous actions); each
+ * delivery, to any thread of the process, is counted, and
+ * weft_signal_wait() returns one counted delivery to one waiter.  The
+ * handler runs on whatever thread the kernel picks among those that do
+ * not block the signal, on the worker's alternate signal stack if it is a
+ * worker, and only counts and writes an eventfd.
+ *
+ * The mask: a blocked signal never reaches the handler.  notify unblocks
+ * the set in the calling thread; weft_run() unblocks every notified
+ * signal in its own thread for the run, so its workers and the pool
+ * threads they start inherit that (weft's monitor thread blocks every
+ * signal).  So notify before weft_run() (or before blocking the signal
+ * anywhere): a signal the program blocked before the run and notified
+ * only inside it is unblocked on the calling worker alone, which is
+ * enough for kill(), not for a pthread_kill() aimed at another worker.
+ * Threads the program starts itself keep the mask they are given.
+ *
+ * As with any signal, deliveries of one standard signal that arrive
+ * while it is already pending in the kernel are merged into one.
+ */
+
+/*
+ * Start counting the signals in `set` for weft_signal_wait().  Signals
+ * already notified stay as they are; the registration outlives the run
+ * (deliveries between runs are kept for the next).  Returns 0; -EINVAL
+ * for NULL, an empty set or one holding SIGKILL, SIGSTOP or a fault
+ * signal weft itself handles (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP,
+ * SIGABRT); -EBUSY if the set holds the running run's dump signal
+ * (weft_config.dump_signal; a run whose dump signal is notified already
+ * has no dump signal, and says so on stderr); or the errno of sigaction()
+ * or eventfd() (the first notify makes one eventfd that lives as long as
+ * the process).  Any thread.
+ */
+WEFT_EXPORT int weft_signal_notify(const sigset_t *set);
+/*
+ * Stop: restore the actions the signals had before weft_signal_notify()
+ * and drop their deliveries not yet taken.  Signals of `set` not notified
+ * are ignored.  The mask is left as it is.  Returns 0, or -EINVAL for
+ * NULL or an empty set.  Any thread.
+ */
+WEFT_EXPORT int weft_signal_stop(const sigset_t *set);
+/*
+ * Wait for one delivery of a signal in `set` (NULL: any notified signal)
+ * and return its number (> 0).  Each delivery is returned by exactly one
+ * call; a delivery that came before the call (since the notify) is
+ * returned at once; several pending: the lowest signal number first.
+ * Returns the signal, -ETIMEDOUT, -ECANCELED (a cancelled caller takes no
+ * delivery: it is left for another waiter), -EINVAL (an empty set, or no
+ * signal was ever notified), -EPERM outside coroutine context.
+ * Coroutine context only; a cancellation point.
+ */
+WEFT_EXPORT int weft_signal_wait(const sigset_t *set, int64_t deadline);
+
+/*
  * Sockets
  *
  * Sockets made here are SOCK_NONBLOCK | SOCK_CLOEXEC (weft's calls handle
@@ -812,8 +1000,9 @@ WEFT_EXPORT void weft_future_release(struct weft_future *f);
  * -EINVAL if err >= 0).  The first completion wins: returns 0, or
  * -EALREADY if `f` was complete already (its outcome is unchanged), -EPERM
  * on a task's or a pool job's future (only the task or job completes
- * those).  Wakes every waiter and schedules the done callbacks.  Never
- * blocks and never runs a callback inside the call.  Any thread.
+ * those; it fails its own with weft_fail()).  Wakes every waiter and
+ * schedules the done callbacks.  Never blocks and never runs a callback
+ * inside the call.  Any thread.
  */
 WEFT_EXPORT int weft_future_set(struct weft_future *f, void *value);
 WEFT_EXPORT int weft_future_fail(struct weft_future *f, int err);
@@ -938,6 +1127,21 @@ WEFT_EXPORT int weft_group_spawn(struct weft_group *g, weft_group_fn fn,
 				 void *arg,
 				 const struct weft_spawn_opts *opts);
 /*
+ * Spawn a member that returns a value, as a task does: `fn(arg)`'s return
+ * value is the member's result, and it fails only through weft_fail()
+ * (which counts for the group as a failure of that member, as a negative
+ * return of a weft_group_spawn() member does).  `*out` receives one
+ * reference (the caller's to release) to the member's future, which
+ * completes with the value, fails with the weft_fail() error, or is
+ * cancelled if the member was cancelled before it ran.  Returns 0 (then
+ * `*out` is set), -EINVAL, -ECANCELED (the group was cancelled; nothing
+ * is spawned), or weft_spawn()'s errors.  Any thread.
+ */
+WEFT_EXPORT int weft_group_spawn_future(struct weft_group *g,
+					struct weft_future **out, weft_fn fn,
+					void *arg,
+					const struct weft_spawn_opts *opts);
+/*
  * Wait until every member has finished.  Returns 0 if all succeeded, else
  * the first failure's error (by time of failure; members that were
  * cancelled by the group do not count), -ETIMEDOUT, -ECANCELED (the
@@ -987,7 +1191,8 @@ WEFT_EXPORT int weft_pool_make(struct weft_pool **out, int max_threads,
 			       const struct weft_pool_opts *opts);
 /*
  * Queue `fn(arg)`; `*out` receives its future (one reference, the caller's
- * to release), which completes with fn's return value.  weft_future_cancel
+ * to release), which completes with fn's return value, or fails with the
+ * error fn gave weft_fail().  weft_future_cancel
  * on it returns 0 if the job had not started (removed; the future
  * completes as cancelled and fn never runs) or -EBUSY if it runs (it runs
  * to its end and the future completes with its value).  Returns 0,
@@ -998,8 +1203,10 @@ WEFT_EXPORT int weft_pool_submit(struct weft_pool *p, struct weft_future **out,
 				 weft_fn fn, void *arg);
 /*
  * Apply `fn` to each of args[0..n-1]; results[i] receives fn(args[i]), in
- * order.  Jobs are queued as room allows (a full queue makes map wait, not
- * fail).  Returns 0 once all have run, -ETIMEDOUT or -ECANCELED (jobs not
+ * order (NULL for a job that called weft_fail(); once all have run, the
+ * call returns the error of the first such job by index).  Jobs are
+ * queued as room allows (a full queue makes map wait, not fail).
+ * Returns 0 once all have run, -ETIMEDOUT or -ECANCELED (jobs not
  * started are removed; running ones finish and are awaited first, so
  * `args` and `results` are no longer touched when it returns; results of
  * jobs that did not run are left as they were), -EPIPE (weft_pool_free()
@@ -1022,7 +1229,8 @@ WEFT_EXPORT int weft_pool_free(struct weft_pool *p);
 /*
  * Run `fn(arg)` on the runtime's own blocking pool (weft_config.pool_threads
  * threads, default 4) while the calling task parks; `*result` (if
- * non-NULL) receives its return value.  Returns 0, -ETIMEDOUT or
+ * non-NULL) receives its return value.  Returns 0, the error fn gave
+ * weft_fail() (then `*result` is untouched), -ETIMEDOUT or
  * -ECANCELED (a job that has not started is removed and never runs; a
  * running one is abandoned: the call returns at once, the job runs to its
  * end and its result is dropped), -EAGAIN (queue of 1024 full), -EINVAL,
@@ -1123,6 +1331,43 @@ WEFT_EXPORT int weft_stats(struct weft_stats *s);
  * Any thread.
  */
 WEFT_EXPORT int weft_worker_stats(int worker, struct weft_worker_stats *s);
+
+/*
+ * Errors
+ *
+ * Every call returns a negative errno on failure; these name them, and
+ * give tasks, group members and pool jobs one way to end with an error
+ * instead of a value.
+ */
+
+/*
+ * A description of the error code `err` (negative as weft returns it, or
+ * positive as errno): "Connection timed out" for -ETIMEDOUT; "Success"
+ * for 0; "Unknown error" for a code the C library does not know.  Never
+ * NULL; a constant string, safe from any thread (unlike strerror()).
+ */
+WEFT_EXPORT const char *weft_strerror(int err);
+
+/*
+ * End the calling task or pool job with the error `err` (< 0) instead of
+ * a value.  The code goes on to its return as usual; its return value is
+ * then dropped and:
+ *  - a task (weft_spawn): weft_join() returns `err` (and releases the
+ *    handle), its future (weft_task_future) fails with `err`;
+ *  - a group member (weft_group_spawn, weft_group_spawn_future): counts
+ *    as a member that returned `err` (its own return value is ignored),
+ *    and a weft_group_spawn_future() member's future fails with it;
+ *  - a pool job (weft_pool_submit, weft_blocking_submit, weft_blocking,
+ *    weft_pool_map): its future fails with `err`, weft_blocking() returns
+ *    it, weft_pool_map() returns the first failed job's (by index).
+ * (weft_run()'s main task only fails its own future: weft_run() still
+ * returns 0 and hands back the return value.)
+ * The first call wins.  Returns 0, -EINVAL (err >= 0), -EALREADY (called
+ * before by this task or job), -ENOMEM (the task's future could not be
+ * made; nothing changed), -EPERM (neither a task nor a pool thread running
+ * a job).  Never blocks.  Coroutine context, or a pool job's thread.
+ */
+WEFT_EXPORT int weft_fail(int err);
 
 #ifdef __cplusplus
 }

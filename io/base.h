@@ -39,6 +39,8 @@
  * address order.  A trylock may go against the order (it cannot wait, so
  * it cannot deadlock): a thief trylocks a victim's timer heap.
  *
+ *	SIGNAL		runtime/signal.c's registration lock (notify, stop,
+ *			the run's start and end); nothing is taken under it
  *	STATS		weft__stats_lock (weft_stats, weft_dump: then sched,
  *			tpool)
  *	START		the workers' start hand-off (sched/worker.c)
@@ -76,6 +78,7 @@
  */
 enum weft__rank {
 	WEFT_RANK_NONE = 0,
+	WEFT_RANK_SIGNAL,
 	WEFT_RANK_STATS,
 	WEFT_RANK_START,
 	WEFT_RANK_POOL_REGISTRY,

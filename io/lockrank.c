@@ -33,6 +33,7 @@ static __thread struct {
 
 static const char *const names[WEFT_RANK_COUNT] = {
 	[WEFT_RANK_NONE] = "unranked",
+	[WEFT_RANK_SIGNAL] = "signal registry",
 	[WEFT_RANK_STATS] = "stats",
 	[WEFT_RANK_START] = "worker start",
 	[WEFT_RANK_POOL_REGISTRY] = "pool registry",

@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "runtime/future.h"
+#include "runtime/runtime.h"
 #include "sched/park.h"
 
 /* A waiter's record in a future's list.  Lives on the waiter's stack. */
@@ -84,6 +85,13 @@ struct weft_future {
 	/* Written once under lock before state becomes DONE/CANCELLED. */
 	void *value;
 	int err;
+
+	/*
+	 * A task future's weft_fail() error: written once by the task
+	 * itself (its owner) while it runs, read by weft__future_complete()
+	 * on its exit path and by a joiner that saw it DONE.
+	 */
+	int fail_err;
 
 	/*
 	 * The owner (a task, or a pool job): under lock.  For a task future
@@ -471,7 +479,44 @@ int
 weft__future_complete(struct weft_future *f, void *value, int err,
 		      bool cancelled)
 {
+	/* A task that called weft_fail() ends failed, without a value. */
+	if (WEFT_UNLIKELY(f->fail_err) && !cancelled && err == 0) {
+		err = f->fail_err;
+		value = NULL;
+	}
 	return complete(f, value, err, cancelled);
+}
+
+int
+weft__future_fail_err(const struct weft_future *f)
+{
+	return f ? f->fail_err : 0;
+}
+
+int
+weft_fail(int err)
+{
+	struct weft_task *self;
+	struct weft_future *f;
+	int r;
+
+	if (err >= 0)
+		return -EINVAL;
+	r = weft__pool_job_fail(err);
+	if (r != -EPERM)
+		return r;		/* a pool job's outcome */
+	self = weft__task_self();
+	if (!self)
+		return -EPERM;
+	if (ck_pr_load_32(&self->flags) & TASK_FAILED)
+		return -EALREADY;
+	f = weft_task_future(self);
+	if (!f)
+		return -ENOMEM;
+	f->fail_err = err;
+	/* After the error: a joiner that sees the flag reads it. */
+	ck_pr_or_32(&self->flags, TASK_FAILED);
+	return 0;
 }
 
 void

@@ -26,7 +26,8 @@
 struct member {
 	/* Immutable after weft_group_spawn(). */
 	struct weft_group *g;
-	weft_group_fn fn;
+	weft_group_fn fn;		/* an int member, or NULL */
+	weft_fn vfn;			/* a valued member (spawn_future) */
 	void *arg;
 	/* Under g->lock. */
 	struct weft_task *task;		/* the handle; NULL until spawned
@@ -149,7 +150,8 @@ member_done(struct weft_future *f, void *arg)
 	int ret;
 
 	ret = weft_future_result(f, &v);
-	if (ret == 0)
+	/* An int member's value is its result; a valued member's is not. */
+	if (ret == 0 && !m->vfn)
 		ret = (int)(intptr_t)v;
 	weft__spin_lock(&g->lock, WEFT_RANK_GROUP);
 	unlink_member_locked(g, m);
@@ -181,12 +183,18 @@ member_main(void *arg)
 	weft__spin_lock(&g->lock, WEFT_RANK_GROUP);
 	m->task = weft_self();
 	weft__spin_unlock(&g->lock);
+	if (m->vfn)
+		return m->vfn(m->arg);
 	return (void *)(intptr_t)m->fn(m->arg);
 }
 
-int
-weft_group_spawn(struct weft_group *g, weft_group_fn fn, void *arg,
-		 const struct weft_spawn_opts *opts)
+/*
+ * Spawn a member running fn (an int member) or vfn (a valued one); with
+ * `out`, hand back a reference to its task future.  Any thread.
+ */
+static int
+spawn_member(struct weft_group *g, weft_group_fn fn, weft_fn vfn, void *arg,
+	     const struct weft_spawn_opts *opts, struct weft_future **out)
 {
 	struct weft_future *f;
 	struct weft_task *t;
@@ -194,8 +202,6 @@ weft_group_spawn(struct weft_group *g, weft_group_fn fn, void *arg,
 	bool cancel;
 	int ret;
 
-	if (!g || !fn)
-		return -EINVAL;
 	if (WEFT_UNLIKELY(weft__fail_alloc()))
 		return -ENOMEM;
 	m = calloc(1, sizeof(*m));
@@ -209,6 +215,7 @@ weft_group_spawn(struct weft_group *g, weft_group_fn fn, void *arg,
 	}
 	m->g = g;
 	m->fn = fn;
+	m->vfn = vfn;
 	m->arg = arg;
 	weft__spin_lock(&g->lock, WEFT_RANK_GROUP);
 	if (g->cancelled) {
@@ -242,8 +249,30 @@ weft_group_spawn(struct weft_group *g, weft_group_fn fn, void *arg,
 		weft_cancel(t);
 	/* We hold the handle: t (and its future) stay alive until the hook. */
 	f = weft__task_future_attach(t, f);
+	/* Before the hook, which may run (and let t go) at once. */
+	if (out)
+		*out = weft_future_retain(f);
 	weft__future_hook(f, member_done, m);
 	return 0;
+}
+
+int
+weft_group_spawn(struct weft_group *g, weft_group_fn fn, void *arg,
+		 const struct weft_spawn_opts *opts)
+{
+	if (!g || !fn)
+		return -EINVAL;
+	return spawn_member(g, fn, NULL, arg, opts, NULL);
+}
+
+int
+weft_group_spawn_future(struct weft_group *g, struct weft_future **out,
+			weft_fn fn, void *arg,
+			const struct weft_spawn_opts *opts)
+{
+	if (!g || !out || !fn)
+		return -EINVAL;
+	return spawn_member(g, NULL, fn, arg, opts, out);
 }
 
 /*

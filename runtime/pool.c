@@ -97,6 +97,13 @@ struct job {
 	enum job_state state;
 	struct pool_waiter *pw;		/* the waiting caller, or NULL */
 	void *result;			/* fn's value once DONE */
+
+	/*
+	 * weft_fail() inside fn: written only by the thread running fn
+	 * (before the pool lock or the future completion that publishes
+	 * DONE), read after it.
+	 */
+	int err;
 };
 
 /* One weft_pool_map() call. */
@@ -349,6 +356,22 @@ free_check_locked(struct weft_pool *p)
 		pw_wake_locked(p->freer);
 }
 
+/* The public job this pool thread runs right now (weft_fail()), or NULL. */
+static __thread struct job *cur_job;
+
+int
+weft__pool_job_fail(int err)
+{
+	struct job *j = cur_job;
+
+	if (!j)
+		return -EPERM;
+	if (j->err)
+		return -EALREADY;
+	j->err = err;
+	return 0;
+}
+
 /* The body of a job: run it and complete it.  A pool thread, unlocked. */
 static void
 job_run(struct weft_pool *p, struct job *j)
@@ -357,10 +380,15 @@ job_run(struct weft_pool *p, struct job *j)
 
 	if (j->fut)
 		weft__future_running(j->fut);
-	if (j->ifn)
+	if (j->ifn) {
 		j->ifn(j->arg);
-	else
+	} else {
+		cur_job = j;
 		value = j->fn(j->arg);
+		cur_job = NULL;
+		if (j->err)
+			value = NULL;	/* a failed job has no value */
+	}
 	if (j->slot)
 		*j->slot = value;	/* read by the map after `left` hits 0 */
 	if (j->fut) {
@@ -368,7 +396,7 @@ job_run(struct weft_pool *p, struct job *j)
 		 * Nobody else completes it: it left the queue as RUNNING,
 		 * and job_future_cancel() looks only at the queue.
 		 */
-		weft__future_complete(j->fut, value, 0, false);
+		weft__future_complete(j->fut, value, j->err, false);
 		weft_future_release(j->fut);
 		weft__mutex_lock(&p->lock, WEFT_RANK_POOL);
 		p->running--;
@@ -635,7 +663,9 @@ weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline)
 	ret = job_wait(p, j, weft__task_self(), deadline, &abandoned);
 	if (abandoned)
 		return ret;	/* the pool frees j after fn */
-	if (ret == 0 && result)
+	if (ret == 0 && j->err)
+		ret = j->err;	/* fn called weft_fail() */
+	else if (ret == 0 && result)
 		*result = j->result;
 	free(j);
 	return ret;
@@ -755,6 +785,9 @@ weft_pool_map(struct weft_pool *p, weft_fn fn, void **args, void **results,
 			goto out_stop;
 		}
 	}
+	/* All ran: the lowest-index job that called weft_fail(), if any. */
+	for (size_t i = 0; i < n && ret == 0; i++)
+		ret = jobs[i].err;
 	goto out_leave;
 
 out_stop:

@@ -71,6 +71,7 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	struct weft__monitor_cfg mc;
 	struct weft__config conf;
 	struct sigaction old_pipe;
+	sigset_t old_mask;
 	bool pipe_ignored = false;
 	int n, ret;
 
@@ -145,6 +146,11 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 			       sigaction(SIGPIPE, &ign, NULL) == 0;
 	}
 	weft__io_canceller = weft__iocall_cancel;
+	/*
+	 * Notified signals are unblocked for the workers to inherit; a dump
+	 * signal that weft_signal_notify() took is dropped for this run.
+	 */
+	weft__signal_run_begin(&conf.dump_signal, &old_mask);
 	/* The monitor's diagnostics, and the dump signal's handler. */
 	weft__diag_setup(&conf, &mc);
 	ck_pr_store_32(&s->running, 1);
@@ -152,6 +158,7 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 	weft__future_adopt_orphans();
 	ret = weft__sched_run(&mc);
 	weft__diag_teardown();
+	weft__signal_run_end(&old_mask);
 
 	if (ret == 0 && result)
 		*result = main_task->result;

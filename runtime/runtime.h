@@ -8,6 +8,7 @@
 #ifndef WEFT_RUNTIME_H
 #define WEFT_RUNTIME_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,6 +69,14 @@ int weft__pool_run(void (*fn)(void *), void *arg, void (*abandon)(void *),
 		   int64_t deadline);
 
 /*
+ * weft_fail() on a pool thread: record `err` (< 0) as the outcome of the
+ * public job the calling thread runs.  Returns 0, -EALREADY if the job
+ * failed already, or -EPERM when the caller runs no public job.  Any
+ * thread.
+ */
+int weft__pool_job_fail(int err);
+
+/*
  * For the deadlock detector: jobs queued or running right now, and pool
  * threads alive, summed over every pool (the default pool and the user's
  * weft_pool_make() pools).  Pool threads are named "weft-pool-N".  Takes
@@ -93,6 +102,17 @@ void weft__diag_setup(const struct weft__config *c,
 		      struct weft__monitor_cfg *mc);
 void weft__diag_teardown(void);
 void weft__diag_counters(uint64_t *slow_tasks, uint64_t *deadlocks);
+
+/*
+ * Signals (runtime/signal.c), weft_run's part.  run_begin records the
+ * run's dump signal (sets *dump_signal to 0, with a line on stderr, if
+ * weft_signal_notify() took it) and unblocks every notified signal in the
+ * calling thread, so the workers it starts inherit that mask; *saved
+ * receives the mask run_end restores.  weft_run only, before
+ * weft__diag_setup() and after weft__diag_teardown().
+ */
+void weft__signal_run_begin(int *dump_signal, sigset_t *saved);
+void weft__signal_run_end(const sigset_t *saved);
 
 /* Connections weft_serve closed unserved this run (runtime/net.c; atomic). */
 extern uint64_t weft__conns_shed;

@@ -197,6 +197,12 @@ struct weft__fiber {
  */
 #define TASK_SYSTEM	0x10u
 #define TASK_SLOW	0x20u	/* reported as a slow task (runtime/diag.c) */
+/*
+ * weft_fail() was called (runtime/future.c): set by the task itself, after
+ * it stored the error in its future (weft__future_fail_err()); weft_join()
+ * returns that error.
+ */
+#define TASK_FAILED	0x40u
 
 /*
  * Timers (sched/timer.c).  A task owns one timer, used by its current wait.
@@ -755,6 +761,12 @@ void weft__future_running(struct weft_future *f);
 int weft__future_complete(struct weft_future *f, void *value, int err,
 			  bool cancelled);
 void weft__task_drop_future(struct weft_task *t);
+/*
+ * The error weft_fail() stored in a task's future (< 0), or 0.  Written
+ * by the task before it exits; read by a joiner after it saw the task
+ * DONE (the exit's release of t->lock orders the two).
+ */
+int weft__future_fail_err(const struct weft_future *f);
 void weft__future_adopt_orphans(void);
 bool weft__future_retry_deferred(void);
 

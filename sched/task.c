@@ -914,6 +914,8 @@ collect:
 	ret = 0;
 	if (state == WEFT_CANCELLED)
 		ret = -ECHILD;
+	else if (WEFT_UNLIKELY(ck_pr_load_32(&t->flags) & TASK_FAILED))
+		ret = weft__future_fail_err(t->fut);	/* set by weft_fail() */
 	else if (result)
 		*result = t->result;
 	/* Exactly one caller gives the handle up (a racing misuse: -EINVAL). */
