@@ -95,6 +95,7 @@ LIB_SRCS	:= \
 	runtime/net.c \
 	runtime/pool.c \
 	runtime/run.c \
+	runtime/scope.c \
 	runtime/signal.c \
 	runtime/sync.c \
 	runtime/util.c \

@@ -242,6 +242,67 @@ WEFT_EXPORT int weft_sleep(int64_t ns);
 WEFT_EXPORT int weft_sleep_until(int64_t deadline);
 
 /*
+ * Deadline scopes (Go's context.WithTimeout, asyncio's timeout(), Trio's
+ * move_on_after): a deadline for everything the calling task does until it
+ * leaves the scope.
+ *
+ *	struct weft_scope sc;
+ *
+ *	weft_scope_enter(&sc, weft_after_ms(500));
+ *	r = fetch_all(urls);            // every call inside takes <= 500 ms
+ *	weft_scope_exit(&sc);
+ *	if (r == -ETIMEDOUT && weft_scope_expired(&sc)) ...
+ *
+ * Inside a scope every blocking call that takes a deadline (I/O, sleeps,
+ * joins, channel sends and receives, select, futures, groups, pool jobs,
+ * the locks, semaphores, wait groups and conditions) uses the earlier of
+ * its own deadline and the scope's; when the scope's passes, the call
+ * returns -ETIMEDOUT as if its own had (a sleep cut short by it returns
+ * -ETIMEDOUT, not 0).  weft_close() is never bounded, nor are the waits
+ * the runtime must finish whatever happens (weft_group_free's, the
+ * cancel-and-wait of weft_join_for).  Scopes nest (the
+ * earliest deadline wins) and must be left in the reverse order; a task
+ * spawned inside a scope starts inside its deadline (and no further: its
+ * own scopes are its own), so do groups' members.  Cancelling is
+ * weft_cancel() of the task or weft_group_cancel(): a scope only bounds
+ * time.  The struct belongs to the task that entered it: enter and exit on
+ * the same task, keep it alive (a local) until the exit.
+ */
+struct weft_scope {
+	int64_t deadline;		/* as entered */
+	/* Private: */
+	int64_t outer_;			/* the deadline in force before */
+	struct weft_scope *parent_;	/* the scope entered before */
+	struct weft_task *task_;
+};
+
+/*
+ * Enter a scope with `deadline` (WEFT_DEADLINE_NONE: no bound of its own).
+ * Returns 0, -EINVAL if s is NULL, -EPERM outside coroutine context.
+ */
+WEFT_EXPORT int weft_scope_enter(struct weft_scope *s, int64_t deadline);
+
+/*
+ * Leave the innermost scope, s.  Returns 0; -EINVAL if s is not the
+ * calling task's innermost scope (nothing is changed then); -EPERM outside
+ * coroutine context.
+ */
+WEFT_EXPORT int weft_scope_exit(struct weft_scope *s);
+
+/*
+ * The deadline every blocking call of the calling task is bounded by now
+ * (the earliest of its scopes', inherited ones included), or
+ * WEFT_DEADLINE_NONE (also outside coroutine context).
+ */
+WEFT_EXPORT int64_t weft_scope_deadline(void);
+
+/*
+ * Has the scope's own deadline passed?  Tells a -ETIMEDOUT that came from
+ * the scope from one of a call's own.  Any thread.
+ */
+WEFT_EXPORT bool weft_scope_expired(const struct weft_scope *s);
+
+/*
  * Tasks
  *
  * A task is a coroutine with its own small stack.  weft_spawn() hands back a

@@ -460,6 +460,8 @@ chan_op(struct weft_chan *ch, void *val, int64_t deadline, bool send)
 		return -EINVAL;
 	w = weft__worker_self();
 	self = w ? weft__worker_task(w) : NULL;
+	if (self)
+		deadline = weft__scope_clamp(self, deadline);
 	if (self && deadline == WEFT_DEADLINE_NONE)
 		return send ? chan_send_lparked(ch, val, w, self) :
 			      chan_recv_lparked(ch, val, w, self);
@@ -594,6 +596,8 @@ weft_select(struct weft_select_case *cases, int n, int64_t deadline)
 	struct weft__waiter wt;
 	struct weft__worker *w;
 	int i, j, ret, fired = -1;
+
+	deadline = weft__scoped(deadline);
 
 	if (!cases || n < 0 || n > 65536)
 		return -EINVAL;

@@ -890,6 +890,7 @@ weft_join_for(struct weft_task *t, void **result, int64_t deadline,
 	      unsigned int flags)
 {
 	struct weft_task *self = weft__task_self();
+	int64_t scope;
 	bool cancelled;
 	int ret;
 
@@ -907,6 +908,7 @@ weft_join_for(struct weft_task *t, void **result, int64_t deadline,
 	 * meanwhile: the handle must not escape this call.
 	 */
 	cancelled = weft__shield_begin(self);
+	scope = weft__scope_suspend(self);
 	for (;;) {
 		weft__wait_note(self, WAIT_JOIN, t);
 		ret = weft_join(t, NULL, WEFT_DEADLINE_NONE);
@@ -914,6 +916,7 @@ weft_join_for(struct weft_task *t, void **result, int64_t deadline,
 			break;
 		cancelled |= weft__shield_hit(self);
 	}
+	weft__scope_resume(self, scope);
 	weft__shield_end(self, cancelled);
 	return -ETIMEDOUT;
 }

@@ -357,6 +357,7 @@ weft_group_free(struct weft_group *g)
 {
 	struct weft_task *self = weft__task_self();
 	bool cancelled = false;
+	int64_t scope;
 	int ret;
 
 	if (!g)
@@ -376,9 +377,11 @@ weft_group_free(struct weft_group *g)
 	 */
 	if (self)
 		cancelled = weft__shield_begin(self);
+	scope = weft__scope_suspend(self);
 	while ((ret = group_wait(g, WEFT_DEADLINE_NONE)) == -ECANCELED &&
 	       self && ck_pr_load_32(&g->live) != 0)
 		cancelled |= weft__shield_hit(self);
+	weft__scope_resume(self, scope);
 	if (self)
 		weft__shield_end(self, cancelled);
 	free(g);

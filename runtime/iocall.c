@@ -144,6 +144,7 @@ do_op(struct weft__ioop *op, int64_t deadline)
 
 	if (WEFT_UNLIKELY(!t))
 		return -EPERM;
+	deadline = weft__scope_clamp(t, deadline);
 	if (WEFT_UNLIKELY(ck_pr_load_32(&t->flags) & TASK_CANCELLED)) {
 		/* close(2) must still release the fd. */
 		if (op->kind == IO_CLOSE)

@@ -221,9 +221,11 @@ static void
 lock_shielded(struct weft_task *self)
 {
 	bool cancelled = weft__shield_begin(self);
+	int64_t scope = weft__scope_suspend(self);
 
 	while (weft_mutex_lock(&sig.mu, WEFT_DEADLINE_NONE) < 0)
 		cancelled |= weft__shield_hit(self);
+	weft__scope_resume(self, scope);
 	weft__shield_end(self, cancelled);
 }
 

@@ -247,6 +247,9 @@ mutex_lock_slow(struct mutex_impl *m, int64_t deadline, bool cancellable)
 	uint32_t want;
 	int ret;
 
+	/* The public lock is bounded by the caller's scopes (weft.h). */
+	if (cancellable)
+		deadline = weft__scoped(deadline);
 	r.since = 0;
 	r.writer = false;
 	r.linked = false;
@@ -537,6 +540,7 @@ weft_rwlock_rdlock(struct weft_rwlock *rw, int64_t deadline)
 
 	if (WEFT_UNLIKELY(!rw))
 		return -EINVAL;
+	deadline = weft__scoped(deadline);
 	weft__spin_lock(&l->lk, WEFT_RANK_SYNC);
 	if (!l->writer && l->wwait == 0 && !l->waiters.head) {
 		l->readers++;
@@ -553,6 +557,7 @@ weft_rwlock_wrlock(struct weft_rwlock *rw, int64_t deadline)
 
 	if (WEFT_UNLIKELY(!rw))
 		return -EINVAL;
+	deadline = weft__scoped(deadline);
 	weft__spin_lock(&l->lk, WEFT_RANK_SYNC);
 	if (!l->writer && l->readers == 0 && !l->waiters.head) {
 		l->writer = true;
@@ -649,6 +654,7 @@ weft_cond_wait(struct weft_cond *cv, struct weft_mutex *mx, int64_t deadline)
 
 	if (WEFT_UNLIKELY(!cv || !mx))
 		return -EINVAL;
+	deadline = weft__scoped(deadline);
 	r.writer = false;
 	if (!(ck_pr_load_32(&((struct mutex_impl *)(void *)mx)->state) &
 	      MX_LOCKED))
@@ -764,6 +770,7 @@ weft_waitgroup_wait(struct weft_waitgroup *g, int64_t deadline)
 
 	if (WEFT_UNLIKELY(!g))
 		return -EINVAL;
+	deadline = weft__scoped(deadline);
 	weft__spin_lock(&wg->lk, WEFT_RANK_SYNC);
 	if (wg->count == 0) {
 		weft__spin_unlock(&wg->lk);
@@ -821,6 +828,7 @@ weft_sem_acquire(struct weft_sem *sm, int64_t deadline)
 
 	if (WEFT_UNLIKELY(!sm))
 		return -EINVAL;
+	deadline = weft__scoped(deadline);
 	weft__spin_lock(&s->lk, WEFT_RANK_SYNC);
 	if (s->count > 0) {
 		s->count--;
@@ -904,6 +912,7 @@ weft_once(struct weft_once *on, void (*fn)(void *), void *arg,
 
 	if (WEFT_UNLIKELY(!o || !fn))
 		return -EINVAL;
+	deadline = weft__scoped(deadline);
 	/* Pairs with the store of ONCE_DONE below: fn's effects are seen. */
 	if (ck_pr_load_32(&o->state) == ONCE_DONE) {
 		ck_pr_fence_load();

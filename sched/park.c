@@ -195,6 +195,7 @@ weft__park(void (*unlock)(void *), void *arg, int64_t deadline)
 	bool timed = false;
 	int ret;
 
+	deadline = weft__scope_clamp(t, deadline);
 	/*
 	 * Prepared (ARMED).  It may be CLAIMED already: a canceller or a
 	 * waker that found the waiter record can win between prepare and

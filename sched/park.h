@@ -329,7 +329,64 @@ struct weft_task {
 	void *lpark_obj;
 	void (*lpark_cancel)(void *obj, struct weft_task *t, uint32_t seq);
 	void *lpark_rec;
+
+	/*
+	 * Deadline scopes (runtime/scope.c): the earliest deadline of the
+	 * scopes the task is in (WEFT_DEADLINE_NONE: none), which every
+	 * blocking call with a deadline takes if it is earlier than its own
+	 * (weft__scope_clamp), and the innermost scope the task entered.
+	 * Owner-only: written and read by the task itself; a spawn copies
+	 * scope_deadline from the spawning task to the new one before it is
+	 * published.
+	 */
+	int64_t scope_deadline;
+	struct weft_scope *scope;
 };
+
+/*
+ * The earlier of `deadline` and t's scopes' (WEFT_DEADLINE_NONE, -1, is
+ * the latest of all as an unsigned number).
+ */
+static inline int64_t
+weft__scope_clamp(const struct weft_task *t, int64_t deadline)
+{
+	uint64_t a = (uint64_t)deadline, b = (uint64_t)t->scope_deadline;
+
+	return (int64_t)(a < b ? a : b);
+}
+
+/* weft__scope_clamp() for the calling task (a plain thread has none). */
+static inline int64_t
+weft__scoped(int64_t deadline)
+{
+	struct weft_task *weft__task_self(void);
+	struct weft_task *t = weft__task_self();
+
+	return t ? weft__scope_clamp(t, deadline) : deadline;
+}
+
+/*
+ * An internal wait that must run to its end (the shielded waits below,
+ * the pool's waits for a job that works on the caller's memory) is not
+ * bounded by the caller's scopes: suspend them around it.  t may be NULL
+ * (a plain thread).  Executed only by the task t.
+ */
+static inline int64_t
+weft__scope_suspend(struct weft_task *t)
+{
+	int64_t d = t ? t->scope_deadline : WEFT_DEADLINE_NONE;
+
+	if (t)
+		t->scope_deadline = WEFT_DEADLINE_NONE;
+	return d;
+}
+
+static inline void
+weft__scope_resume(struct weft_task *t, int64_t d)
+{
+	if (t)
+		t->scope_deadline = d;
+}
 
 /* What a parked task waits on (struct weft_task.wait_kind). */
 enum weft__wait_kind {

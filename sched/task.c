@@ -333,6 +333,8 @@ task_init(struct weft_task *t, weft_fn fn, void *arg, size_t stack_size,
 	t->timer.fire = NULL;
 	t->timer.live = false;
 	t->io_at = NULL;
+	t->scope_deadline = WEFT_DEADLINE_NONE;
+	t->scope = NULL;
 	t->io_key = 0;
 	t->fut = NULL;
 	t->wait_kind = WAIT_NONE;
@@ -585,6 +587,9 @@ spawn(struct weft_task **out, weft_fn fn, void *arg,
 		goto refused;
 	}
 	task_init(t, fn, arg, size, name, out != NULL, task_id(w));
+	/* Inside a scope, the new task inherits its deadline. */
+	if (w->cur)
+		t->scope_deadline = w->cur->scope_deadline;
 	t->stack = st;
 	if (extra_flags)
 		ck_pr_or_32(&t->flags, extra_flags);
@@ -992,14 +997,20 @@ weft_sleep_until(int64_t deadline)
 	struct weft_task *t = weft__task_self();
 	int ret;
 
+	int64_t eff;
+
 	if (!t)
 		return -EPERM;
-	if (deadline != WEFT_DEADLINE_NONE && deadline <= weft_now())
-		return weft_yield();
+	/* A scope's deadline cuts the sleep short: that is -ETIMEDOUT. */
+	eff = weft__scope_clamp(t, deadline);
+	if (eff != WEFT_DEADLINE_NONE && eff <= weft_now())
+		return eff != deadline ? -ETIMEDOUT : weft_yield();
 	weft__park_prepare(t);
 	weft__wait_note(t, WAIT_SLEEP, NULL);
-	ret = weft__park(NULL, NULL, deadline);
-	return ret == -ETIMEDOUT ? 0 : ret;
+	ret = weft__park(NULL, NULL, eff);
+	if (ret == -ETIMEDOUT && eff == deadline)
+		ret = 0;
+	return ret;
 }
 
 /*
