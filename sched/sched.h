@@ -167,9 +167,11 @@ struct weft__worker {
 	struct ck_ring_buffer runq_buf[RUNQ_SIZE];
 
 	/*
-	 * Run-next slot.  Only the owner sets it non-NULL (CAS, or a plain
-	 * store when solo); thieves may CAS it to NULL once the owner has
-	 * not switched tasks for a whole steal sequence.
+	 * Run-next slot.  Only the owner sets it non-NULL (CAS, or a
+	 * relaxed store when solo: no thief then, but the monitor and the
+	 * idle check read it, weft__runq_empty()); thieves may CAS it to
+	 * NULL once the owner has not switched tasks for a whole steal
+	 * sequence.
 	 */
 	struct weft_task *runnext;
 
@@ -353,8 +355,9 @@ weft__runq_put(struct weft__worker *w, struct weft_task *t, bool next)
 		struct weft_task *old;
 
 		if (w->solo) {
-			old = w->runnext;
-			w->runnext = t;
+			/* Relaxed: plain movs, read by the monitor. */
+			old = ck_pr_load_ptr(&w->runnext);
+			ck_pr_store_ptr(&w->runnext, t);
 		} else {
 			/* Thieves may CAS run-next to NULL concurrently. */
 			old = ck_pr_fas_ptr(&w->runnext, t);
@@ -430,8 +433,8 @@ weft__runq_get(struct weft__worker *w)
 
 	WEFT_ASSERT_OWNER(w);
 	if (w->solo) {
-		if ((t = w->runnext)) {
-			w->runnext = NULL;
+		if ((t = ck_pr_load_ptr(&w->runnext))) {
+			ck_pr_store_ptr(&w->runnext, NULL);
 			return t;
 		}
 		/* No other consumer exists: the single-consumer path is safe. */
