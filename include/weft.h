@@ -982,6 +982,13 @@ WEFT_EXPORT int weft_tcp_listen(const char *host, int port,
  */
 WEFT_EXPORT int weft_tcp_dial(const char *host, int port, int64_t deadline);
 /*
+ * The local port of a TCP socket (Go's Listener.Addr()): what a listener
+ * made with port 0 was given.  Returns the port (1..65535), -ENOTSOCK,
+ * -EAFNOSUPPORT (not an IPv4 or IPv6 socket), or getsockname()'s error.
+ * Any thread.
+ */
+WEFT_EXPORT int weft_tcp_port(int fd);
+/*
  * Unix stream sockets.  A `path` starting with '@' names the abstract
  * namespace.  weft_unix_listen() removes a stale socket file first (only if
  * it is a socket nobody listens on: it finds out by connecting, so a live

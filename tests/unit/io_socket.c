@@ -199,6 +199,7 @@ tcp_v4_main(void *arg)
 		return NULL;
 	port = io_local_port(lfd);
 	T_EXPECT(port > 0, "listener port %d", port);
+	T_EXPECT_INT(weft_tcp_port(lfd), ==, port);
 	T_EXPECT_INT(io_family(lfd), ==, AF_INET);
 	T_EXPECT(io_has_fl(lfd, O_NONBLOCK), "listener is blocking");
 	T_EXPECT(io_has_cloexec(lfd), "listener lacks FD_CLOEXEC");
@@ -227,10 +228,27 @@ tcp_v6_main(void *arg)
 	if (lfd < 0)
 		return NULL;
 	T_EXPECT_INT(io_family(lfd), ==, AF_INET6);
+	T_EXPECT_INT(weft_tcp_port(lfd), ==, io_local_port(lfd));
 	dial_and_echo(lfd, "::1", io_local_port(lfd), AF_INET6);
 	T_EXPECT_INT(weft_close(lfd, io_dl()), ==, 0);
 	return NULL;
 }
+
+START_TEST(tcp_port_of_what_is_not_a_tcp_socket)
+{
+	int p[2], u;
+
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_eq(weft_tcp_port(p[0]), -ENOTSOCK);
+	close(p[0]);
+	close(p[1]);
+	ck_assert_int_eq(weft_tcp_port(-1), -EBADF);
+	u = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(u, 0);
+	ck_assert_int_eq(weft_tcp_port(u), -EAFNOSUPPORT);
+	close(u);
+}
+END_TEST
 
 START_TEST(tcp_ipv6_loopback)
 {
@@ -1744,6 +1762,7 @@ io_socket_suite(void)
 	tc = t_tcase(s, "tcp", T_TIMEOUT);
 	IO_ADD_W(tc, tcp_listen_on_any_port_then_dial_and_echo);
 	IO_ADD(tc, tcp_ipv6_loopback);
+	tcase_add_test(tc, tcp_port_of_what_is_not_a_tcp_socket);
 	IO_ADD(tc, tcp_listen_without_host_accepts_ipv4_and_ipv6);
 	IO_ADD(tc, tcp_dial_and_listen_by_name);
 	IO_ADD(tc, tcp_dial_to_a_closed_port_returns_econnrefused);
