@@ -746,11 +746,21 @@ WEFT_EXPORT int weft_unix_dial(const char *path, int64_t deadline);
 /* One accepted connection, handed to a weft_serve() handler. */
 typedef void (*weft_conn_fn)(int fd, void *arg);
 
+struct weft_future;
+
 /* weft_serve() options; zero every field for the defaults. */
 struct weft_serve_opts {
 	size_t stack_size;	/* connection tasks' stack; 0: default */
 	const char *name;	/* connection tasks' name; NULL: "conn" */
-	long reserved_[4];	/* must be zero */
+	/*
+	 * Graceful shutdown (Go's Server.Shutdown): once this future
+	 * completes (set, failed or cancelled, by anyone), weft_serve()
+	 * stops accepting and waits for the connections it started to
+	 * end; see weft_serve().  NULL: serve until cancelled.  Not
+	 * retained: it must outlive the call.
+	 */
+	struct weft_future *stop;
+	long reserved_[3];	/* must be zero */
 };
 
 /*
@@ -766,6 +776,21 @@ struct weft_serve_opts {
  * the loop pauses 5 ms.  Returns when the calling task is cancelled
  * (-ECANCELED), on another accept error (that error), or when spawning
  * fails for good.  Coroutine context only.
+ *
+ * With `opts->stop` the connections are tracked (a weft_group) and the
+ * call ends with them: when `stop` completes it stops accepting (a
+ * connection accepted at that moment is still served; `lfd` stays open,
+ * it is the caller's), waits until every connection handler has
+ * returned, and returns 0.  If the calling task is cancelled, before or
+ * during that wait, the handlers still running are cancelled (their
+ * blocking calls return -ECANCELED) and awaited, and the call returns
+ * -ECANCELED; so a drain bounded by a deadline is "complete `stop`, then
+ * cancel the serving task at the deadline" (weft_join_for() with
+ * WEFT_JOIN_CANCEL does the second half).  On an accept error it cannot
+ * survive it cancels and awaits the handlers too, then returns the
+ * error.  In this mode weft_serve() never returns while a handler it
+ * started still runs.  Handlers that want to end early on a drain (an
+ * idle keep-alive connection, say) can look at `stop` themselves.
  */
 WEFT_EXPORT int weft_serve(int lfd, weft_conn_fn fn, void *arg,
 			   const struct weft_serve_opts *opts);
