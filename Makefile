@@ -91,6 +91,7 @@ LIB_SRCS	:= \
 	runtime/iocall.c \
 	runtime/net.c \
 	runtime/pool.c \
+	runtime/prefork.c \
 	runtime/run.c \
 	runtime/sync.c \
 	sched/ctx_aarch64.S \

@@ -1066,6 +1066,165 @@ WEFT_EXPORT int weft_blocking_submit(struct weft_future **out, weft_fn fn,
 				     void *arg);
 
 /*
+ * Pre-fork supervisor
+ *
+ * Processes x coroutines, nginx's master/worker model as one call: a
+ * master process opens the listening sockets, forks `procs` children
+ * before any runtime thread or ring exists, and each child runs its own
+ * weft_run() with `workers` threads.  The master restarts children that
+ * die, reloads on SIGHUP without refusing a connection, and drains and
+ * stops on SIGQUIT (graceful), SIGTERM or SIGINT (fast); a second stop
+ * signal of the same or a gentler kind forces it (SIGKILL).  SIGUSR1
+ * makes the master print one status line per child on stderr.
+ *
+ * Listener modes.  WEFT_PREFORK_SHARED (the default): one socket per
+ * listener, inherited by every child, which all accept from it; a child
+ * that dies, hangs or is being replaced delays nobody, since any live
+ * child takes the next connection; works for Unix sockets and systemd's
+ * sockets alike.  WEFT_PREFORK_REUSEPORT: one SO_REUSEPORT socket per TCP
+ * listener and process slot, owned by the master and handed to whichever
+ * child fills the slot (the old and the new child of a reload share it),
+ * so no reload or respawn ever closes a listening socket and drops its
+ * queue; the kernel spreads connections over the slots evenly, but
+ * those hashed to a slot whose child is restarting wait (in its queue,
+ * not lost) until the new child accepts.  Unix listeners stay shared.
+ *
+ * Protocol between master and child (a SOCK_SEQPACKET socketpair per
+ * child): the child says it is ready (weft_prefork_ready()); the master
+ * says drain.  A reload calls the reload hook, starts a new generation
+ * of `procs` children, waits until each is ready, then drains the old
+ * one.  Draining, in the child: the `drain` future completes (pass it
+ * as weft_serve_opts.stop so the accept loops stop and wait for their
+ * connections); at the drain deadline the child's main task is
+ * cancelled (weft_serve then cancels the connections left), and
+ * whatever remains is killed one second later by the master.  A child
+ * also drains, with no grace, when its master dies (it sees the
+ * socketpair close) and exits within a second.
+ *
+ * Respawn: a child that dies without being told to is replaced in its
+ * slot after 100 ms, doubling on each death to at most 10 s; the delay
+ * starts again at 100 ms once a child has lived a minute.  A generation
+ * whose slot dies five times before ever saying ready is a crash loop:
+ * at start-up the master stops with an error (weft_prefork() returns
+ * -ECHILD); on a reload the old generation keeps serving.  Every dead
+ * child's exit status or signal is logged on stderr, prefixed with
+ * `name`.
+ *
+ * systemd: with LISTEN_PID set to the master's pid, the LISTEN_FDS
+ * sockets from fd 3 on are the listeners (the `listen` specs are then
+ * ignored, and the mode is SHARED); with NOTIFY_SOCKET set, the master
+ * sends READY=1, RELOADING=1 (with MONOTONIC_USEC), STOPPING=1 and
+ * STATUS= datagrams.  Children see neither variable.
+ */
+
+/* Values of weft_prefork_opts.mode. */
+enum weft_prefork_mode {
+	WEFT_PREFORK_SHARED = 0,	/* one socket, every child accepts */
+	WEFT_PREFORK_REUSEPORT = 1,	/* one SO_REUSEPORT socket per slot */
+};
+
+/* One listener for the master to open. */
+struct weft_prefork_listen {
+	/* TCP, as weft_tcp_listen(host, port, &opts); unused with unix_path. */
+	const char *host;
+	int port;
+	/* Non-NULL: a Unix socket, as weft_unix_listen(); always shared. */
+	const char *unix_path;
+	/* reuseport is set by the master itself in REUSEPORT mode. */
+	struct weft_listen_opts opts;
+};
+
+/* What a child is given.  Read-only, valid for the child's whole life. */
+struct weft_prefork_child {
+	int slot;		/* 0 .. procs-1 */
+	int nfds;		/* the listeners, in the order of `listen` */
+	const int *fds;
+	uint64_t generation;	/* 1, then one more for each reload */
+	/*
+	 * Completes (with NULL) when the master says drain, or dies.  A
+	 * borrowed reference, valid while the child's run lasts.
+	 */
+	struct weft_future *drain;
+	void *arg;		/* weft_prefork_opts.arg */
+	long reserved_[4];
+};
+
+/*
+ * A child's body: runs as the main task of the child's weft_run(); what
+ * it returns is the child's exit status (0..255).
+ */
+typedef int (*weft_prefork_fn)(const struct weft_prefork_child *c);
+
+/* weft_prefork() options; zero every field for the defaults. */
+struct weft_prefork_opts {
+	/*
+	 * Child processes (slots), 1..1024, and worker threads per child
+	 * (`cfg.workers`, 1..1024).  Both 0: one child per CPU of the
+	 * affinity mask, one worker each; one of them 0: as many as fit
+	 * the CPUs with the other (at least 1).
+	 */
+	int procs;
+	int mode;		/* enum weft_prefork_mode */
+	const struct weft_prefork_listen *listen;
+	int nlisten;		/* 0..64 */
+	/* Each child's weft_run() configuration (workers as above). */
+	struct weft_config cfg;
+	weft_prefork_fn child_main;	/* required */
+	/*
+	 * Called in the master on SIGHUP before the new generation starts
+	 * (re-read the configuration here: children inherit the master's
+	 * memory).  A negative return refuses the reload: the old
+	 * generation keeps serving and the error is logged.  NULL: always
+	 * reload.
+	 */
+	int (*reload)(void *arg);
+	/*
+	 * Called in the master once the listeners are open, before any
+	 * child exists (print the "listening on" line here).  A negative
+	 * return stops weft_prefork() with that error.  NULL: nothing.
+	 */
+	int (*on_listen)(const int *fds, int nfds, void *arg);
+	void *arg;
+	/* Graceful drain (reload, SIGQUIT), ns; 0: 10 s. */
+	int64_t drain_ns;
+	/* Fast stop (SIGTERM, SIGINT), ns; 0: 1 s. */
+	int64_t stop_ns;
+	/* Log prefix; NULL: "weft". */
+	const char *name;
+	long reserved_[4];	/* must be zero */
+};
+
+/*
+ * Become the master: open the listeners, fork the children, supervise
+ * them until a stop signal (see above), and return once every child has
+ * exited.  Call it from a single-threaded process before any weft_run()
+ * (the children are forked from this thread; no runtime may exist).
+ * While it runs it blocks SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGCHLD,
+ * SIGUSR1 and SIGUSR2 and takes them through a signalfd; the mask and
+ * SIGCHLD's disposition are restored before it returns, and the
+ * listeners it opened are closed.  Children ignore SIGHUP, SIGINT,
+ * SIGQUIT and SIGUSR2 (a terminal's ^C reaches them through the
+ * master); SIGTERM to a child kills it, and it is respawned.
+ *
+ * Returns 0 after a stop by signal, -ECHILD after a crash loop at
+ * start-up (logged with its cause), -EINVAL (bad options, or
+ * LISTEN_FDS malformed), -EBUSY (a runtime runs in this process), a
+ * listener's error (its address is logged), on_listen's error, or the
+ * negative errno of a failed signalfd.  Plain thread only (-EPERM in a
+ * task).
+ */
+WEFT_EXPORT int weft_prefork(const struct weft_prefork_opts *opts);
+
+/*
+ * In a child: tell the master this child is ready to serve (call it
+ * once set up, before weft_serve(): the listeners queue connections
+ * meanwhile).  A reload waits for this from every new child before the
+ * old ones drain.  Returns 0, -EALREADY (said already), -EINVAL (`c` is
+ * not this process's), or the send's error.  Coroutine context only.
+ */
+WEFT_EXPORT int weft_prefork_ready(const struct weft_prefork_child *c);
+
+/*
  * Diagnostics
  *
  * Deadlock detection.  When every task is parked on something only another
