@@ -97,6 +97,13 @@ struct master {
 	int result;		/* weft_prefork()'s return once stopped */
 	int sigfd;
 	int notify;		/* NOTIFY_SOCKET datagram socket, or -1 */
+	/* Binary upgrade (SIGUSR2), the old master's side. */
+	pid_t up_pid;		/* the new master; 0: no upgrade under way */
+	int up_fd;		/* read end of its ready pipe, or -1 */
+	/* The new master's side: write 'R' here once serving; -1: none. */
+	int up_ready;
+	const sigset_t *oldmask;	/* the mask to give children */
+	struct sigaction old_chld;	/* ...and SIGCHLD's disposition */
 	struct sockaddr_un notify_addr;
 	socklen_t notify_len;
 };
@@ -330,6 +337,10 @@ child_run(struct master *m, int slot, uint64_t gen, int ctl,
 	close(m->sigfd);
 	if (m->notify >= 0)
 		close(m->notify);
+	if (m->up_fd >= 0)
+		close(m->up_fd);
+	if (m->up_ready >= 0)
+		close(m->up_ready);
 	for (int i = 0; i < m->np; i++)
 		if (m->p[i].ctl >= 0)
 			close(m->p[i].ctl);
@@ -541,8 +552,15 @@ next_ready(struct master *m)
 		     (mono_now() - m->next_since) / WEFT_MSEC, m->procs);
 	m->gen = m->next;
 	m->next = 0;
-	notify(m, "READY=1\nSTATUS=generation %" PRIu64 ": %d process(es) "
-	       "x %d worker(s)", m->gen, m->procs, m->workers);
+	notify(m, "READY=1\nMAINPID=%d\nSTATUS=generation %" PRIu64 ": %d "
+	       "process(es) x %d worker(s)", (int)getpid(), m->gen, m->procs,
+	       m->workers);
+	if (m->up_ready >= 0) {
+		/* We are an upgrade: the old master may drain now. */
+		(void)send(m->up_ready, "R", 1, MSG_NOSIGNAL);
+		close(m->up_ready);
+		m->up_ready = -1;
+	}
 }
 
 /* The generation starting has crash-looped in `slot`. */
@@ -685,6 +703,156 @@ status(const struct master *m)
 		     (now - m->p[i].started) / WEFT_MSEC);
 }
 
+/* argv of this process, from /proc/self/cmdline (malloc'd, NULL-ended). */
+static char **
+own_argv(void)
+{
+	static char buf[16384];
+	char **argv;
+	ssize_t n = 0, r;
+	int fd, argc = 0;
+
+	fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	while (n < (ssize_t)sizeof(buf) - 1 &&
+	       (r = read(fd, buf + n, sizeof(buf) - 1 - (size_t)n)) > 0)
+		n += r;
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	for (ssize_t i = 0; i < n; i++)
+		argc += buf[i] == '\0';
+	argv = calloc((size_t)argc + 1, sizeof(*argv));
+	if (!argv)
+		return NULL;
+	argc = 0;
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1)
+		argv[argc++] = buf + i;
+	return argv;
+}
+
+/*
+ * SIGUSR2: start the binary at our argv[0] again (nginx's USR2), handing
+ * it every listening socket (WEFT_PREFORK_FDS: "procs nfds" then each
+ * slot's fds) and a socket (WEFT_PREFORK_UPGRADE_FD) on which it says it
+ * is serving; we drain then.  If it exits first, we go on serving.
+ */
+static void
+upgrade(struct master *m)
+{
+	char **argv;
+	char *list;
+	size_t len, off = 0;
+	pid_t pid;
+	int p[2];
+
+	if (m->stop || m->up_pid || !m->gen || m->next) {
+		mlog(m, "binary upgrade refused: %s", m->stop ? "stopping" :
+		     m->up_pid ? "an upgrade is under way" :
+		     "a generation is starting");
+		return;
+	}
+	len = 32 + (size_t)m->procs * (size_t)m->nfds * 12;
+	list = malloc(len);
+	argv = own_argv();
+	if (!list || !argv ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0) {
+		mlog(m, "binary upgrade failed: %s", strerror(errno ? errno
+								    : ENOMEM));
+		free(list);
+		free(argv);
+		return;
+	}
+	off += (size_t)snprintf(list, len, "%d %d", m->procs, m->nfds);
+	for (int sl = 0; sl < m->procs; sl++)
+		for (int i = 0; i < m->nfds; i++)
+			off += (size_t)snprintf(list + off, len - off, " %d",
+						m->slots[sl].fds[i]);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		char num[16];
+
+		close(p[0]);
+		close(m->sigfd);
+		if (m->notify >= 0)
+			close(m->notify);
+		for (int i = 0; i < m->np; i++)
+			if (m->p[i].ctl >= 0)
+				close(m->p[i].ctl);
+		for (int sl = 0; sl < m->procs; sl++)
+			for (int i = 0; i < m->nfds; i++)
+				(void)fcntl(m->slots[sl].fds[i], F_SETFD, 0);
+		(void)fcntl(p[1], F_SETFD, 0);
+		snprintf(num, sizeof(num), "%d", p[1]);
+		setenv("WEFT_PREFORK_FDS", list, 1);
+		setenv("WEFT_PREFORK_UPGRADE_FD", num, 1);
+		sigaction(SIGCHLD, &m->old_chld, NULL);
+		sigprocmask(SIG_SETMASK, m->oldmask, NULL);
+		execvp(argv[0], argv);
+		mlog(m, "binary upgrade: cannot run %s: %s", argv[0],
+		     strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		mlog(m, "binary upgrade: cannot fork: %s", strerror(errno));
+		close(p[0]);
+	} else {
+		m->up_pid = pid;
+		m->up_fd = p[0];
+		mlog(m, "binary upgrade: new master %d started (%s)", (int)pid,
+		     argv[0]);
+	}
+	free(list);
+	free(argv);
+}
+
+/* The new master's pipe: 'R' (serving: we drain) or EOF (it failed). */
+static void
+on_upgrade_fd(struct master *m)
+{
+	char c = 0;
+	ssize_t n = read(m->up_fd, &c, 1);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	close(m->up_fd);
+	m->up_fd = -1;
+	if (n == 1 && c == 'R') {
+		mlog(m, "binary upgrade: new master %d is serving; master %d "
+		     "drains and exits", (int)m->up_pid, (int)getpid());
+		m->up_pid = 0;	/* its own master now, not our business */
+		stop_all(m, 1);
+		return;
+	}
+	/* reap_upgrade() reports how it ended. */
+}
+
+/* The new master ended before it served: we go on. */
+static void
+reap_upgrade(struct master *m)
+{
+	char why[128];
+	int st;
+
+	if (!m->up_pid)
+		return;
+	if (waitpid(m->up_pid, &st, WNOHANG) != m->up_pid)
+		return;
+	describe_status(st, why, sizeof(why));
+	mlog(m, "binary upgrade failed: new master %d %s before it served; "
+	     "generation %" PRIu64 " keeps serving", (int)m->up_pid, why,
+	     m->gen);
+	m->up_pid = 0;
+	if (m->up_fd >= 0) {
+		close(m->up_fd);
+		m->up_fd = -1;
+	}
+}
+
 static void
 on_signal(struct master *m, int sig)
 {
@@ -708,8 +876,7 @@ on_signal(struct master *m, int sig)
 		status(m);
 		break;
 	case SIGUSR2:
-		mlog(m, "SIGUSR2 (binary upgrade) is not supported yet; "
-		     "ignored");
+		upgrade(m);
 		break;
 	default:	/* SIGCHLD: reap() runs every round */
 		break;
@@ -738,6 +905,63 @@ on_ctl(struct master *m, struct proc *p)
 	m->slots[p->slot].fails = 0;
 	if (p->gen == m->next)
 		next_ready(m);
+}
+
+/*
+ * After a binary upgrade: the old master's sockets, slot by slot, as
+ * upgrade() listed them.  Same procs: the same layout (shared or per
+ * slot); other procs: slot 0's sockets shared by all, the rest closed.
+ * The ready pipe is kept for next_ready().
+ */
+static int
+inherit_listeners(struct master *m)
+{
+	const char *list = getenv("WEFT_PREFORK_FDS");
+	const char *up = getenv("WEFT_PREFORK_UPGRADE_FD");
+	int procs, nfds, used, fd;
+	const char *q = list;
+
+	if (sscanf(q, "%d %d%n", &procs, &nfds, &used) != 2 || procs < 1 ||
+	    nfds < 0 || nfds > MAX_LISTEN || nfds != m->nfds) {
+		mlog(m, "WEFT_PREFORK_FDS='%s' does not match %d listener(s)",
+		     list, m->nfds);
+		return -EINVAL;
+	}
+	q += used;
+	for (int s = 0; s < procs; s++)
+		for (int i = 0; i < nfds; i++) {
+			if (sscanf(q, "%d%n", &fd, &used) != 1 || fd < 0) {
+				mlog(m, "WEFT_PREFORK_FDS='%s' is malformed",
+				     list);
+				return -EINVAL;
+			}
+			q += used;
+			(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+			if (s == 0) {
+				m->shared[i] = fd;
+				m->opened[i] = true;
+			} else if (s < m->procs) {
+				if (fd != m->shared[i])
+					m->slots[s].fds[i] = fd;
+			} else if (!own_fd(m->shared, nfds, fd)) {
+				close(fd);
+			}
+		}
+	if (procs != m->procs)
+		mlog(m, "upgrade: the old master had %d process(es), we have "
+		     "%d: slots past %d share slot 0's sockets", procs,
+		     m->procs, procs);
+	if (up && (fd = atoi(up)) > 2) {
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+		m->up_ready = fd;
+	}
+	unsetenv("WEFT_PREFORK_FDS");
+	unsetenv("WEFT_PREFORK_UPGRADE_FD");
+	for (int s = 0; s < m->procs; s++)
+		for (int i = 0; i < m->nfds; i++)
+			if (m->slots[s].fds[i] < 0)
+				m->slots[s].fds[i] = m->shared[i];
+	return 0;
 }
 
 /* Open the listeners: systemd's, or the specs (times procs: reuseport). */
@@ -783,6 +1007,8 @@ open_listeners(struct master *m)
 		for (int i = 0; i < n; i++)
 			m->slots[s].fds[i] = -1;
 	}
+	if (getenv("WEFT_PREFORK_FDS"))
+		return inherit_listeners(m);
 	if (activated) {
 		for (int i = 0; i < n; i++) {
 			m->shared[i] = 3 + i;
@@ -904,7 +1130,7 @@ supervise(struct master *m, const sigset_t *oldmask)
 {
 	struct pollfd *pfd;
 
-	pfd = calloc((size_t)MAX_PROCS * 4 + 1, sizeof(*pfd));
+	pfd = calloc((size_t)MAX_PROCS * 4 + 2, sizeof(*pfd));
 	if (!pfd) {
 		m->result = -ENOMEM;
 		stop_all(m, 3);
@@ -915,6 +1141,7 @@ supervise(struct master *m, const sigset_t *oldmask)
 		int n = 0, timeout = -1;
 
 		reap(m);
+		reap_upgrade(m);
 		if (m->stop && m->np == 0)
 			break;
 		if (!m->stop && !m->next && m->reload_pending)
@@ -945,6 +1172,9 @@ supervise(struct master *m, const sigset_t *oldmask)
 				pfd[n++] = (struct pollfd){
 					.fd = m->p[i].ctl, .events = POLLIN
 				};
+			/* -1 (ignored by poll) when no upgrade is under way */
+			pfd[n++] = (struct pollfd){ .fd = m->up_fd,
+						    .events = POLLIN };
 		}
 		if (poll(pfd, (nfds_t)n, timeout) <= 0)
 			continue;
@@ -952,6 +1182,8 @@ supervise(struct master *m, const sigset_t *oldmask)
 		for (int i = m->np - 1; i >= 0; i--)
 			if (pfd[1 + i].revents && m->p[i].ctl >= 0)
 				on_ctl(m, &m->p[i]);
+		if (pfd[1 + m->np].revents && m->up_fd >= 0)
+			on_upgrade_fd(m);
 		if (pfd[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
@@ -969,7 +1201,7 @@ weft_prefork(const struct weft_prefork_opts *opts)
 	static const int sigs[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM,
 				    SIGCHLD, SIGUSR1, SIGUSR2 };
 	struct weft_prefork_opts o;
-	struct sigaction old_chld, dfl = { .sa_handler = SIG_DFL };
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t set, oldmask;
 	struct master m;
 	int ret;
@@ -999,6 +1231,9 @@ weft_prefork(const struct weft_prefork_opts *opts)
 		m.workers = cpus() / m.procs > 0 ? cpus() / m.procs : 1;
 	m.reuseport = o.mode == WEFT_PREFORK_REUSEPORT;
 	m.sigfd = -1;
+	m.up_fd = -1;
+	m.up_ready = -1;
+	m.oldmask = &oldmask;
 	m.slots = calloc((size_t)m.procs, sizeof(*m.slots));
 	/* Room for two generations and their drains, bounded below. */
 	m.p = calloc((size_t)MAX_PROCS * 4, sizeof(*m.p));
@@ -1023,7 +1258,7 @@ weft_prefork(const struct weft_prefork_opts *opts)
 		goto out;
 	}
 	/* SIG_IGN would make the kernel reap our children for us. */
-	sigaction(SIGCHLD, &dfl, &old_chld);
+	sigaction(SIGCHLD, &dfl, &m.old_chld);
 	m.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (m.sigfd < 0) {
 		ret = -errno;
@@ -1040,7 +1275,7 @@ weft_prefork(const struct weft_prefork_opts *opts)
 			close(m.notify);
 		close(m.sigfd);
 	}
-	sigaction(SIGCHLD, &old_chld, NULL);
+	sigaction(SIGCHLD, &m.old_chld, NULL);
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 out:
 	close_listeners(&m);

@@ -10,6 +10,11 @@
 #                    (3 by default): 0 failed connections or requests, the
 #                    generations came up, none was killed, the old ones
 #                    all drained;
+#   upgrade          the same load with SIGUSR2 (binary upgrade) every
+#                    second: 0 failures, each new master takes over, each
+#                    old one drains and exits;
+#   upgrade-fail     SIGUSR2 when the binary on disk exits at once: the old
+#                    master says so and keeps serving;
 #   worker-kill      SIGKILL one worker (reuseport, 20 keep-alive
 #                    connections open): exactly the connections it held
 #                    fail, the other worker never stops, the slot has a
@@ -116,7 +121,22 @@ def dial(host, port):
     return s
 
 
-def reload_load(host, port, master, secs, hup_ms):
+def new_master(errfile, old, secs):
+    """The master that took over from `old` (its log line), or die."""
+    end = time.monotonic() + secs
+    want = "new master "
+    while time.monotonic() < end:
+        with open(errfile) as f:
+            for line in f:
+                if (want in line and "is serving; master %d drains" % old
+                        in line):
+                    return int(line.split(want)[1].split()[0])
+        time.sleep(0.01)
+    die("no new master took over from %d" % old)
+
+
+def reload_load(host, port, master, secs, hup_ms, sig=signal.SIGHUP,
+                errfile=None):
     stats = {"ok": 0, "fail": 0, "reconnects": 0}
     errors = []
     lock = threading.Lock()
@@ -168,13 +188,23 @@ def reload_load(host, port, master, secs, hup_ms):
     for t in ts:
         t.start()
     hups = 0
+    masters = [master]
     while time.monotonic() < stop:
         time.sleep(hup_ms / 1000.0)
-        os.kill(master, signal.SIGHUP)
+        os.kill(master, sig)
         hups += 1
+        if sig == signal.SIGUSR2:
+            master = new_master(errfile, master, 10)
+            masters.append(master)
     for t in ts:
         t.join()
-    print("requests=%d failed=%d hups=%d keepalive_reconnects=%d"
+    if sig == signal.SIGUSR2:
+        # Every old master drains and exits.
+        for m in masters[:-1]:
+            wait_for(lambda: not alive(m), 15, "old master %d to exit" % m)
+        with open(os.environ["MASTER_FILE"], "w") as f:
+            f.write("%d\n" % master)
+    print("requests=%d failed=%d signals=%d keepalive_reconnects=%d"
           % (stats["ok"], stats["fail"], hups, stats["reconnects"]))
     if stats["fail"]:
         die("failures: " + "; ".join(errors))
@@ -349,6 +379,10 @@ if mode == "reload":
     host, port = sys.argv[2].rsplit(":", 1)
     reload_load(host, int(port), int(sys.argv[3]), float(sys.argv[4]),
                 int(sys.argv[5]))
+elif mode == "upgrade":
+    host, port = sys.argv[2].rsplit(":", 1)
+    reload_load(host, int(port), int(sys.argv[3]), float(sys.argv[4]),
+                int(sys.argv[5]), signal.SIGUSR2, sys.argv[6])
 elif mode == "children":
     print(len(children(int(sys.argv[2]))))
 elif mode == "listen-fds":
@@ -412,6 +446,71 @@ for mode in shared reuseport; do
 	[ "$rc" -eq 0 ] || fail "$label: master exit status $rc after QUIT"
 	echo "PASS $name $label: $out, $gens generations"
 done
+
+label=upgrade
+if want $label; then
+start_server $label --port 0 --procs 2 --workers 1 --reuseport
+first=$pid
+MASTER_FILE=$tmp/master
+export MASTER_FILE
+bounded $((secs + 60)) python3 "$tmp/pf.py" upgrade "$addr" "$pid" \
+	"$secs" 1000 "$tmp/err.$label"
+[ "$rc" -eq 0 ] || { cat "$tmp/err.$label"; fail "$label: $out"; }
+wait "$first"
+rc=$?
+[ "$rc" -eq 0 ] || fail "$label: the first master exited with $rc"
+# The last master is not our child: stop it by its pid, poll its end.
+pid=$(cat "$tmp/master")
+kill -QUIT "$pid"
+i=0
+while [ -d /proc/"$pid" ] &&
+      [ "$(awk '{print $3}' /proc/"$pid"/stat 2>/dev/null)" != Z ]; do
+	i=$((i + 1))
+	[ "$i" -lt 750 ] || fail "$label: master $pid did not stop"
+	sleep 0.02
+done
+pid=
+grep -q "keeps serving" "$tmp/err.$label" &&
+	{ cat "$tmp/err.$label"; fail "$label: an upgrade failed"; }
+exec 3<&-
+echo "PASS $name $label: $out"
+fi
+
+label=upgrade-fail
+if want $label; then
+# A copy of the binary, replaced by one that exits at once once started.
+cp "$bin" "$tmp/httpd-copy"
+orig_bin=$bin
+bin=$tmp/httpd-copy
+start_server $label --port 0 --procs 1 --workers 1
+printf '#!/bin/sh\nexit 3\n' >"$tmp/httpd-copy.new"
+chmod +x "$tmp/httpd-copy.new"
+mv "$tmp/httpd-copy.new" "$tmp/httpd-copy"
+kill -USR2 "$pid"
+i=0
+until grep -q "binary upgrade failed" "$tmp/err.$label"; do
+	i=$((i + 1))
+	[ "$i" -lt 500 ] || { cat "$tmp/err.$label"; fail "$label: no report"; }
+	sleep 0.02
+done
+grep -q "exited with status 3 before it served; generation 1 keeps serving" \
+	"$tmp/err.$label" || { cat "$tmp/err.$label"; fail "$label: log"; }
+check_alive $label
+bounded 10 python3 - "$addr" <<'PYEOF'
+import socket, sys
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)), timeout=5)
+s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+sys.exit(0 if b"Hello, world" in s.recv(4096) else 1)
+PYEOF
+[ "$rc" -eq 0 ] || fail "$label: the old master no longer serves"
+kill -QUIT "$pid"
+wait_exit 15
+[ "$rc" -eq 0 ] || fail "$label: master exit status $rc"
+exec 3<&-
+bin=$orig_bin
+echo "PASS $name $label: the old master kept serving"
+fi
 
 label=worker-kill
 if want $label; then
