@@ -248,8 +248,10 @@ quit_main(const struct weft_prefork_child *c)
 	       c->nfds);
 	if (weft_prefork_ready(c) != 0 || weft_prefork_ready(c) != -EALREADY)
 		return 8;
-	if (c->slot == 0)
+	if (c->slot == 0) {
+		kill(getppid(), SIGUSR1);	/* a status line per child */
 		kill(getppid(), SIGQUIT);
+	}
 	return wait_drain(c);
 }
 
@@ -270,6 +272,8 @@ START_TEST(graceful_stop_drains_every_child)
 		      count_of(r, "nfds 1") == 2, "records:\n%s", r);
 	ck_assert_msg(count_of(r, "drained 1 ") == 2, "records:\n%s", r);
 	ASSERT_LOG_HAS("graceful stop");
+	ASSERT_LOG_HAS("status: generation 1, 2 child(ren), 1 worker(s) each");
+	ASSERT_LOG_HAS("status: slot 1 pid ");
 	ASSERT_LOG_HAS("exited with status 0 after draining");
 	ck_assert_msg(!strstr(master_log(), "restarting"), "%s",
 		      master_log());
