@@ -619,8 +619,9 @@ reap(struct master *m)
 		describe_status(st, why, sizeof(why));
 		if (p.state == P_DRAINING || m->stop) {
 			mlog(m, "child %d (slot %d, generation %" PRIu64
-			     ") %s after draining", (int)p.pid, p.slot, p.gen,
-			     why);
+			     ") %s %s", (int)p.pid, p.slot, p.gen, why,
+			     p.state == P_DRAINING ? "after draining"
+						   : "while stopping");
 			continue;
 		}
 		sl->last_status = st;
@@ -640,6 +641,13 @@ reap(struct master *m)
 			     (int)p.pid, p.slot, p.gen, why, m->next);
 			continue;
 		}
+		if (m->next == p.gen && sl->fails >= CRASH_LOOP) {
+			mlog(m, "child %d (slot %d, generation %" PRIu64 ") "
+			     "%s before it was ready", (int)p.pid, p.slot,
+			     p.gen, why);
+			next_failed(m, p.slot);
+			continue;
+		}
 		mlog(m, "child %d (slot %d, generation %" PRIu64 ") %s%s; "
 		     "restarting in %" PRId64 " ms", (int)p.pid, p.slot,
 		     p.gen, why,
@@ -647,8 +655,6 @@ reap(struct master *m)
 		     sl->backoff / WEFT_MSEC);
 		sl->not_before = now + sl->backoff;
 		sl->restarts++;
-		if (m->next == p.gen && sl->fails >= CRASH_LOOP)
-			next_failed(m, p.slot);
 	}
 }
 
