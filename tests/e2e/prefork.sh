@@ -26,6 +26,11 @@
 #   drain            weft-echo --procs 1 --drain-ms 300, SIGQUIT: a busy
 #                    connection keeps echoing inside the deadline, an
 #                    idle one is closed at it, the master exits 0;
+#   reload-nofile    weft-echo --procs 1; the master's RLIMIT_NOFILE cut to
+#                    4 (prlimit), SIGHUP: it cannot make the new child's
+#                    socketpair, says so and retries with backoff while
+#                    the old generation goes on echoing; the limit back,
+#                    the reload completes;
 #   listen-fds       weft-echo under socket activation (LISTEN_FDS=1 on
 #                    fd 3, LISTEN_PID): it serves the socket it was
 #                    handed and binds nothing of its own;
@@ -566,6 +571,49 @@ wait_exit 10
 [ "$rc" -eq 0 ] || fail "$label: master exit status $rc"
 exec 3<&-
 echo "PASS $name $label: $out"
+fi
+
+label=reload-nofile
+if want $label && command -v prlimit >/dev/null 2>&1; then
+start_server $label --port 0 --procs 1 --workers 1
+cat >"$tmp/echo1.py" <<'PYEOF'
+import socket, sys
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)), timeout=5)
+s.sendall(b"ping")
+sys.exit(0 if s.recv(4) == b"ping" else 1)
+PYEOF
+wait_children 1
+old_limit=$(prlimit --pid "$pid" --nofile --output SOFT --noheadings)
+prlimit --pid "$pid" --nofile=4: || fail "$label: prlimit"
+kill -HUP "$pid"
+i=0
+until grep -q "cannot fork a child for slot 0: Too many open files" \
+	"$tmp/err.$label"; do
+	i=$((i + 1))
+	[ "$i" -lt 500 ] || { cat "$tmp/err.$label"; fail "$label: no report"; }
+	sleep 0.02
+done
+bounded 10 python3 "$tmp/echo1.py" "$addr"
+[ "$rc" -eq 0 ] || fail "$label: the old generation stopped echoing"
+grep -q "generation 2 ready" "$tmp/err.$label" &&
+	fail "$label: generation 2 started without fds"
+prlimit --pid "$pid" --nofile="$old_limit": || fail "$label: prlimit back"
+i=0
+until grep -q "generation 2 ready" "$tmp/err.$label"; do
+	i=$((i + 1))
+	[ "$i" -lt 1000 ] || { cat "$tmp/err.$label"; fail "$label: no gen 2"; }
+	sleep 0.02
+done
+bounded 10 python3 "$tmp/echo1.py" "$addr"
+[ "$rc" -eq 0 ] || fail "$label: generation 2 does not echo"
+check_alive $label
+kill -QUIT "$pid"
+wait_exit 15
+[ "$rc" -eq 0 ] || fail "$label: master exit status $rc"
+exec 3<&-
+echo "PASS $name $label: refused for want of fds, old generation served," \
+	"reload done once the limit came back"
 fi
 
 label=listen-fds
