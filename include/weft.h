@@ -1080,13 +1080,14 @@ WEFT_EXPORT int weft_blocking_submit(struct weft_future **out, weft_fn fn,
  * Binary upgrade (SIGUSR2, nginx's USR2 and HAProxy's -x): the master
  * runs its own argv again (argv[0] as found in PATH, so a binary replaced
  * on disk is the one started), handing it every listening socket, slot
- * by slot (WEFT_PREFORK_FDS and WEFT_PREFORK_UPGRADE_FD in its
- * environment; weft_prefork() in the new process takes them instead of
- * opening its own).  Once the new master's first generation is ready the
+ * by slot (WEFT_PREFORK_FDS, WEFT_PREFORK_UPGRADE_FD and
+ * WEFT_PREFORK_GENERATION in its environment; weft_prefork() in the new
+ * process takes them instead of opening its own).  Once the new
+ * master's first generation is ready the
  * old master drains everything and exits 0; a new master that exits
  * before that leaves the old one serving, and says why.  The new
- * master's on_listen is called as well, and its generations count from
- * 1 again.
+ * master's on_listen is called as well, and its generations go on from
+ * the old master's.
  *
  * Listener modes.  WEFT_PREFORK_SHARED (the default): one socket per
  * listener, inherited by every child, which all accept from it; a child

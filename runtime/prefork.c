@@ -90,6 +90,7 @@ struct master {
 	struct proc *p;		/* live children, np of them */
 	int np;
 	uint64_t gen;		/* the serving generation; 0: none yet */
+	uint64_t gen_base;	/* after an upgrade: the old master's gen */
 	uint64_t next;		/* the generation starting; 0: none */
 	int64_t next_since;	/* when `next` started */
 	bool reload_pending;	/* a SIGHUP came while `next` started */
@@ -540,7 +541,7 @@ next_ready(struct master *m)
 			drain_proc(m, &m->p[i], m->o->drain_ns);
 			drained++;
 		}
-	if (m->gen)
+	if (m->gen || m->gen_base)
 		mlog(m, "generation %" PRIu64 " ready in %" PRId64 " ms (%d "
 		     "child(ren)); %d of generation %" PRIu64 " and older "
 		     "draining", m->next,
@@ -661,7 +662,7 @@ reap(struct master *m)
 static void
 start_generation(struct master *m)
 {
-	m->next = m->gen + 1;
+	m->next = (m->gen > m->gen_base ? m->gen : m->gen_base) + 1;
 	m->next_since = mono_now();
 	m->reload_pending = false;
 	for (int s = 0; s < m->procs; s++) {
@@ -795,6 +796,8 @@ upgrade(struct master *m)
 		snprintf(num, sizeof(num), "%d", p[1]);
 		setenv("WEFT_PREFORK_FDS", list, 1);
 		setenv("WEFT_PREFORK_UPGRADE_FD", num, 1);
+		snprintf(num, sizeof(num), "%" PRIu64, m->gen);
+		setenv("WEFT_PREFORK_GENERATION", num, 1);
 		sigaction(SIGCHLD, &m->old_chld, NULL);
 		sigprocmask(SIG_SETMASK, m->oldmask, NULL);
 		execvp(argv[0], argv);
@@ -957,6 +960,10 @@ inherit_listeners(struct master *m)
 		mlog(m, "upgrade: the old master had %d process(es), we have "
 		     "%d: slots past %d share slot 0's sockets", procs,
 		     m->procs, procs);
+	if (getenv("WEFT_PREFORK_GENERATION"))
+		m->gen_base = strtoull(getenv("WEFT_PREFORK_GENERATION"),
+				       NULL, 10);
+	unsetenv("WEFT_PREFORK_GENERATION");
 	if (up && (fd = atoi(up)) > 2) {
 		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 		m->up_ready = fd;
