@@ -1227,6 +1227,36 @@ struct weft_prefork_opts {
  */
 WEFT_EXPORT int weft_prefork(const struct weft_prefork_opts *opts);
 
+/* A child's state, as weft_prefork_status() reports it. */
+enum weft_prefork_state {
+	WEFT_PREFORK_STARTING = 0,	/* forked, not ready yet */
+	WEFT_PREFORK_READY = 1,		/* said ready: serving */
+	WEFT_PREFORK_DRAINING = 2,	/* told to drain (reload, stop) */
+};
+
+/* One child of a master, as weft_prefork_status() reports it. */
+struct weft_prefork_proc {
+	pid_t pid;
+	int slot;
+	uint64_t generation;
+	int state;		/* enum weft_prefork_state */
+	int restarts;		/* respawns in its slot so far */
+	int64_t uptime_ns;	/* since it was forked */
+	int64_t started;	/* fork time, CLOCK_MONOTONIC ns */
+	long reserved_[4];
+};
+
+/*
+ * In the master: copy up to `max` of its children (starting, serving
+ * and draining ones alike) into `out`, as of the master's last wake-up.
+ * Returns how many children there are (possibly more than `max`), or
+ * -ESRCH when no weft_prefork() runs in this process, -EINVAL (`max` <
+ * 0, or `out` NULL with `max` > 0).  Any thread of the master's process,
+ * the reload and on_listen callbacks included.  (SIGUSR1 to the master
+ * prints the same as one line per child.)
+ */
+WEFT_EXPORT int weft_prefork_status(struct weft_prefork_proc *out, int max);
+
 /*
  * In a child: tell the master this child is ready to serve (call it
  * once set up, before weft_serve(): the listeners queue connections

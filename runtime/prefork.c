@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -56,7 +57,11 @@ struct msg {
 };
 
 /* A child process, as its master sees it. */
-enum proc_state { P_STARTING, P_READY, P_DRAINING };
+enum proc_state {
+	P_STARTING = WEFT_PREFORK_STARTING,
+	P_READY = WEFT_PREFORK_READY,
+	P_DRAINING = WEFT_PREFORK_DRAINING,
+};
 
 struct proc {
 	pid_t pid;
@@ -693,6 +698,53 @@ reload(struct master *m)
 	start_generation(m);
 }
 
+/*
+ * What weft_prefork_status() reads: a copy of the children the master
+ * publishes before each wait.  Under status_lock, a plain mutex outside
+ * the lock order (io/base.h): it nests with nothing, and neither side
+ * parks or calls out while holding it.
+ */
+static pthread_mutex_t status_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct weft_prefork_proc *status_snap;	/* MAX_PROCS * 4 entries */
+static int status_n = -1;			/* -1: no master runs */
+
+static void
+status_publish(const struct master *m)
+{
+	pthread_mutex_lock(&status_lock);
+	for (int i = 0; status_snap && i < m->np; i++) {
+		struct weft_prefork_proc *q = &status_snap[i];
+
+		memset(q, 0, sizeof(*q));
+		q->pid = m->p[i].pid;
+		q->slot = m->p[i].slot;
+		q->generation = m->p[i].gen;
+		q->state = (int)m->p[i].state;
+		q->restarts = m->slots[m->p[i].slot].restarts;
+		q->started = m->p[i].started;
+	}
+	status_n = status_snap ? m->np : 0;
+	pthread_mutex_unlock(&status_lock);
+}
+
+int
+weft_prefork_status(struct weft_prefork_proc *out, int max)
+{
+	int64_t now = mono_now();
+	int n;
+
+	if (max < 0 || (max > 0 && !out))
+		return -EINVAL;
+	pthread_mutex_lock(&status_lock);
+	n = status_n;
+	for (int i = 0; i < n && i < max; i++) {
+		out[i] = status_snap[i];
+		out[i].uptime_ns = now - out[i].started;
+	}
+	pthread_mutex_unlock(&status_lock);
+	return n < 0 ? -ESRCH : n;
+}
+
 static void
 status(const struct master *m)
 {
@@ -1148,6 +1200,10 @@ supervise(struct master *m, const sigset_t *oldmask)
 		m->result = -ENOMEM;
 		stop_all(m, 3);
 	}
+	pthread_mutex_lock(&status_lock);
+	status_snap = calloc((size_t)MAX_PROCS * 4, sizeof(*status_snap));
+	status_n = 0;
+	pthread_mutex_unlock(&status_lock);
 	start_generation(m);
 	for (;;) {
 		int64_t wake, now;
@@ -1176,6 +1232,7 @@ supervise(struct master *m, const sigset_t *oldmask)
 			}
 		if (wake)
 			timeout = (int)((wake - now) / WEFT_MSEC) + 1;
+		status_publish(m);
 		if (!pfd)	/* forced stop: only wait for the children */
 			timeout = 10;
 		if (pfd) {
@@ -1206,6 +1263,11 @@ supervise(struct master *m, const sigset_t *oldmask)
 		}
 	}
 	free(pfd);
+	pthread_mutex_lock(&status_lock);
+	free(status_snap);
+	status_snap = NULL;
+	status_n = -1;
+	pthread_mutex_unlock(&status_lock);
 }
 
 int

@@ -284,14 +284,28 @@ END_TEST
  * Reload hook: the first call refuses (and raises another SIGHUP), the
  * second accepts.
  */
+static int status_seen = -100;	/* the master's status check, or why not */
+
 static int
 reload_hook(void *arg)
 {
+	struct weft_prefork_proc ps[4];
+	int n;
+
 	(void)arg;
 	if (atomic_fetch_add(&sh->reloads, 1) == 0) {
 		raise(SIGHUP);	/* blocked: the master reads it next */
 		return -EIO;
 	}
+	/* Both children of generation 1, serving. */
+	n = weft_prefork_status(ps, 4);
+	status_seen = n;
+	if (n == 2 && ps[0].slot != ps[1].slot)
+		for (int i = 0; i < 2; i++)
+			if (ps[i].pid > 0 && ps[i].generation == 1 &&
+			    ps[i].state == WEFT_PREFORK_READY &&
+			    ps[i].uptime_ns > 0 && ps[i].restarts == 0)
+				status_seen += 10;
 	return 0;
 }
 
@@ -320,7 +334,12 @@ START_TEST(reload_refused_then_accepted)
 	const char *r, *first_drain;
 
 	o.reload = reload_hook;
+	ck_assert_int_eq(weft_prefork_status(NULL, 0), -ESRCH);
 	ck_assert_int_eq(weft_prefork(&o), 0);
+	ck_assert_int_eq(weft_prefork_status(NULL, 0), -ESRCH);
+	ck_assert_int_eq(weft_prefork_status(NULL, 1), -EINVAL);
+	ck_assert_msg(status_seen == 22, "weft_prefork_status in the hook: %d",
+		      status_seen);
 	r = records();
 	ck_assert_int_eq(atomic_load(&sh->reloads), 2);
 	ck_assert_msg(atomic_load(&sh->starts[1]) == 2 &&
