@@ -1219,8 +1219,8 @@ struct weft_prefork_opts {
  * master); SIGTERM to a child kills it, and it is respawned.
  *
  * Returns 0 after a stop by signal, -ECHILD after a crash loop at
- * start-up (logged with its cause), -EINVAL (bad options, or
- * LISTEN_FDS malformed), -EBUSY (a runtime runs in this process), a
+ * start-up (logged with its cause), -EINVAL (bad options, `cfg` out of
+ * range as weft_run() would refuse it, or LISTEN_FDS malformed), -EBUSY (a runtime runs in this process), a
  * listener's error (its address is logged), on_listen's error, or the
  * negative errno of a failed signalfd.  Plain thread only (-EPERM in a
  * task).

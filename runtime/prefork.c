@@ -1309,6 +1309,27 @@ weft_prefork(const struct weft_prefork_opts *opts)
 	m.up_fd = -1;
 	m.up_ready = -1;
 	m.oldmask = &oldmask;
+	/* The children's runtime configuration, checked here, not in each. */
+	{
+		struct weft_config cc = o.cfg;
+		struct weft__config rc;
+
+		cc.workers = m.workers;
+		ret = weft__config_resolve(&cc, &rc);
+		if (ret < 0)
+			return ret;
+	}
+	/*
+	 * From here on a stop or reload signal waits for the signalfd
+	 * instead of killing a master that is still opening its sockets.
+	 */
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
+	if (sigprocmask(SIG_BLOCK, &set, &oldmask) < 0)
+		return -errno;
+	/* SIG_IGN would make the kernel reap our children for us. */
+	sigaction(SIGCHLD, &dfl, &m.old_chld);
 	m.slots = calloc((size_t)m.procs, sizeof(*m.slots));
 	/* Room for two generations and their drains, bounded below. */
 	m.p = calloc((size_t)MAX_PROCS * 4, sizeof(*m.p));
@@ -1325,15 +1346,6 @@ weft_prefork(const struct weft_prefork_opts *opts)
 			goto out;
 	}
 
-	sigemptyset(&set);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaddset(&set, sigs[i]);
-	if (sigprocmask(SIG_BLOCK, &set, &oldmask) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	/* SIG_IGN would make the kernel reap our children for us. */
-	sigaction(SIGCHLD, &dfl, &m.old_chld);
 	m.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (m.sigfd < 0) {
 		ret = -errno;
@@ -1350,9 +1362,9 @@ weft_prefork(const struct weft_prefork_opts *opts)
 			close(m.notify);
 		close(m.sigfd);
 	}
+out:
 	sigaction(SIGCHLD, &m.old_chld, NULL);
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
-out:
 	close_listeners(&m);
 	return ret;
 }

@@ -206,6 +206,9 @@ START_TEST(bad_options_are_refused)
 	o.drain_ns = -1;
 	l.port = 0;
 	ck_assert_int_eq(weft_prefork(&o), -EINVAL);
+	o = base_opts(noop_main, 1);
+	o.cfg.reserved_[0] = 1;	/* weft_run would refuse it in each child */
+	ck_assert_int_eq(weft_prefork(&o), -EINVAL);
 	/* Nothing was forked: no record, no log line. */
 	ck_assert_str_eq(master_log(), "");
 }
