@@ -44,7 +44,7 @@ set -u
 BUILD=${BUILD:-build}
 bin=$BUILD/weft-httpd
 name="prefork"
-secs=${RELOAD_SECONDS:-3}
+reload_secs=${RELOAD_SECONDS:-3}
 echo_bin=$BUILD/weft-echo
 
 . "$(dirname "$0")/lib/server.sh"
@@ -435,8 +435,8 @@ for mode in shared reuseport; do
 	flag=
 	[ $mode = reuseport ] && flag=--reuseport
 	start_server $label --port 0 --procs 2 --workers 1 $flag
-	bounded $((secs + 30)) python3 "$tmp/pf.py" reload "$addr" "$pid" \
-		"$secs" 200
+	bounded $((reload_secs + 30)) python3 "$tmp/pf.py" reload "$addr" "$pid" \
+		"$reload_secs" 200
 	[ "$rc" -eq 0 ] || { cat "$tmp/err.$label"; fail "$label: $out"; }
 	check_alive $label
 	gens=$(grep -c "ready in" "$tmp/err.$label")
@@ -459,8 +459,8 @@ start_server $label --port 0 --procs 2 --workers 1 --reuseport
 first=$pid
 MASTER_FILE=$tmp/master
 export MASTER_FILE
-bounded $((secs + 60)) python3 "$tmp/pf.py" upgrade "$addr" "$pid" \
-	"$secs" 1000 "$tmp/err.$label"
+bounded $((reload_secs + 60)) python3 "$tmp/pf.py" upgrade "$addr" "$pid" \
+	"$reload_secs" 1000 "$tmp/err.$label"
 [ "$rc" -eq 0 ] || { cat "$tmp/err.$label"; fail "$label: $out"; }
 wait "$first"
 rc=$?
