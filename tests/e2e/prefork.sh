@@ -229,9 +229,25 @@ def sockets_of(pid):
     return n
 
 
-def worker_kill(host, port, master):
+def ready(master, errfile, pid):
+    """Until the master's status (SIGUSR1) says `pid` is ready: it has
+    closed the master's fds and serves, so its fd table is its own."""
+    want = " pid %d generation " % pid
+
+    def said():
+        os.kill(master, signal.SIGUSR1)
+        time.sleep(0.02)
+        with open(errfile) as f:
+            return any(want in l and " ready " in l for l in f)
+
+    wait_for(said, 10, "worker %d to be ready" % pid)
+
+
+def worker_kill(host, port, master, errfile):
     wait_for(lambda: len(children(master)) == 2, 10, "two workers")
     a, b = children(master)
+    ready(master, errfile, a)
+    ready(master, errfile, b)
     base = sockets_of(a)
     conns = []
     for _ in range(20):
@@ -263,6 +279,7 @@ def worker_kill(host, port, master):
 
     wait_for(replaced, 10, "a new worker in the slot")
     (new,) = [p for p in children(master) if p != b]
+    ready(master, errfile, new)
     base = sockets_of(new)
 
     # Serving again: new connections reach the new worker (reuseport
@@ -393,9 +410,12 @@ elif mode == "children":
     print(len(children(int(sys.argv[2]))))
 elif mode == "listen-fds":
     listen_fds(sys.argv[2])
+elif mode == "worker-kill":
+    host, port = sys.argv[2].rsplit(":", 1)
+    worker_kill(host, int(port), int(sys.argv[3]), sys.argv[4])
 else:
     host, port = sys.argv[2].rsplit(":", 1)
-    {"worker-kill": worker_kill, "master-kill": master_kill,
+    {"master-kill": master_kill,
      "drain": drain}[mode](host, int(port), int(sys.argv[3]))
 EOF
 
@@ -521,7 +541,7 @@ fi
 label=worker-kill
 if want $label; then
 start_server $label --port 0 --procs 2 --workers 1 --reuseport
-bounded 40 python3 "$tmp/pf.py" worker-kill "$addr" "$pid"
+bounded 40 python3 "$tmp/pf.py" worker-kill "$addr" "$pid" "$tmp/err.$label"
 [ "$rc" -eq 0 ] || { cat "$tmp/err.$label"; fail "$label: $out"; }
 grep -q "was killed by signal 9 (Killed); restarting in 100 ms" \
 	"$tmp/err.$label" || { cat "$tmp/err.$label"; fail "$label: log"; }

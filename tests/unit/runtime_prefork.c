@@ -275,7 +275,8 @@ START_TEST(graceful_stop_drains_every_child)
 		      count_of(r, "nfds 1") == 2, "records:\n%s", r);
 	ck_assert_msg(count_of(r, "drained 1 ") == 2, "records:\n%s", r);
 	ASSERT_LOG_HAS("graceful stop");
-	ASSERT_LOG_HAS("status: generation 1, 2 child(ren), 1 worker(s) each");
+	/* Slot 0 may signal before slot 1 is ready: no generation then. */
+	ASSERT_LOG_HAS("2 child(ren), 1 worker(s) each");
 	ASSERT_LOG_HAS("status: slot 1 pid ");
 	ASSERT_LOG_HAS("exited with status 0 after draining");
 	ck_assert_msg(!strstr(master_log(), "restarting"), "%s",
