@@ -1248,7 +1248,8 @@ struct weft_prefork_proc {
 
 /*
  * In the master: copy up to `max` of its children (starting, serving
- * and draining ones alike) into `out`, as of the master's last wake-up.
+ * and draining ones alike) into `out`, as of the master's last wake-up
+ * (inside the reload hook: as of the call).
  * Returns how many children there are (possibly more than `max`), or
  * -ESRCH when no weft_prefork() runs in this process, -EINVAL (`max` <
  * 0, or `out` NULL with `max` > 0).  Any thread of the master's process,

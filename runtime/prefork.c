@@ -677,6 +677,8 @@ start_generation(struct master *m)
 	}
 }
 
+static void status_publish(const struct master *m);
+
 static void
 reload(struct master *m)
 {
@@ -686,6 +688,7 @@ reload(struct master *m)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	notify(m, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading",
 	       (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
+	status_publish(m);	/* the hook may look: show it the latest */
 	ret = m->o->reload ? m->o->reload(m->o->arg) : 0;
 	if (ret < 0) {
 		mlog(m, "reload refused by the program: %s; generation %"
@@ -700,7 +703,7 @@ reload(struct master *m)
 
 /*
  * What weft_prefork_status() reads: a copy of the children the master
- * publishes before each wait.  Under status_lock, a plain mutex outside
+ * publishes before each wait and before it calls the reload hook.  Under status_lock, a plain mutex outside
  * the lock order (io/base.h): it nests with nothing, and neither side
  * parks or calls out while holding it.
  */
