@@ -1087,7 +1087,9 @@ WEFT_EXPORT int weft_blocking_submit(struct weft_future **out, weft_fn fn,
  * old master drains everything and exits 0; a new master that exits
  * before that leaves the old one serving, and says why.  The new
  * master's on_listen is called as well, and its generations go on from
- * the old master's.
+ * the old master's.  A SIGHUP or SIGUSR2 that comes while a generation
+ * is starting is carried out once it is ready (several SIGHUPs then make
+ * one reload).
  *
  * Listener modes.  WEFT_PREFORK_SHARED (the default): one socket per
  * listener, inherited by every child, which all accept from it; a child

@@ -99,6 +99,7 @@ struct master {
 	uint64_t next;		/* the generation starting; 0: none */
 	int64_t next_since;	/* when `next` started */
 	bool reload_pending;	/* a SIGHUP came while `next` started */
+	bool upgrade_pending;	/* a SIGUSR2 came then */
 	int stop;		/* 0; 1 graceful; 2 fast; 3 forced */
 	int result;		/* weft_prefork()'s return once stopped */
 	int sigfd;
@@ -810,10 +811,15 @@ upgrade(struct master *m)
 	pid_t pid;
 	int p[2];
 
-	if (m->stop || m->up_pid || !m->gen || m->next) {
+	m->upgrade_pending = false;
+	if (m->stop || m->up_pid) {
 		mlog(m, "binary upgrade refused: %s", m->stop ? "stopping" :
-		     m->up_pid ? "an upgrade is under way" :
-		     "a generation is starting");
+		     "an upgrade is under way");
+		return;
+	}
+	if (m->next) {
+		/* Once the generation starting is ready (or abandoned). */
+		m->upgrade_pending = true;
 		return;
 	}
 	len = 32 + (size_t)m->procs * (size_t)m->nfds * 12;
@@ -1218,6 +1224,8 @@ supervise(struct master *m, const sigset_t *oldmask)
 			break;
 		if (!m->stop && !m->next && m->reload_pending)
 			reload(m);
+		if (!m->stop && !m->next && m->upgrade_pending && m->gen)
+			upgrade(m);
 		wake = fill_slots(m, oldmask);
 		now = mono_now();
 		for (int i = 0; i < m->np; i++)

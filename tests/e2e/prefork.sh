@@ -512,6 +512,13 @@ start_server $label --port 0 --procs 1 --workers 1
 printf '#!/bin/sh\nexit 3\n' >"$tmp/httpd-copy.new"
 chmod +x "$tmp/httpd-copy.new"
 mv "$tmp/httpd-copy.new" "$tmp/httpd-copy"
+# (A USR2 while generation 1 starts waits for it; this one comes after.)
+i=0
+until grep -q "generation 1 ready" "$tmp/err.$label"; do
+	i=$((i + 1))
+	[ "$i" -lt 500 ] || { cat "$tmp/err.$label"; fail "$label: no gen 1"; }
+	sleep 0.02
+done
 kill -USR2 "$pid"
 i=0
 until grep -q "binary upgrade failed" "$tmp/err.$label"; do
