@@ -149,9 +149,11 @@ struct weft__worker {
 	struct ck_ring_buffer runq_buf[RUNQ_SIZE];
 
 	/*
-	 * Run-next slot.  Only the owner sets it non-NULL (CAS, or a plain
-	 * store when solo); thieves may CAS it to NULL once the owner has
-	 * not switched tasks for a whole steal sequence.
+	 * Run-next slot.  Only the owner sets it non-NULL (CAS, or a single
+	 * atomic store when solo); thieves may CAS it to NULL once the owner
+	 * has not switched tasks for a whole steal sequence.  The monitor
+	 * reads it (weft__runq_empty), so even a solo owner stores it with
+	 * ck_pr_store_ptr (a plain mov on x86-64; TSan sees it).
 	 */
 	struct weft_task *runnext;
 
@@ -336,7 +338,7 @@ weft__runq_put(struct weft__worker *w, struct weft_task *t, bool next)
 
 		if (w->solo) {
 			old = w->runnext;
-			w->runnext = t;
+			ck_pr_store_ptr(&w->runnext, t);
 		} else {
 			/* Thieves may CAS run-next to NULL concurrently. */
 			old = ck_pr_fas_ptr(&w->runnext, t);
@@ -413,7 +415,7 @@ weft__runq_get(struct weft__worker *w)
 	WEFT_ASSERT_OWNER(w);
 	if (w->solo) {
 		if ((t = w->runnext)) {
-			w->runnext = NULL;
+			ck_pr_store_ptr(&w->runnext, NULL);
 			return t;
 		}
 		/* No other consumer exists: the single-consumer path is safe. */
