@@ -1217,8 +1217,9 @@ struct weft_prefork_opts {
  * SIGUSR1 and SIGUSR2 and takes them through a signalfd; the mask and
  * SIGCHLD's disposition are restored before it returns, and the
  * listeners it opened are closed.  Children ignore SIGHUP, SIGINT,
- * SIGQUIT and SIGUSR2 (a terminal's ^C reaches them through the
- * master); SIGTERM to a child kills it, and it is respawned.
+ * SIGQUIT, SIGUSR1 and SIGUSR2 (a terminal's ^C reaches them through
+ * the master; weft_config.dump_signal still works); SIGTERM to a child
+ * kills it, and it is respawned.
  *
  * Returns 0 after a stop by signal, -ECHILD after a crash loop at
  * start-up (logged with its cause), -EINVAL (bad options, `cfg` out of

@@ -310,13 +310,17 @@ child_entry(void *arg)
 static void
 child_signals(const sigset_t *oldmask)
 {
-	static const int ign[] = { SIGHUP, SIGINT, SIGQUIT, SIGUSR2 };
+	/*
+	 * The master's signals, aimed at it (a terminal's ^C reaches the
+	 * whole group): ignored.  weft_config.dump_signal (SIGUSR1, say)
+	 * still gets weft_run()'s handler over SIG_IGN.
+	 */
+	static const int ign[] = { SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 };
 	struct sigaction sa = { .sa_handler = SIG_IGN };
 
 	for (size_t i = 0; i < sizeof(ign) / sizeof(ign[0]); i++)
 		sigaction(ign[i], &sa, NULL);
 	sa.sa_handler = SIG_DFL;
-	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
 }
