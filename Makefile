@@ -94,6 +94,7 @@ LIB_SRCS	:= \
 	runtime/iocall.c \
 	runtime/net.c \
 	runtime/pool.c \
+	runtime/prefork.c \
 	runtime/run.c \
 	runtime/scope.c \
 	runtime/signal.c \

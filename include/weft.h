@@ -1002,11 +1002,21 @@ WEFT_EXPORT int weft_unix_dial(const char *path, int64_t deadline);
 /* One accepted connection, handed to a weft_serve() handler. */
 typedef void (*weft_conn_fn)(int fd, void *arg);
 
+struct weft_future;
+
 /* weft_serve() options; zero every field for the defaults. */
 struct weft_serve_opts {
 	size_t stack_size;	/* connection tasks' stack; 0: default */
 	const char *name;	/* connection tasks' name; NULL: "conn" */
-	long reserved_[4];	/* must be zero */
+	/*
+	 * Graceful shutdown (Go's Server.Shutdown): once this future
+	 * completes (set, failed or cancelled, by anyone), weft_serve()
+	 * stops accepting and waits for the connections it started to
+	 * end; see weft_serve().  NULL: serve until cancelled.  Not
+	 * retained: it must outlive the call.
+	 */
+	struct weft_future *stop;
+	long reserved_[3];	/* must be zero */
 };
 
 /*
@@ -1022,6 +1032,21 @@ struct weft_serve_opts {
  * the loop pauses 5 ms.  Returns when the calling task is cancelled
  * (-ECANCELED), on another accept error (that error), or when spawning
  * fails for good.  Coroutine context only.
+ *
+ * With `opts->stop` the connections are tracked (a weft_group) and the
+ * call ends with them: when `stop` completes it stops accepting (a
+ * connection accepted at that moment is still served; `lfd` stays open,
+ * it is the caller's), waits until every connection handler has
+ * returned, and returns 0.  If the calling task is cancelled, before or
+ * during that wait, the handlers still running are cancelled (their
+ * blocking calls return -ECANCELED) and awaited, and the call returns
+ * -ECANCELED; so a drain bounded by a deadline is "complete `stop`, then
+ * cancel the serving task at the deadline" (weft_join_for() with
+ * WEFT_JOIN_CANCEL does the second half).  On an accept error it cannot
+ * survive it cancels and awaits the handlers too, then returns the
+ * error.  In this mode weft_serve() never returns while a handler it
+ * started still runs.  Handlers that want to end early on a drain (an
+ * idle keep-alive connection, say) can look at `stop` themselves.
  */
 WEFT_EXPORT int weft_serve(int lfd, weft_conn_fn fn, void *arg,
 			   const struct weft_serve_opts *opts);
@@ -1315,6 +1340,211 @@ WEFT_EXPORT int weft_blocking(weft_fn fn, void *arg, void **result,
  */
 WEFT_EXPORT int weft_blocking_submit(struct weft_future **out, weft_fn fn,
 				     void *arg);
+
+/*
+ * Pre-fork supervisor
+ *
+ * Processes x coroutines, nginx's master/worker model as one call: a
+ * master process opens the listening sockets, forks `procs` children
+ * before any runtime thread or ring exists, and each child runs its own
+ * weft_run() with `workers` threads.  The master restarts children that
+ * die, reloads on SIGHUP without refusing a connection, and drains and
+ * stops on SIGQUIT (graceful), SIGTERM or SIGINT (fast); a second stop
+ * signal of the same or a gentler kind forces it (SIGKILL).  SIGUSR1
+ * makes the master print one status line per child on stderr.
+ *
+ * Binary upgrade (SIGUSR2, nginx's USR2 and HAProxy's -x): the master
+ * runs its own argv again (argv[0] as found in PATH, so a binary replaced
+ * on disk is the one started), handing it every listening socket, slot
+ * by slot (WEFT_PREFORK_FDS, WEFT_PREFORK_UPGRADE_FD and
+ * WEFT_PREFORK_GENERATION in its environment; weft_prefork() in the new
+ * process takes them instead of opening its own).  Once the new
+ * master's first generation is ready the
+ * old master drains everything and exits 0; a new master that exits
+ * before that leaves the old one serving, and says why.  The new
+ * master's on_listen is called as well, and its generations go on from
+ * the old master's.  A SIGHUP or SIGUSR2 that comes while a generation
+ * is starting is carried out once it is ready (several SIGHUPs then make
+ * one reload).
+ *
+ * Listener modes.  WEFT_PREFORK_SHARED (the default): one socket per
+ * listener, inherited by every child, which all accept from it; a child
+ * that dies, hangs or is being replaced delays nobody, since any live
+ * child takes the next connection; works for Unix sockets and systemd's
+ * sockets alike.  WEFT_PREFORK_REUSEPORT: one SO_REUSEPORT socket per TCP
+ * listener and process slot, owned by the master and handed to whichever
+ * child fills the slot (the old and the new child of a reload share it),
+ * so no reload or respawn ever closes a listening socket and drops its
+ * queue; the kernel spreads connections over the slots evenly, but
+ * those hashed to a slot whose child is restarting wait (in its queue,
+ * not lost) until the new child accepts.  Unix listeners stay shared.
+ *
+ * Protocol between master and child (a SOCK_SEQPACKET socketpair per
+ * child): the child says it is ready (weft_prefork_ready()); the master
+ * says drain.  A reload calls the reload hook, starts a new generation
+ * of `procs` children, waits until each is ready, then drains the old
+ * one.  Draining, in the child: the `drain` future completes (pass it
+ * as weft_serve_opts.stop so the accept loops stop and wait for their
+ * connections); at the drain deadline the child's main task is
+ * cancelled (weft_serve then cancels the connections left), and
+ * whatever remains is killed one second later by the master.  A child
+ * also drains, with no grace, when its master dies (it sees the
+ * socketpair close) and exits within a second.
+ *
+ * Respawn: a child that dies without being told to is replaced in its
+ * slot after 100 ms, doubling on each death to at most 10 s; the delay
+ * starts again at 100 ms once a child has lived a minute.  A generation
+ * whose slot dies five times before ever saying ready is a crash loop:
+ * at start-up the master stops with an error (weft_prefork() returns
+ * -ECHILD); on a reload the old generation keeps serving.  Every dead
+ * child's exit status or signal is logged on stderr, prefixed with
+ * `name`.
+ *
+ * systemd: with LISTEN_PID set to the master's pid, the LISTEN_FDS
+ * sockets from fd 3 on are the listeners (the `listen` specs are then
+ * ignored, and the mode is SHARED); with NOTIFY_SOCKET set, the master
+ * sends READY=1, RELOADING=1 (with MONOTONIC_USEC), STOPPING=1 and
+ * STATUS= datagrams.  Children see neither variable.
+ */
+
+/* Values of weft_prefork_opts.mode. */
+enum weft_prefork_mode {
+	WEFT_PREFORK_SHARED = 0,	/* one socket, every child accepts */
+	WEFT_PREFORK_REUSEPORT = 1,	/* one SO_REUSEPORT socket per slot */
+};
+
+/* One listener for the master to open. */
+struct weft_prefork_listen {
+	/* TCP, as weft_tcp_listen(host, port, &opts); unused with unix_path. */
+	const char *host;
+	int port;
+	/* Non-NULL: a Unix socket, as weft_unix_listen(); always shared. */
+	const char *unix_path;
+	/* reuseport is set by the master itself in REUSEPORT mode. */
+	struct weft_listen_opts opts;
+};
+
+/* What a child is given.  Read-only, valid for the child's whole life. */
+struct weft_prefork_child {
+	int slot;		/* 0 .. procs-1 */
+	int nfds;		/* the listeners, in the order of `listen` */
+	const int *fds;
+	uint64_t generation;	/* 1, then one more for each reload */
+	/*
+	 * Completes (with NULL) when the master says drain, or dies.  A
+	 * borrowed reference, valid while the child's run lasts.
+	 */
+	struct weft_future *drain;
+	void *arg;		/* weft_prefork_opts.arg */
+	long reserved_[4];
+};
+
+/*
+ * A child's body: runs as the main task of the child's weft_run(); what
+ * it returns is the child's exit status (0..255).
+ */
+typedef int (*weft_prefork_fn)(const struct weft_prefork_child *c);
+
+/* weft_prefork() options; zero every field for the defaults. */
+struct weft_prefork_opts {
+	/*
+	 * Child processes (slots), 1..1024, and worker threads per child
+	 * (`cfg.workers`, 1..1024).  Both 0: one child per CPU of the
+	 * affinity mask, one worker each; one of them 0: as many as fit
+	 * the CPUs with the other (at least 1).
+	 */
+	int procs;
+	int mode;		/* enum weft_prefork_mode */
+	const struct weft_prefork_listen *listen;
+	int nlisten;		/* 0..64 */
+	/* Each child's weft_run() configuration (workers as above). */
+	struct weft_config cfg;
+	weft_prefork_fn child_main;	/* required */
+	/*
+	 * Called in the master on SIGHUP before the new generation starts
+	 * (re-read the configuration here: children inherit the master's
+	 * memory).  A negative return refuses the reload: the old
+	 * generation keeps serving and the error is logged.  NULL: always
+	 * reload.
+	 */
+	int (*reload)(void *arg);
+	/*
+	 * Called in the master once the listeners are open, before any
+	 * child exists (print the "listening on" line here).  A negative
+	 * return stops weft_prefork() with that error.  NULL: nothing.
+	 */
+	int (*on_listen)(const int *fds, int nfds, void *arg);
+	void *arg;
+	/* Graceful drain (reload, SIGQUIT), ns; 0: 10 s. */
+	int64_t drain_ns;
+	/* Fast stop (SIGTERM, SIGINT), ns; 0: 1 s. */
+	int64_t stop_ns;
+	/* Log prefix; NULL: "weft". */
+	const char *name;
+	long reserved_[4];	/* must be zero */
+};
+
+/*
+ * Become the master: open the listeners, fork the children, supervise
+ * them until a stop signal (see above), and return once every child has
+ * exited.  Call it from a single-threaded process before any weft_run()
+ * (the children are forked from this thread; no runtime may exist).
+ * While it runs it blocks SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGCHLD,
+ * SIGUSR1 and SIGUSR2 and takes them through a signalfd; the mask and
+ * SIGCHLD's disposition are restored before it returns, and the
+ * listeners it opened are closed.  Children ignore SIGHUP, SIGINT,
+ * SIGQUIT, SIGUSR1 and SIGUSR2 (a terminal's ^C reaches them through
+ * the master; weft_config.dump_signal still works); SIGTERM to a child
+ * kills it, and it is respawned.
+ *
+ * Returns 0 after a stop by signal, -ECHILD after a crash loop at
+ * start-up (logged with its cause), -EINVAL (bad options, `cfg` out of
+ * range as weft_run() would refuse it, or LISTEN_FDS malformed), -EBUSY (a runtime runs in this process), a
+ * listener's error (its address is logged), on_listen's error, or the
+ * negative errno of a failed signalfd.  Plain thread only (-EPERM in a
+ * task).
+ */
+WEFT_EXPORT int weft_prefork(const struct weft_prefork_opts *opts);
+
+/* A child's state, as weft_prefork_status() reports it. */
+enum weft_prefork_state {
+	WEFT_PREFORK_STARTING = 0,	/* forked, not ready yet */
+	WEFT_PREFORK_READY = 1,		/* said ready: serving */
+	WEFT_PREFORK_DRAINING = 2,	/* told to drain (reload, stop) */
+};
+
+/* One child of a master, as weft_prefork_status() reports it. */
+struct weft_prefork_proc {
+	pid_t pid;
+	int slot;
+	uint64_t generation;
+	int state;		/* enum weft_prefork_state */
+	int restarts;		/* respawns in its slot so far */
+	int64_t uptime_ns;	/* since it was forked */
+	int64_t started;	/* fork time, CLOCK_MONOTONIC ns */
+	long reserved_[4];
+};
+
+/*
+ * In the master: copy up to `max` of its children (starting, serving
+ * and draining ones alike) into `out`, as of the master's last wake-up
+ * (inside the reload hook: as of the call).
+ * Returns how many children there are (possibly more than `max`), or
+ * -ESRCH when no weft_prefork() runs in this process, -EINVAL (`max` <
+ * 0, or `out` NULL with `max` > 0).  Any thread of the master's process,
+ * the reload and on_listen callbacks included.  (SIGUSR1 to the master
+ * prints the same as one line per child.)
+ */
+WEFT_EXPORT int weft_prefork_status(struct weft_prefork_proc *out, int max);
+
+/*
+ * In a child: tell the master this child is ready to serve (call it
+ * once set up, before weft_serve(): the listeners queue connections
+ * meanwhile).  A reload waits for this from every new child before the
+ * old ones drain.  Returns 0, -EALREADY (said already), -EINVAL (`c` is
+ * not this process's), or the send's error.  Coroutine context only.
+ */
+WEFT_EXPORT int weft_prefork_ready(const struct weft_prefork_child *c);
 
 /*
  * Diagnostics

@@ -316,6 +316,19 @@ weft_unix_dial(const char *path, int64_t deadline)
 
 uint64_t weft__conns_shed;
 
+/*
+ * One accept loop's settings.  Written by weft_serve() before the loop
+ * starts, read-only afterwards (the acceptor task and the connection
+ * tasks only read it).
+ */
+struct serve {
+	int lfd;
+	weft_conn_fn fn;
+	void *arg;
+	struct weft_spawn_opts so;
+	struct weft_group *g;	/* stop mode: the connections; else NULL */
+};
+
 /* One connection handed to its task. */
 struct conn {
 	weft_conn_fn fn;
@@ -331,6 +344,14 @@ conn_main(void *p)
 	free(p);
 	c.fn(c.fd, c.arg);
 	return NULL;
+}
+
+/* The same, as a member of a stop-mode weft_serve()'s group. */
+static int
+conn_member(void *p)
+{
+	conn_main(p);
+	return 0;
 }
 
 /* Errors after which an accept loop waits and retries. */
@@ -352,31 +373,20 @@ accept_skip(int err)
 	       err == -ENETUNREACH;
 }
 
-int
-weft_serve(int lfd, weft_conn_fn fn, void *arg,
-	   const struct weft_serve_opts *opts)
+/*
+ * The accept loop proper: returns -ECANCELED when the calling task is
+ * cancelled, or the error it cannot survive.  Connections go to detached
+ * tasks, or into sv->g.
+ */
+static int
+accept_loop(const struct serve *sv)
 {
-	struct weft_spawn_opts so = { .name = "conn" };
 	int64_t backoff = 0;
 	struct conn *c;
 	int fd, ret, one = 1;
 
-	if (lfd < 0)
-		return -EBADF;
-	if (!fn)
-		return -EINVAL;
-	if (opts) {
-		for (size_t i = 0; i < 4; i++)
-			if (opts->reserved_[i])
-				return -EINVAL;
-		so.stack_size = opts->stack_size;
-		if (opts->name)
-			so.name = opts->name;
-	}
-	if (!weft__task_self())
-		return -EPERM;
 	for (;;) {
-		fd = weft_accept(lfd, NULL, NULL, SOCK_FLAGS,
+		fd = weft_accept(sv->lfd, NULL, NULL, SOCK_FLAGS,
 				 WEFT_DEADLINE_NONE);
 		if (fd < 0) {
 			if (fd == -ECANCELED)
@@ -403,10 +413,14 @@ weft_serve(int lfd, weft_conn_fn fn, void *arg,
 				 sizeof(one));
 		c = malloc(sizeof(*c));
 		if (c) {
-			c->fn = fn;
-			c->arg = arg;
+			c->fn = sv->fn;
+			c->arg = sv->arg;
 			c->fd = fd;
-			ret = weft_spawn(NULL, conn_main, c, &so);
+			if (sv->g)
+				ret = weft_group_spawn(sv->g, conn_member, c,
+						       &sv->so);
+			else
+				ret = weft_spawn(NULL, conn_main, c, &sv->so);
 		} else {
 			ret = -ENOMEM;
 		}
@@ -418,12 +432,115 @@ weft_serve(int lfd, weft_conn_fn fn, void *arg,
 			free(c);
 			close(fd);
 			ck_pr_inc_64(&weft__conns_shed);
-			if (ret == -EINVAL || ret == -ESRCH)
+			if (ret == -EINVAL || ret == -ESRCH ||
+			    ret == -ECANCELED)
 				return ret;
 			if (weft_sleep(5 * WEFT_MSEC) < 0)
 				return -ECANCELED;
 		}
 	}
+}
+
+/* Stop mode: the accept loop runs in a task of its own. */
+static void *
+acceptor_main(void *p)
+{
+	return (void *)(intptr_t)accept_loop(p);
+}
+
+/*
+ * Join `t` to the end, even when the caller is cancelled meanwhile (the
+ * handle must not escape): weft_join()'s result.
+ */
+static int
+reap(struct weft_task *t, void **res)
+{
+	struct weft_task *self = weft__task_self();
+	bool cancelled = weft__shield_begin(self);
+	int ret;
+
+	for (;;) {
+		weft__wait_note(self, WAIT_JOIN, t);
+		ret = weft_join(t, res, WEFT_DEADLINE_NONE);
+		if (ret != -ECANCELED)
+			break;
+		cancelled |= weft__shield_hit(self);
+	}
+	weft__shield_end(self, cancelled);
+	return ret;
+}
+
+/*
+ * Stop mode (opts->stop): accept in a task of our own while we wait for
+ * the stop future or for that task to end.  On stop: cancel the acceptor
+ * (a connection it accepted as the cancel came is still served), wait
+ * for the group of connections to end; a cancellation of ours cancels
+ * what is left.  The group never outlives the call: every exit path
+ * frees it, which cancels and awaits any member still running.
+ */
+static int
+serve_stoppable(struct serve *sv, struct weft_future *stop)
+{
+	struct weft_future *fs[2];
+	struct weft_task *acc;
+	void *res = NULL;
+	int ret, idx;
+
+	ret = weft_group_make(&sv->g, 0);
+	if (ret < 0)
+		return ret;
+	ret = weft_spawn(&acc, acceptor_main, sv,
+			 &(struct weft_spawn_opts){ .name = "accept" });
+	if (ret < 0) {
+		weft_group_free(sv->g);
+		return ret;
+	}
+	fs[0] = stop;
+	fs[1] = weft_task_future(acc);
+	idx = weft_wait_any(fs, 2, WEFT_DEADLINE_NONE);
+	if (idx != 1)
+		weft_cancel(acc);
+	ret = reap(acc, &res);
+	if (idx == 1)
+		ret = ret == 0 ? (int)(intptr_t)res : ret;
+	else if (idx == 0)
+		ret = weft_group_wait(sv->g, WEFT_DEADLINE_NONE);
+	else
+		ret = idx;	/* we were cancelled */
+	weft_group_free(sv->g);
+	return ret;
+}
+
+int
+weft_serve(int lfd, weft_conn_fn fn, void *arg,
+	   const struct weft_serve_opts *opts)
+{
+	struct serve sv = {
+		.lfd = lfd,
+		.fn = fn,
+		.arg = arg,
+		.so = { .name = "conn" },
+	};
+
+	if (lfd < 0)
+		return -EBADF;
+	if (!fn)
+		return -EINVAL;
+	if (opts) {
+		for (size_t i = 0; i < sizeof(opts->reserved_) /
+					       sizeof(opts->reserved_[0]);
+		     i++)
+			if (opts->reserved_[i])
+				return -EINVAL;
+		sv.so.stack_size = opts->stack_size;
+		if (opts->name)
+			sv.so.name = opts->name;
+	}
+	if (!weft__task_self())
+		return -EPERM;
+	if (opts && opts->stop)
+		return serve_stoppable(&sv, opts->stop);
+	return accept_loop(&sv);
 }
 
 int

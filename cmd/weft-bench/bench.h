@@ -34,6 +34,8 @@ enum bench_impl {
 	IMPL_NGINX,
 	IMPL_GO,
 	IMPL_WEFT,
+	IMPL_WEFT_PROCS,	/* http: weft-httpd --procs N --workers 1 */
+	IMPL_WEFT_PROCS_RP,	/* the same with --reuseport */
 	IMPL_MAX,
 };
 

@@ -25,6 +25,13 @@
  *              connection server in go_server[] below (standard library
  *              only, built offline in a scratch directory), GOMAXPROCS=N.
  *   weft       weft-httpd from weft-bench's own directory, --workers N.
+ *   weft-procs weft-httpd --procs N --workers 1: N processes of one worker
+ *              each under the pre-fork supervisor, one shared listener
+ *              (processes x coroutines, against weft's threads x
+ *              coroutines on the same N cores).
+ *   weft-procs-rp
+ *              the same with --reuseport: one SO_REUSEPORT listener per
+ *              process slot, owned by the master.
  *
  * N is --workers.  Each child measures one implementation:
  *
@@ -530,6 +537,16 @@ setup_weft(struct impl *im, int workers)
 }
 
 static void
+setup_weft_procs(struct impl *im, int procs, bool reuseport)
+{
+	setup_weft(im, 1);
+	im->argv[7] = "--procs";
+	im->argv[8] = impl_str(im, 2, "%d", procs);
+	im->argv[9] = reuseport ? "--reuseport" : NULL;
+	im->workers = procs;
+}
+
+static void
 setup_nginx(struct impl *im, int workers, long nofile)
 {
 	static const char *const also[] = {
@@ -718,6 +735,12 @@ http_run(const struct bench_cfg *cfg, enum bench_impl which)
 	case IMPL_WEFT:
 		setup_weft(&im, cfg->workers);
 		break;
+	case IMPL_WEFT_PROCS:
+		setup_weft_procs(&im, cfg->workers, false);
+		break;
+	case IMPL_WEFT_PROCS_RP:
+		setup_weft_procs(&im, cfg->workers, true);
+		break;
 	default:
 		bench_proc_fail("no such implementation");
 	}
@@ -783,4 +806,16 @@ int
 http_weft(const struct bench_cfg *cfg)
 {
 	return http_run(cfg, IMPL_WEFT);
+}
+
+int
+http_weft_procs(const struct bench_cfg *cfg)
+{
+	return http_run(cfg, IMPL_WEFT_PROCS);
+}
+
+int
+http_weft_procs_rp(const struct bench_cfg *cfg)
+{
+	return http_run(cfg, IMPL_WEFT_PROCS_RP);
 }

@@ -128,6 +128,8 @@ static const struct scenario scenarios[] = {
 			[IMPL_NGINX] = http_nginx,
 			[IMPL_GO] = http_go,
 			[IMPL_WEFT] = http_weft,
+			[IMPL_WEFT_PROCS] = http_weft_procs,
+			[IMPL_WEFT_PROCS_RP] = http_weft_procs_rp,
 		},
 		.limit_quick = 60,
 		.limit_full = 150,

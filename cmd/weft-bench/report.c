@@ -23,6 +23,8 @@ static const char *const impl_names[IMPL_MAX] = {
 	[IMPL_NGINX] = "nginx",
 	[IMPL_GO] = "go",
 	[IMPL_WEFT] = "weft",
+	[IMPL_WEFT_PROCS] = "weft-procs",
+	[IMPL_WEFT_PROCS_RP] = "weft-procs-rp",
 };
 
 const char *
@@ -494,6 +496,8 @@ static const char *const impl_colors[IMPL_MAX] = {
 	[IMPL_NGINX] = "#76b7b2",
 	[IMPL_GO] = "#b07aa1",
 	[IMPL_WEFT] = "#59a14f",
+	[IMPL_WEFT_PROCS] = "#8cd17d",
+	[IMPL_WEFT_PROCS_RP] = "#b6992d",
 };
 
 static void

@@ -32,6 +32,8 @@ int http_epoll_mt(const struct bench_cfg *cfg);
 int http_nginx(const struct bench_cfg *cfg);
 int http_go(const struct bench_cfg *cfg);
 int http_weft(const struct bench_cfg *cfg);
+int http_weft_procs(const struct bench_cfg *cfg);
+int http_weft_procs_rp(const struct bench_cfg *cfg);
 int chan_threads(const struct bench_cfg *cfg);
 int chan_go(const struct bench_cfg *cfg);
 int chan_weft(const struct bench_cfg *cfg);

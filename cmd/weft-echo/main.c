@@ -3,13 +3,19 @@
  * weft-echo: a TCP (or Unix socket) echo server, one task per connection.
  *
  *   weft-echo [--host H] [--port P] [--workers N] [--idle-ms MS]
- *             [--unix PATH]
+ *             [--unix PATH] [--procs P [--reuseport] [--drain-ms MS]]
  *
  * Once it listens it prints exactly one line to stdout,
  * "weft-echo: listening on HOST:PORT" (or "unix:PATH"), with the real port
  * when --port 0 asked for a free one, so scripts can read it.  It serves
  * until it is killed.  Exit status 2 for a bad command line, 1 when it
  * cannot listen or the runtime fails.
+ *
+ * With --procs P a master process listens, prints the line once and
+ * supervises P worker processes under weft_prefork() (SIGHUP reloads,
+ * SIGQUIT drains and stops, SIGTERM/SIGINT stop fast).  A draining worker
+ * stops accepting and lets its connections go on until --drain-ms, then
+ * closes them.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -37,6 +43,9 @@ struct echo_opts {
 	const char *unix_path;
 	int port;
 	int64_t idle;		/* ns a connection may stay silent */
+	int procs;		/* --procs; 0: no supervisor */
+	int reuseport;		/* --reuseport */
+	int64_t drain;		/* --drain-ms, ns; 0: weft_prefork's */
 };
 
 static void
@@ -45,7 +54,8 @@ usage(FILE *f)
 	fprintf(f,
 		"usage: weft-echo [--host H] [--port P] [--workers N]"
 		" [--idle-ms MS]\n"
-		"                 [--unix PATH]\n\n"
+		"                 [--unix PATH] [--procs P [--reuseport]"
+		" [--drain-ms MS]]\n\n"
 		"Echoes every byte back, one weft task per connection.\n"
 		"  --host H      address to listen on (default 127.0.0.1;"
 		" \"*\": all)\n"
@@ -55,7 +65,16 @@ usage(FILE *f)
 		"  --idle-ms MS  close a connection silent this long"
 		" (default 60000)\n"
 		"  --unix PATH   listen on a Unix socket instead"
-		" ('@name': abstract)\n");
+		" ('@name': abstract)\n"
+		"  --procs P     P worker processes under a supervisor"
+		" (HUP reloads,\n"
+		"                QUIT drains, TERM stops; default: one"
+		" process)\n"
+		"  --reuseport   with --procs: one SO_REUSEPORT socket per"
+		" process slot\n"
+		"  --drain-ms MS with --procs: how long a draining process"
+		" keeps its\n"
+		"                connections (default 10000)\n");
 }
 
 static long
@@ -179,6 +198,74 @@ echo_main(void *arg)
 	_exit(1);
 }
 
+/* Under --procs, in the master: the one "listening on" line. */
+static int
+prefork_listening(const int *fds, int nfds, void *arg)
+{
+	int ret;
+
+	(void)nfds;
+	ret = announce(fds[0], arg);
+	if (ret < 0)
+		fprintf(stderr, "weft-echo: cannot announce the address: %s\n",
+			strerror(-ret));
+	return ret;
+}
+
+/* Under --procs: one worker process's main task. */
+static int
+prefork_child(const struct weft_prefork_child *c)
+{
+	struct weft_serve_opts so = { .stop = c->drain };
+	int ret;
+
+	ret = weft_prefork_ready(c);
+	if (ret < 0) {
+		fprintf(stderr, "weft-echo: worker %d cannot report ready: "
+			"%s\n", (int)getpid(), strerror(-ret));
+		return 1;
+	}
+	ret = weft_serve(c->fds[0], echo_conn, c->arg, &so);
+	if (ret == 0 || ret == -ECANCELED)
+		return 0;	/* drained */
+	fprintf(stderr, "weft-echo: accept loop stopped: %s\n",
+		strerror(-ret));
+	return 1;
+}
+
+static int
+run_prefork(struct echo_opts *o, const struct weft_config *cfg)
+{
+	struct weft_prefork_listen l = {
+		.host = o->host,
+		.port = o->port,
+		.unix_path = o->unix_path,
+	};
+	struct weft_prefork_opts po = {
+		.procs = o->procs,
+		.mode = o->reuseport ? WEFT_PREFORK_REUSEPORT
+				     : WEFT_PREFORK_SHARED,
+		.listen = &l,
+		.nlisten = 1,
+		.cfg = *cfg,
+		.child_main = prefork_child,
+		.on_listen = prefork_listening,
+		.arg = o,
+		.drain_ns = o->drain,
+		.name = "weft-echo",
+	};
+	int ret = weft_prefork(&po);
+
+	if (ret == -ECHILD)
+		return 1;	/* the supervisor said why */
+	if (ret < 0) {
+		fprintf(stderr, "weft-echo: supervisor failed: %s\n",
+			strerror(-ret));
+		return 1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -188,6 +275,9 @@ main(int argc, char **argv)
 		{ "workers", required_argument, NULL, 'w' },
 		{ "idle-ms", required_argument, NULL, 'i' },
 		{ "unix", required_argument, NULL, 'u' },
+		{ "procs", required_argument, NULL, 'P' },
+		{ "reuseport", no_argument, NULL, 'R' },
+		{ "drain-ms", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -225,6 +315,16 @@ main(int argc, char **argv)
 			}
 			o.unix_path = optarg;
 			break;
+		case 'P':
+			o.procs = (int)parse_long(optarg, "--procs", 1, 1024);
+			break;
+		case 'R':
+			o.reuseport = 1;
+			break;
+		case 'D':
+			o.drain = parse_long(optarg, "--drain-ms", 1,
+					     86400000) * WEFT_MSEC;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -243,6 +343,13 @@ main(int argc, char **argv)
 	/* Writes to a reset peer must fail with EPIPE, not kill the server. */
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
+	if ((o.reuseport || o.drain) && !o.procs) {
+		fprintf(stderr, "weft-echo: --reuseport and --drain-ms need"
+			" --procs\n");
+		return 2;
+	}
+	if (o.procs)
+		return run_prefork(&o, &cfg);
 
 	ret = weft_run(echo_main, &o, &cfg, &result);
 	if (ret < 0) {

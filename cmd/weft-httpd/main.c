@@ -7,11 +7,20 @@
  *
  *   weft-httpd [--host H] [--port P] [--workers N] [--stack BYTES]
  *              [--idle-ms MS] [--header-timeout-ms MS]
+ *              [--procs P [--reuseport] [--drain-ms MS]]
  *
  * Once it listens it prints exactly one line to stdout,
  * "weft-httpd: listening on HOST:PORT", with the real port when --port 0
  * asked for a free one.  It serves until it is killed.  Exit status 2 for a
  * bad command line, 1 when it cannot listen or the runtime fails.
+ *
+ * With --procs P it runs under weft_prefork(): a master process listens,
+ * prints the line once and supervises P worker processes of --workers
+ * threads each (SIGHUP reloads with no connection refused, SIGQUIT drains
+ * and stops, SIGTERM/SIGINT stop fast; see weft.h).  While a worker
+ * process drains, each of its connections answers its next request with
+ * "Connection: close" and ends, so keep-alive clients move to the new
+ * generation without a failed request.
  *
  * Per connection, everything lives on the task's stack: one REQ_BUF buffer
  * and a few counters.  Stacks are committed lazily, so an idle keep-alive
@@ -157,6 +166,26 @@ struct conn {
 	int nrun;		/* how many */
 };
 
+/*
+ * Under --procs: the worker process's drain future (weft_prefork_child's),
+ * set by child_main before the accept loop starts, read-only afterwards.
+ * NULL otherwise.
+ */
+static struct weft_future *drain_f;
+
+/* While draining, every answer ends its connection. */
+static enum answer
+drain_kind(enum answer kind)
+{
+	if (!drain_f || weft_future_state(drain_f) == WEFT_FUTURE_PENDING)
+		return kind;
+	if (kind == ANS_OK || kind == ANS_OK_KA)
+		return ANS_OK_CLOSE;
+	if (kind == ANS_HEAD || kind == ANS_HEAD_KA)
+		return ANS_HEAD_CLOSE;
+	return kind;
+}
+
 /* Send all of iov[0..cnt), looping over short writes: 0 or -errno. */
 static int
 send_all(int fd, struct iovec *iov, int cnt, int64_t idle)
@@ -223,6 +252,7 @@ conn_answer(struct conn *c, enum answer kind)
 {
 	int ret;
 
+	kind = drain_kind(kind);
 	if (resps[kind].close) {
 		ret = conn_flush(c, kind);
 		return ret < 0 ? ret : 0;
@@ -479,7 +509,11 @@ struct httpd_opts {
 	int64_t idle;
 	int64_t header;		/* ns a request head may take */
 	struct weft_serve_opts serve;
+	int procs;		/* --procs; 0: no supervisor */
+	int reuseport;		/* --reuseport */
+	int64_t drain;		/* --drain-ms, ns; 0: weft_prefork's */
 };
+
 
 /*
  * After conn_process(): the deadline of the request head the buffer now
@@ -550,7 +584,8 @@ usage(FILE *f)
 	fprintf(f,
 		"usage: weft-httpd [--host H] [--port P] [--workers N]"
 		" [--stack BYTES]\n"
-		"                  [--idle-ms MS] [--header-timeout-ms MS]\n\n"
+		"                  [--idle-ms MS] [--header-timeout-ms MS]\n"
+		"                  [--procs P [--reuseport] [--drain-ms MS]]\n\n"
 		"Answers every HTTP request with \"Hello, world\","
 		" one weft task per connection.\n"
 		"  --host H       address to listen on (default 127.0.0.1;"
@@ -570,7 +605,17 @@ usage(FILE *f)
 		" steadily it trickles\n"
 		"                 in (a new connection's or a keep-alive"
 		" one's; default 60000,\n"
-		"                 as nginx's client_header_timeout)\n");
+		"                 as nginx's client_header_timeout)\n"
+		"  --procs P      P worker processes under a supervisor"
+		" (HUP reloads, QUIT\n"
+		"                 drains, TERM stops; default: none, one"
+		" process)\n"
+		"  --reuseport    with --procs: one SO_REUSEPORT socket per"
+		" process slot\n"
+		"                 (default: one socket shared by all)\n"
+		"  --drain-ms MS  with --procs: how long a draining process"
+		" lets its\n"
+		"                 connections finish (default 10000)\n");
 }
 
 static long
@@ -681,6 +726,74 @@ httpd_main(void *arg)
 	_exit(1);
 }
 
+/* Under --procs, in the master: the one "listening on" line. */
+static int
+prefork_listening(const int *fds, int nfds, void *arg)
+{
+	int ret;
+
+	(void)nfds;
+	(void)arg;
+	ret = announce(fds[0]);
+	if (ret < 0)
+		fprintf(stderr, "weft-httpd: cannot announce the address: %s\n",
+			strerror(-ret));
+	return ret;
+}
+
+/* Under --procs: one worker process's main task. */
+static int
+prefork_child(const struct weft_prefork_child *c)
+{
+	struct httpd_opts *o = c->arg;
+	struct weft_serve_opts so = o->serve;
+	int ret;
+
+	drain_f = c->drain;
+	so.stop = c->drain;
+	ret = weft_prefork_ready(c);
+	if (ret < 0) {
+		fprintf(stderr, "weft-httpd: worker %d cannot report ready: "
+			"%s\n", (int)getpid(), strerror(-ret));
+		return 1;
+	}
+	ret = weft_serve(c->fds[0], http_conn, o, &so);
+	if (ret == 0 || ret == -ECANCELED)
+		return 0;	/* drained */
+	fprintf(stderr, "weft-httpd: accept loop stopped: %s\n",
+		strerror(-ret));
+	return 1;
+}
+
+static int
+run_prefork(struct httpd_opts *o, const struct weft_config *cfg)
+{
+	struct weft_prefork_listen l = { .host = o->host, .port = o->port };
+	struct weft_prefork_opts po = {
+		.procs = o->procs,
+		.mode = o->reuseport ? WEFT_PREFORK_REUSEPORT
+				     : WEFT_PREFORK_SHARED,
+		.listen = &l,
+		.nlisten = 1,
+		.cfg = *cfg,
+		.child_main = prefork_child,
+		.on_listen = prefork_listening,
+		.arg = o,
+		.drain_ns = o->drain,
+		.name = "weft-httpd",
+	};
+	int ret = weft_prefork(&po);
+
+	if (ret == -ECHILD)
+		return 1;	/* the supervisor said why */
+	if (ret < 0) {
+		fprintf(stderr, "weft-httpd: supervisor failed: %s\n",
+			strerror(-ret));
+		return 1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -691,6 +804,9 @@ main(int argc, char **argv)
 		{ "stack", required_argument, NULL, 's' },
 		{ "idle-ms", required_argument, NULL, 'i' },
 		{ "header-timeout-ms", required_argument, NULL, 'T' },
+		{ "procs", required_argument, NULL, 'P' },
+		{ "reuseport", no_argument, NULL, 'R' },
+		{ "drain-ms", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -730,6 +846,16 @@ main(int argc, char **argv)
 			o.header = parse_long(optarg, "--header-timeout-ms", 1,
 					      86400000) * WEFT_MSEC;
 			break;
+		case 'P':
+			o.procs = (int)parse_long(optarg, "--procs", 1, 1024);
+			break;
+		case 'R':
+			o.reuseport = 1;
+			break;
+		case 'D':
+			o.drain = parse_long(optarg, "--drain-ms", 1,
+					     86400000) * WEFT_MSEC;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -749,6 +875,13 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 	resps_init();
+	if ((o.reuseport || o.drain) && !o.procs) {
+		fprintf(stderr, "weft-httpd: --reuseport and --drain-ms need"
+			" --procs\n");
+		return 2;
+	}
+	if (o.procs)
+		return run_prefork(&o, &cfg);
 
 	ret = weft_run(httpd_main, &o, &cfg, &result);
 	if (ret < 0) {
