@@ -14,10 +14,17 @@
  *            has each value squared by a pool job (a future); the sum must
  *            be N(N+1)(2N+1)/6, and a job that fails (weft_fail) reaches
  *            the consumer as its error.
+ *  chat      50 clients in a room on weft_serve(): every line one sends
+ *            reaches the 49 others; SIGUSR2 (received by a task through
+ *            weft_signal_wait) completes the serve's stop future while all
+ *            are connected, and weft_serve returns 0 only once the last
+ *            client has left.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -315,6 +322,176 @@ START_TEST(generator_channel_select_pool_pipeline)
 }
 END_TEST
 
+/* ---- chat server -------------------------------------------------------- */
+
+#define CLIENTS 50
+
+struct room {
+	struct weft_mutex lock;
+	int fds[CLIENTS];
+	int n;
+	struct weft_waitgroup joined;	/* one per client in the room */
+};
+
+static struct room room = { WEFT_MUTEX_INIT, { 0 }, 0, WEFT_WAITGROUP_INIT };
+
+/* Send `line` to every member but `from`.  Under the room's lock. */
+static void
+broadcast(int from, const char *line, size_t len)
+{
+	weft_mutex_lock(&room.lock, WEFT_DEADLINE_NONE);
+	for (int i = 0; i < room.n; i++)
+		if (room.fds[i] != from)
+			(void)weft_write_full(room.fds[i], line, len, NULL,
+					      weft_after_ms(10000));
+	weft_mutex_unlock(&room.lock);
+}
+
+static void
+chat_conn(int fd, void *arg)
+{
+	struct weft_reader *r = NULL;
+	char line[128];
+	ssize_t n;
+
+	(void)arg;
+	if (weft_reader_make(&r, fd, 512) < 0)
+		goto out;
+	weft_mutex_lock(&room.lock, WEFT_DEADLINE_NONE);
+	room.fds[room.n++] = fd;
+	weft_mutex_unlock(&room.lock);
+	weft_waitgroup_done(&room.joined);
+	while ((n = weft_reader_read_line(r, line, sizeof(line),
+					  WEFT_DEADLINE_NONE)) > 0)
+		broadcast(fd, line, (size_t)n);
+	weft_mutex_lock(&room.lock, WEFT_DEADLINE_NONE);
+	for (int i = 0; i < room.n; i++)
+		if (room.fds[i] == fd)
+			room.fds[i] = room.fds[--room.n];
+	weft_mutex_unlock(&room.lock);
+out:
+	weft_reader_free(r);
+	weft_close(fd, WEFT_DEADLINE_NONE);
+}
+
+struct chat {
+	int lfd, port;
+	struct weft_future *stop;
+	sigset_t term;
+	atomic_int heard;		/* lines clients received */
+	struct weft_waitgroup listened;	/* clients that heard everyone */
+	struct weft_waitgroup leave;	/* 1 until the stop was asked */
+};
+
+static void *
+chat_server(void *arg)
+{
+	struct chat *c = arg;
+	struct weft_serve_opts so = { .stop = c->stop };
+
+	return t_ptr(weft_serve(c->lfd, chat_conn, NULL, &so));
+}
+
+/* SIGUSR2 asks for a graceful stop, as SIGTERM would. */
+static void *
+signal_watcher(void *arg)
+{
+	struct chat *c = arg;
+	int sig = weft_signal_wait(&c->term, weft_now() + t_stall_ns());
+
+	T_EXPECT_INT(sig, ==, SIGUSR2);
+	return t_ptr(weft_future_set(c->stop, NULL));
+}
+
+static void *
+chat_client(void *arg)
+{
+	struct chat *c = arg;
+	struct weft_reader *r = NULL;
+	char line[128];
+	int fd, got = 0;
+	ssize_t n;
+
+	fd = weft_tcp_dial("127.0.0.1", c->port, weft_after_ms(10000));
+	T_EXPECT(fd >= 0, "dial: %d", fd);
+	if (fd < 0)
+		return NULL;
+	T_EXPECT_INT(weft_reader_make(&r, fd, 512), ==, 0);
+	/* Everyone in, then everyone speaks once. */
+	T_EXPECT_INT(weft_waitgroup_wait(&room.joined, weft_after_ms(10000)),
+		     ==, 0);
+	T_EXPECT_INT(weft_write_full(fd, "hello\n", 6, NULL,
+				     weft_after_ms(10000)), ==, 6);
+	while (got < CLIENTS - 1 &&
+	       (n = weft_reader_read_line(r, line, sizeof(line),
+					  weft_after_ms(10000))) > 0) {
+		T_EXPECT(!strcmp(line, "hello\n"), "heard %s", line);
+		got++;
+	}
+	atomic_fetch_add(&c->heard, got);
+	weft_waitgroup_done(&c->listened);
+	/* Stay connected until the server was told to stop, then leave. */
+	T_EXPECT_INT(weft_waitgroup_wait(&c->leave, weft_now() + t_stall_ns()),
+		     ==, 0);
+	weft_reader_free(r);
+	weft_close(fd, WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+static void *
+chat_main(void *arg)
+{
+	struct weft_task *srv, *sigt, *cl[CLIENTS];
+	struct chat c = { .heard = 0, .listened = WEFT_WAITGROUP_INIT,
+			  .leave = WEFT_WAITGROUP_INIT };
+	void *r;
+
+	(void)arg;
+	weft_waitgroup_add(&room.joined, CLIENTS);
+	weft_waitgroup_add(&c.listened, CLIENTS);
+	weft_waitgroup_add(&c.leave, 1);
+	c.lfd = weft_tcp_listen("127.0.0.1", 0, NULL);
+	T_EXPECT(c.lfd >= 0, "listen: %d", c.lfd);
+	if (c.lfd < 0)
+		return NULL;
+	c.port = weft_tcp_port(c.lfd);
+	T_EXPECT_INT(weft_future_make(&c.stop), ==, 0);
+	sigemptyset(&c.term);
+	sigaddset(&c.term, SIGUSR2);
+	T_EXPECT_INT(weft_signal_notify(&c.term), ==, 0);
+	T_EXPECT_INT(weft_spawn(&sigt, signal_watcher, &c, NULL), ==, 0);
+	T_EXPECT_INT(weft_spawn(&srv, chat_server, &c, NULL), ==, 0);
+	for (int i = 0; i < CLIENTS; i++)
+		T_EXPECT_INT(weft_spawn(&cl[i], chat_client, &c, NULL), ==, 0);
+	T_EXPECT_INT(weft_waitgroup_wait(&c.listened, weft_now() + t_stall_ns()),
+		     ==, 0);
+	T_EXPECT_INT(atomic_load(&c.heard), ==, CLIENTS * (CLIENTS - 1));
+	/* Graceful stop with every client still connected. */
+	T_EXPECT_INT(kill(getpid(), SIGUSR2), ==, 0);
+	T_EXPECT_INT(weft_join(sigt, &r, weft_now() + t_stall_ns()), ==, 0);
+	T_EXPECT_INT(t_int(r), ==, 0);
+	/* The server waits for its connections: still serving them. */
+	T_EXPECT_INT(weft_task_state(srv), !=, WEFT_DONE);
+	weft_waitgroup_done(&c.leave);
+	for (int i = 0; i < CLIENTS; i++)
+		weft_join(cl[i], NULL, WEFT_DEADLINE_NONE);
+	T_EXPECT_INT(weft_join(srv, &r, weft_now() + t_stall_ns()), ==, 0);
+	T_EXPECT_INT(t_int(r), ==, 0);
+	T_EXPECT_INT(room.n, ==, 0);
+	weft_signal_stop(&c.term);
+	weft_future_release(c.stop);
+	weft_close(c.lfd, WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+START_TEST(chat_server_of_50_clients_stops_gracefully_on_a_signal)
+{
+	struct weft_config cfg = t_config(2);
+
+	T_RUN(chat_main, NULL, &cfg, NULL);
+}
+END_TEST
+
 static Suite *
 programs_suite(void)
 {
@@ -324,6 +501,7 @@ programs_suite(void)
 	tc = t_tcase(s, "programs", T_TIMEOUT);
 	tcase_add_test(tc, crawler_of_1000_coroutines_under_one_deadline);
 	tcase_add_test(tc, generator_channel_select_pool_pipeline);
+	tcase_add_test(tc, chat_server_of_50_clients_stops_gracefully_on_a_signal);
 	return s;
 }
 
