@@ -39,6 +39,15 @@ example() {
 		on { print }' "$root/README.md"
 }
 
+# example_with WORD: the ```c block of README.md that mentions WORD.
+example_with() {
+	awk -v word="$1" '
+		/^```c$/ { on = 1; blk = ""; next }
+		/^```$/ { if (on && index(blk, word)) { printf "%s", blk; exit }
+			  on = 0 }
+		on { blk = blk $0 "\n" }' "$root/README.md"
+}
+
 example 1 > "$tmp/app.c"
 grep -q weft_run "$tmp/app.c" || fail "no example found in README.md"
 
@@ -107,12 +116,26 @@ run_app "$tmp/app_static" "-static"
 # README's buffered-I/O and signal example compiles against the install.
 {
 	printf '#include <errno.h>\n#include <signal.h>\n#include <weft.h>\n'
-	example 2
+	example_with weft_reader_make
 	printf 'int main(void) { return weft_run(app, NULL, NULL, NULL); }\n'
 } > "$tmp/lines.c"
+grep -q weft_reader_make "$tmp/lines.c" || fail "no buffered-I/O example"
 # shellcheck disable=SC2046
 $CC -Wall -Werror -o "$tmp/lines" "$tmp/lines.c" \
-	$($pc --cflags --libs weft-static) || fail "README's second example"
+	$($pc --cflags --libs weft-static) || fail "README's buffered-I/O example"
+
+# And its deadline-scope example, around a stand-in for the work.
+{
+	printf '#include <errno.h>\n#include <stdio.h>\n#include <weft.h>\n'
+	printf 'static int fetch_all(void *a) { (void)a; return weft_sleep(1); }\n'
+	example_with weft_scope_enter
+	printf 'int main(void) { return weft_run(crawl, NULL, NULL, NULL); }\n'
+} > "$tmp/scope.c"
+grep -q weft_scope_enter "$tmp/scope.c" || fail "no scope example"
+# shellcheck disable=SC2046
+$CC -Wall -Werror -o "$tmp/scope" "$tmp/scope.c" \
+	$($pc --cflags --libs weft-static) || fail "README's scope example"
+"$tmp/scope" || fail "README's scope example exits $?"
 
 # uninstall removes every file install put there.
 for s in "$tmp/stage:/usr/local/lib" \
