@@ -333,6 +333,20 @@ after_switch(struct weft__worker *w)
 	case AS_NONE:
 		return;
 	case AS_YIELD:
+		/*
+		 * Behind the global queue when it holds work (Go's Gosched):
+		 * tasks that overflowed the ring wait there, and a yielder
+		 * put back on the ring would run before them again and again
+		 * (1,000 yielders on one worker: a task waited ~26 rounds).
+		 * The queue is refilled from the global head when it runs
+		 * dry, so the order is FIFO over both.
+		 */
+		if (WEFT_UNLIKELY(ck_pr_load_32(&weft__sched.gq_len) != 0)) {
+			weft__mutex_lock(&weft__sched.lock, WEFT_RANK_SCHED);
+			weft__globrunq_put_locked(t);
+			weft__mutex_unlock(&weft__sched.lock);
+			break;
+		}
 		weft__runq_put(w, t, false);
 		/*
 		 * A yield that switched to another local task (cur is set;

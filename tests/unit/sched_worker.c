@@ -1200,6 +1200,75 @@ START_TEST(runnext_of_a_busy_waker_runs_on_an_idle_worker)
 }
 END_TEST
 
+/*
+ * Fairness past the local ring: 1,000 tasks yielding in a loop on one
+ * worker are more than its 256-slot ring holds, so some always wait in
+ * the global queue.  Every task notes the global switch count each time it
+ * runs; between two runs of one task, a fair scheduler lets the other
+ * 999 run about once each.  Counted, not timed: the widest gap any task
+ * saw must stay under 8 rounds of all tasks (8,000 switches).  Before the
+ * fix the global queue gave up one task per 61 scheduler rounds of 61
+ * switches each, and a task could wait ~100,000 switches.
+ */
+#define FAIR_TASKS 1000
+#define FAIR_ROUNDS 40
+
+static atomic_long fair_switches;
+static atomic_long fair_widest;
+
+static void *
+fair_yielder(void *arg)
+{
+	long last = atomic_load(&fair_switches);
+
+	(void)arg;
+	for (int r = 0; r < FAIR_ROUNDS; r++) {
+		long now;
+
+		T_EXPECT_INT(weft_yield(), ==, 0);
+		now = atomic_fetch_add(&fair_switches, 1) + 1;
+		/* The first rounds include the start-up of all the others. */
+		if (r >= 2) {
+			long gap = now - last, w = atomic_load(&fair_widest);
+
+			while (gap > w &&
+			       !atomic_compare_exchange_weak(&fair_widest, &w,
+							     gap))
+				;
+		}
+		last = now;
+	}
+	return NULL;
+}
+
+static void *
+fair_main(void *arg)
+{
+	static struct weft_task *t[FAIR_TASKS];
+
+	(void)arg;
+	atomic_store(&fair_switches, 0);
+	atomic_store(&fair_widest, 0);
+	for (int i = 0; i < FAIR_TASKS; i++)
+		T_EXPECT_INT(weft_spawn(&t[i], fair_yielder, NULL, NULL), ==,
+			     0);
+	for (int i = 0; i < FAIR_TASKS; i++)
+		T_EXPECT_INT(weft_join(t[i], NULL, WEFT_DEADLINE_NONE), ==, 0);
+	T_EXPECT(atomic_load(&fair_widest) < 8L * FAIR_TASKS,
+		 "a task waited %ld switches between two runs (%d tasks "
+		 "yielding: fair is ~%d)", atomic_load(&fair_widest),
+		 FAIR_TASKS, FAIR_TASKS);
+	return NULL;
+}
+
+START_TEST(yielders_past_the_ring_all_run_every_round)
+{
+	struct weft_config cfg = t_config(1);
+
+	T_RUN(fair_main, NULL, &cfg, NULL);
+}
+END_TEST
+
 static Suite *
 sched_worker_suite(void)
 {
@@ -1236,6 +1305,7 @@ sched_worker_suite(void)
 	tcase_add_test(tc, yield_returns_zero);
 	tcase_add_test(tc, yield_runs_other_runnable_tasks_first);
 	tcase_add_test(tc, yield_alternates_two_tasks_on_one_worker);
+	tcase_add_test(tc, yielders_past_the_ring_all_run_every_round);
 	tcase_add_test(tc, yielding_pair_spreads_to_an_idle_worker);
 	tcase_add_test(tc, runnext_of_a_busy_waker_runs_on_an_idle_worker);
 
