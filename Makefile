@@ -60,10 +60,14 @@ CPPFLAGS	+= -D_GNU_SOURCE -Iinclude -I.
 # turn, so it meets the guard below a task's stack instead of jumping it
 # (README, "Stack overflow").  weft.pc hands the same flag to programs.
 HARDEN		:= -fstack-clash-protection
+# Frame pointers: weft_dump() and the deadlock report walk a parked task's
+# stack by them (runtime/diag.c), from the context its switch saved.  No
+# measurable cost on spawn, yield, channel or mutex (BENCHMARKS.md).
+FRAMEPTR	:= -fno-omit-frame-pointer
 CFLAGS		+= -std=gnu11 $(OPT) $(LTO) $(WARN) -fPIC -fvisibility=hidden \
-		   -pthread $(HARDEN) $(SANFLAGS)
+		   -pthread $(HARDEN) $(FRAMEPTR) $(SANFLAGS)
 ASFLAGS		+= $(SANFLAGS)
-LDFLAGS		+= -pthread $(SANFLAGS) $(LTO) $(OPT)
+LDFLAGS		+= -pthread $(SANFLAGS) $(LTO) $(OPT) $(FRAMEPTR)
 DEP_LIBS	:= -luring -lck -lpthread
 CHECK_LIBS	:= $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
@@ -92,6 +96,7 @@ LIB_SRCS	:= \
 	runtime/net.c \
 	runtime/pool.c \
 	runtime/run.c \
+	runtime/symbol.c \
 	runtime/sync.c \
 	sched/ctx_aarch64.S \
 	sched/ctx_x86_64.S \

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/runtime.h"
 #include "sched/park.h"
 
 struct sudog {
@@ -698,4 +699,14 @@ out:
 		free(order);
 	}
 	return ret;
+}
+
+void
+weft__chan_info(const void *obj, size_t *cap, size_t *len, bool *closed)
+{
+	const struct weft_chan *ch = obj;
+
+	*cap = ch->cap;
+	*len = ck_pr_load_64((uint64_t *)&ch->len);
+	*closed = ck_pr_load_8((uint8_t *)&ch->closed);
 }

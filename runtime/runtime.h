@@ -94,6 +94,27 @@ void weft__diag_setup(const struct weft__config *c,
 void weft__diag_teardown(void);
 void weft__diag_counters(uint64_t *slow_tasks, uint64_t *deadlocks);
 
+/*
+ * What the diagnostics print of the objects tasks wait on (racy snapshots,
+ * read while the waiter is parked on them, which keeps them alive): a
+ * locked mutex's owner stack pointer, NULL if it is free (runtime/sync.c);
+ * a channel's capacity, buffered values and closed flag (runtime/chan.c).
+ * Any thread; never park.
+ */
+void *weft__mutex_owner_sp(const void *m);
+void weft__chan_info(const void *ch, size_t *cap, size_t *len, bool *closed);
+
+/*
+ * Symbol names for backtraces (runtime/symbol.c): open a table of the
+ * loaded objects, name code addresses ("function+0xoff (object+0xoff)"),
+ * close it.  Any thread; a table is used by one thread at a time.
+ */
+struct weft__syms;
+struct weft__syms *weft__syms_open(void);
+void weft__syms_name(struct weft__syms *s, uintptr_t pc, char *buf,
+		     size_t len);
+void weft__syms_close(struct weft__syms *s);
+
 /* Connections weft_serve closed unserved this run (runtime/net.c; atomic). */
 extern uint64_t weft__conns_shed;
 
