@@ -644,6 +644,116 @@ START_TEST(no_deadlock_while_a_foreign_thread_holds_a_channel)
 END_TEST
 
 /*
+ * A lock-order inversion: "ab" holds m1 and wants m2, "ba" holds m2 and
+ * wants m1 (both hold their first before either asks for its second);
+ * main joins ab.
+ */
+static struct weft_mutex inv_m[2] = { WEFT_MUTEX_INIT, WEFT_MUTEX_INIT };
+static struct weft_waitgroup inv_wg = WEFT_WAITGROUP_INIT;
+
+static void *
+inv_locker(void *arg)
+{
+	int first = (int)(intptr_t)arg;
+
+	weft_mutex_lock(&inv_m[first], WEFT_DEADLINE_NONE);
+	weft_waitgroup_done(&inv_wg);
+	weft_waitgroup_wait(&inv_wg, WEFT_DEADLINE_NONE);
+	weft_mutex_lock(&inv_m[1 - first], WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+static void *
+inversion_main(void *unused)
+{
+	struct weft_task *ab, *ba;
+
+	(void)unused;
+	weft_waitgroup_add(&inv_wg, 2);
+	ab = spawn_named(inv_locker, (void *)(intptr_t)0, "ab");
+	ba = spawn_named(inv_locker, (void *)(intptr_t)1, "ba");
+	weft_join(ab, NULL, WEFT_DEADLINE_NONE);
+	weft_join(ba, NULL, WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+static int
+inversion_child(void)
+{
+	return weft_run(inversion_main, NULL, &child_cfg, NULL) == 0 ? 3 : 4;
+}
+
+START_TEST(mutex_inversion_is_reported_with_its_cycle)
+{
+	static struct child c;
+
+	child_start(&c, inversion_child, NULL);
+	child_read(&c, NULL, 0, child_ms());
+	child_wait(&c, child_ms());
+	ck_assert_msg(strstr(c.out, DEADLOCK_MSG), "no report: %.2000s",
+		      c.out);
+	ck_assert_msg(strstr(c.out, "\"ab\" suspended: waiting on mutex") &&
+		      strstr(c.out, "(held by ba (#") &&
+		      strstr(c.out, "\"ba\" suspended: waiting on mutex") &&
+		      strstr(c.out, "(held by ab (#"),
+		      "owners not named: %.2000s", c.out);
+	ck_assert_msg(has_cycle_line(c.out, "ab", "ba"),
+		      "no cycle line: %.2000s", c.out);
+	ck_assert_int_eq(count_of(c.out, "cycle: "), 1);
+	ck_assert_msg(strstr(c.out, "inv_locker+"), "no frames: %.2000s",
+		      c.out);
+	assert_aborted(&c);
+}
+END_TEST
+
+/* Go's select {}: the only task sleeps without end. */
+static void *
+sleep_forever_main(void *arg)
+{
+	if (arg)
+		weft_sleep(INT64_MAX);
+	else
+		weft_sleep_until(WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+static int
+sleep_forever_child(void)
+{
+	return weft_run(sleep_forever_main, NULL, &child_cfg, NULL) == 0 ? 3 :
+	       4;
+}
+
+static int
+sleep_max_child(void)
+{
+	return weft_run(sleep_forever_main, (void *)1, &child_cfg, NULL) == 0 ?
+	       3 : 4;
+}
+
+START_TEST(a_lone_task_sleeping_forever_is_a_deadlock)
+{
+	static struct child c;
+	int (*const body[2])(void) = { sleep_forever_child, sleep_max_child };
+
+	for (int i = 0; i < 2; i++) {
+		memset(&c, 0, sizeof(c));
+		child_start(&c, body[i], NULL);
+		child_read(&c, NULL, 0, child_ms());
+		child_wait(&c, child_ms());
+		ck_assert_msg(strstr(c.out, DEADLOCK_MSG), "no report: %.2000s",
+			      c.out);
+		ck_assert_msg(strstr(c.out, "\"main\" suspended: waiting on "
+				     "sleep") && strstr(c.out, ", forever"),
+			      "sleep not listed: %.2000s", c.out);
+		ck_assert_msg(strstr(c.out, "sleep_forever_main+"),
+			      "no frames: %.2000s", c.out);
+		assert_aborted(&c);
+	}
+}
+END_TEST
+
+/*
  * weft_dump()
  */
 
@@ -696,6 +806,151 @@ dump_main(void *unused)
 START_TEST(dump_lists_a_parked_task_and_what_it_waits_on)
 {
 	T_RUN(dump_main, NULL, NULL, NULL);
+}
+END_TEST
+
+/*
+ * Backtraces: CROWD tasks parked at one call site share one stack (or the
+ * two or three a channel's wait paths give), named down to their body and
+ * to the function that spawned them.
+ */
+#define CROWD 64
+
+static __attribute__((noinline)) void *
+crowd_body(void *arg)
+{
+	int v;
+
+	T_EXPECT_INT(weft_chan_recv(arg, &v, WEFT_DEADLINE_NONE), ==, -EPIPE);
+	/* Not a tail call: crowd_body keeps its frame while parked. */
+	__asm__ volatile("" ::: "memory");
+	return NULL;
+}
+
+/*
+ * Sum the task counts of the "stack K: M tasks" groups whose frames name
+ * `fn`; *groups receives how many groups did.
+ */
+static long
+stack_tasks_naming(const char *out, const char *fn, int *groups)
+{
+	const char *s = strstr(out, "\nstacks (");
+	long sum = 0;
+
+	*groups = 0;
+	while (s && (s = strstr(s, "\n  stack "))) {
+		const char *end = strstr(s + 1, "\n  stack ");
+		const char *cyc = strstr(s + 1, "\ncycle: ");
+		const char *hit = strstr(s, fn);
+		long m = 0;
+
+		if (cyc && (!end || cyc < end))
+			end = cyc;
+		sscanf(strchr(s, ':') + 1, " %ld", &m);
+		if (hit && (!end || hit < end)) {
+			sum += m;
+			(*groups)++;
+		}
+		s = end;
+	}
+	return sum;
+}
+
+static void *
+crowd_main(void *unused)
+{
+	struct weft_task *t[CROWD];
+	struct weft_chan *ch;
+	char *buf = NULL, want[64];
+	size_t len = 0;
+	int groups = 0;
+	long n;
+	FILE *f;
+
+	(void)unused;
+	weft_chan_make(&ch, sizeof(int), 0);
+	for (int i = 0; i < CROWD; i++)
+		t[i] = spawn_named(crowd_body, ch, "crowd");
+	for (int i = 0; i < CROWD; i++)
+		T_WAIT(weft_task_state(t[i]) == WEFT_SUSPENDED, "crowd to park");
+	f = open_memstream(&buf, &len);
+	T_EXPECT(f != NULL, "open_memstream");
+	if (f) {
+		T_EXPECT_INT(weft_dump(f), ==, 0);
+		fclose(f);
+		n = stack_tasks_naming(buf, "crowd_body+", &groups);
+		T_EXPECT(n == CROWD, "%ld of %d tasks on crowd_body stacks: %s",
+			 n, CROWD, buf);
+		T_EXPECT(groups >= 1 && groups <= 3,
+			 "%d groups for one call site: %s", groups, buf);
+		snprintf(want, sizeof(want), "created by #%" PRIu64
+			 " at spawn_named+", weft_task_id(weft_self()));
+		T_EXPECT(count_of(buf, want) == CROWD, "created by: %s", buf);
+		T_EXPECT(strstr(buf, "(cap 0, 0 queued)") != NULL,
+			 "channel detail: %s", buf);
+		free(buf);
+	}
+	weft_chan_close(ch);
+	for (int i = 0; i < CROWD; i++)
+		T_EXPECT_INT(weft_join(t[i], NULL, WEFT_DEADLINE_NONE), ==, 0);
+	weft_chan_release(ch);
+	return NULL;
+}
+
+START_TEST(dump_groups_identical_stacks_and_names_their_frames)
+{
+	T_RUN(crowd_main, NULL, NULL, NULL);
+}
+END_TEST
+
+/* An I/O wait shows its fd, its operation and the time left. */
+static void *
+read_pipe(void *arg)
+{
+	int *fds = arg;
+	char b;
+
+	T_EXPECT_INT(weft_read(fds[0], &b, 1, weft_now() + 60 * WEFT_SEC),
+		     ==, 1);
+	return NULL;
+}
+
+static void *
+io_dump_main(void *unused)
+{
+	struct weft_task *t;
+	char *buf = NULL, want[64];
+	size_t len = 0;
+	int fds[2];
+	FILE *f;
+
+	(void)unused;
+	T_EXPECT_INT(pipe(fds), ==, 0);
+	t = spawn_named(read_pipe, fds, "reader");
+	T_WAIT(weft_task_state(t) == WEFT_SUSPENDED, "reader to park");
+	f = open_memstream(&buf, &len);
+	if (f) {
+		T_EXPECT_INT(weft_dump(f), ==, 0);
+		fclose(f);
+		snprintf(want, sizeof(want),
+			 "\"reader\" suspended: waiting on I/O read fd %d",
+			 fds[0]);
+		T_EXPECT(strstr(buf, want) != NULL, "want %s: %s", want, buf);
+		T_EXPECT(strstr(buf, ", deadline in ") != NULL,
+			 "deadline: %s", buf);
+		T_EXPECT(strstr(buf, "read_pipe+") != NULL, "frames: %s", buf);
+		free(buf);
+	}
+	T_EXPECT_INT(write(fds[1], "x", 1), ==, 1);
+	T_EXPECT_INT(weft_join(t, NULL, WEFT_DEADLINE_NONE), ==, 0);
+	close(fds[0]);
+	close(fds[1]);
+	return NULL;
+}
+
+START_TEST(dump_shows_an_io_wait_with_fd_and_deadline)
+{
+	T_RUN(io_dump_main, NULL, NULL, NULL);
 }
 END_TEST
 
@@ -937,6 +1192,8 @@ diag_suite(void)
 	tcase_add_test(tc, join_cycle_is_reported_and_aborts);
 	tcase_add_test(tc, chan_deadlock_without_cycle_is_reported);
 	tcase_add_test(tc, report_mode_reports_once_and_does_not_abort);
+	tcase_add_test(tc, mutex_inversion_is_reported_with_its_cycle);
+	tcase_add_test(tc, a_lone_task_sleeping_forever_is_a_deadlock);
 
 	tc = t_tcase(s, "no_false_deadlock", T_TIMEOUT);
 	tcase_add_test(tc, no_deadlock_while_a_timer_is_armed);
@@ -948,6 +1205,8 @@ diag_suite(void)
 	tc = t_tcase(s, "dump", T_TIMEOUT);
 	tcase_add_test(tc, dump_lists_a_parked_task_and_what_it_waits_on);
 	tcase_add_test(tc, dump_without_runtime_says_so);
+	tcase_add_test(tc, dump_groups_identical_stacks_and_names_their_frames);
+	tcase_add_test(tc, dump_shows_an_io_wait_with_fd_and_deadline);
 	tcase_add_test(tc, dump_signal_prints_the_dump);
 
 	tc = t_tcase(s, "slow", T_TIMEOUT);
