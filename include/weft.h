@@ -132,8 +132,23 @@ struct weft_config {
 	 * guarded_stacks stacks get one.
 	 */
 	size_t stack_guard;
+	/*
+	 * Where the runtime's messages go: NULL means stderr.  Otherwise
+	 * log(log_arg, msg) receives each one whole -- a deadlock report, a
+	 * slow-task report, the dump on dump_signal, a configuration error,
+	 * a panic before abort() -- as a NUL-terminated string of one or
+	 * more lines, each ending in '\n' and starting with "weft: " (the
+	 * first) or two spaces.  Called on weft's threads (the monitor, a
+	 * worker, weft_run's caller), possibly two at once; it must not
+	 * block for long, park, or call into weft.  Set for the run only:
+	 * weft_run() uses it from its first check of `cfg` until it
+	 * returns.  The one exception is the stack-overflow report, which
+	 * is written to stderr from a signal handler.
+	 */
+	void (*log)(void *log_arg, const char *msg);
+	void *log_arg;
 	/* Reserved: must be zero. */
-	long reserved_[4];
+	long reserved_[2];
 };
 
 /* Values of weft_config.deadlock. */
@@ -158,10 +173,11 @@ enum weft_deadlock_mode {
  *
  * Configuration comes from `cfg`; a zero field falls back to its
  * environment variable, then to the default.  A value out of range in
- * `cfg`, or a malformed WEFT_WORKERS, makes weft_run() fail with -EINVAL
- * before anything starts; a malformed WEFT_SLOW_MS, WEFT_DEADLOCK,
- * WEFT_DUMP_SIGNAL or WEFT_POOL_THREADS is named on stderr and the default
- * used.
+ * `cfg`, or a malformed WEFT_WORKERS, WEFT_SLOW_MS, WEFT_DEADLOCK or
+ * WEFT_DUMP_SIGNAL, makes weft_run() fail with -EINVAL before anything
+ * starts, and a message naming the field or variable and its value goes
+ * to the log (cfg->log, else stderr); a malformed WEFT_POOL_THREADS is
+ * named there and the default used.
  *
  * Returns 0, or -EINVAL (bad configuration), -EBUSY (a runtime is already
  * running in this process), -ENOMEM, or the negative errno of a failed

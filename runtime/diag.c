@@ -940,15 +940,14 @@ report_deadlock(const struct snap *sn)
 	int64_t now = weft_now();
 
 	if (!out) {
-		fputs("weft: all tasks are asleep - deadlock!\n", stderr);
+		weft__log_msg("weft: all tasks are asleep - deadlock!\n");
 	} else {
 		fputs("weft: all tasks are asleep - deadlock!\n", out);
 		print_snap(out, sn, now);
 		if (mon.mode == DL_REPORT)
 			fputs("weft: WEFT_DEADLOCK=report: waiting on\n", out);
 		fclose(out);
-		fwrite(buf, 1, len, stderr);
-		fflush(stderr);
+		weft__log_msg(buf);
 		free(buf);
 	}
 	ck_pr_inc_64(&mon.deadlocks);
@@ -1011,17 +1010,30 @@ static void
 slow_report(uint64_t id, const char *name, int worker, int64_t ns)
 {
 	ck_pr_inc_64(&mon.slow_tasks);
-	fprintf(stderr, "weft: slow task #%" PRIu64 " \"%s\" has kept "
-		"worker %d busy for %" PRId64 " ms (threshold %" PRId64
-		" ms)\n", id, name, worker, ns / WEFT_MSEC,
-		mon.slow_ns / WEFT_MSEC);
+	weft__log("weft: slow task #%" PRIu64 " \"%s\" has kept "
+		  "worker %d busy for %" PRId64 " ms (threshold %" PRId64
+		  " ms)\n", id, name, worker, ns / WEFT_MSEC,
+		  mon.slow_ns / WEFT_MSEC);
 }
 
 static void
 dump_tick(void)
 {
-	if (ck_pr_fas_32(&mon.dump_req, 0))
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	if (!ck_pr_fas_32(&mon.dump_req, 0))
+		return;
+	out = open_memstream(&buf, &len);
+	if (!out) {
 		weft_dump(stderr);
+		return;
+	}
+	weft_dump(out);
+	fclose(out);
+	weft__log_msg(buf);
+	free(buf);
 }
 
 static void

@@ -30,13 +30,16 @@ struct weft__config {
 	int dump_signal;	/* 0: none */
 	int pool_threads;	/* the default pool's limit, 1..1024 */
 	unsigned int fault_alloc; /* WEFT_FAULT_ALLOC: fail every Nth; 0 off */
+	weft__log_fn log;	/* weft_config.log: NULL, stderr */
+	void *log_arg;
 };
 
 /*
  * Resolve `cfg` (NULL: all defaults) into `*out`.  Returns 0, or -EINVAL
  * for a field out of range, a non-zero reserved_ word or a malformed
- * WEFT_WORKERS.  Prints a line on stderr for each other malformed
- * variable.  Any thread.
+ * WEFT_WORKERS, WEFT_SLOW_MS, WEFT_DEADLOCK or WEFT_DUMP_SIGNAL, each named
+ * in cfg's log (cfg->log, else stderr); names each other malformed
+ * variable there too and uses its default.  Any thread.
  */
 int weft__config_resolve(const struct weft_config *cfg,
 			 struct weft__config *out);

@@ -655,14 +655,8 @@ weft__task_start(struct weft__worker *w, struct weft_task *t)
 	if (WEFT_LIKELY(!st)) {
 		st = weft__stack_get(w, 0, &err);
 		if (WEFT_UNLIKELY(!st)) {
-			char msg[96];
-			int n = snprintf(msg, sizeof(msg),
-					 "weft: no stack for task %llu: %s\n",
-					 (unsigned long long)t->id,
-					 strerror(-err));
-
-			if (n > 0 && write(STDERR_FILENO, msg, (size_t)n) < 0)
-				return err;
+			weft__log("weft: no stack for task %llu: %s\n",
+				  (unsigned long long)t->id, strerror(-err));
 			return err;
 		}
 		t->stack = st;

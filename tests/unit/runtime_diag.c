@@ -1116,19 +1116,113 @@ START_TEST(slow_ms_minus_one_turns_the_report_off)
 }
 END_TEST
 
-START_TEST(malformed_slow_ms_env_is_named_and_the_default_used)
+/*
+ * The log hook: a message arrives whole, once, through the hook and not on
+ * stderr.  The child's hook marks what it passes on.
+ */
+static void
+mark_log(void *arg, const char *msg)
 {
-	static const char *const env[] = { "WEFT_SLOW_MS=fast", NULL };
+	char buf[8192];
+	int n = snprintf(buf, sizeof(buf), "%s%s", (const char *)arg, msg);
+
+	if (n > 0)
+		(void)!write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n :
+			     sizeof(buf) - 1);
+}
+
+START_TEST(log_hook_receives_the_slow_and_deadlock_reports)
+{
 	static struct child c;
 
-	child_run_to_exit(&c, slow_child, env);
-	ck_assert_msg(strstr(c.out, "weft: WEFT_SLOW_MS=fast: not a number of "
-				    "milliseconds; using the default"),
+	child_cfg.slow_ms = 50;
+	child_cfg.log = mark_log;
+	child_cfg.log_arg = "HOOK:";
+	child_run_to_exit(&c, slow_child, NULL);
+	ck_assert_msg(count_of(c.out, "HOOK:weft: slow task #") == 1 &&
+		      count_of(c.out, "weft: slow task #") == 1,
 		      "%.2000s", c.out);
-	/* The default, 100 ms, still catches a 300 ms hog. */
-	ck_assert_msg(count_of(c.out, "\"hog\" has kept worker ") == 1,
-		      "%.2000s", c.out);
-	ck_assert_msg(strstr(c.out, "(threshold 100 ms)"), "%.2000s", c.out);
+
+	memset(&c, 0, sizeof(c));
+	child_cfg.log = mark_log;
+	child_cfg.log_arg = "HOOK:";
+	child_start(&c, sleep_forever_child, NULL);
+	child_read(&c, NULL, 0, child_ms());
+	child_wait(&c, child_ms());
+	/* One message: the header and the task lines under one mark. */
+	ck_assert_msg(count_of(c.out, "HOOK:" DEADLOCK_MSG "\n  task #1 "
+			       "\"main\" suspended") == 1 &&
+		      count_of(c.out, "HOOK:") == 1, "%.2000s", c.out);
+	assert_aborted(&c);
+}
+END_TEST
+
+/* Collects what a run refused said. */
+static char refused_log[4096];
+
+static void
+collect_log(void *arg, const char *msg)
+{
+	(void)arg;
+	strncat(refused_log, msg, sizeof(refused_log) -
+		strlen(refused_log) - 1);
+}
+
+static void *
+must_not_run(void *unused)
+{
+	(void)unused;
+	abort();
+}
+
+/* weft_run(cfg) with `var` set (if non-NULL): -EINVAL, and `said` logged. */
+static void
+assert_refused(struct weft_config *cfg, const char *var, const char *said)
+{
+	refused_log[0] = '\0';
+	cfg->log = collect_log;
+	if (var)
+		ck_assert_int_eq(putenv((char *)var), 0);
+	ck_assert_int_eq(weft_run(must_not_run, NULL, cfg, NULL), -EINVAL);
+	if (var) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%.*s",
+			 (int)(strchr(var, '=') - var), var);
+		unsetenv(name);
+	}
+	ck_assert_msg(strstr(refused_log, said) &&
+		      strstr(refused_log, "refused (-EINVAL)"),
+		      "want \"%s\", logged: %s", said, refused_log);
+}
+
+START_TEST(invalid_diagnostics_settings_are_refused_with_a_message)
+{
+	struct weft_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	assert_refused(&cfg, "WEFT_SLOW_MS=fast",
+		       "weft: WEFT_SLOW_MS=fast: not a number");
+	assert_refused(&cfg, "WEFT_DEADLOCK=sometimes",
+		       "weft: WEFT_DEADLOCK=sometimes: not abort, report or");
+	assert_refused(&cfg, "WEFT_DUMP_SIGNAL=SIGNOPE",
+		       "weft: WEFT_DUMP_SIGNAL=SIGNOPE: not a catchable");
+	cfg.slow_ms = -5;
+	assert_refused(&cfg, NULL, "weft_config.slow_ms=-5");
+	cfg.slow_ms = 0;
+	cfg.deadlock = 9;
+	assert_refused(&cfg, NULL, "weft_config.deadlock=9");
+	cfg.deadlock = 0;
+	cfg.dump_signal = SIGKILL;
+	assert_refused(&cfg, NULL, "weft_config.dump_signal=9");
+	cfg.dump_signal = 0;
+	cfg.reserved_[1] = 7;
+	assert_refused(&cfg, NULL, "weft_config.reserved_=7");
+	cfg.reserved_[1] = 0;
+	/* An argument for no hook is a mistake too (said on stderr). */
+	cfg.log = NULL;
+	cfg.log_arg = &cfg;
+	ck_assert_int_eq(weft_run(must_not_run, NULL, &cfg, NULL), -EINVAL);
 }
 END_TEST
 
@@ -1216,7 +1310,8 @@ diag_suite(void)
 	tc = t_tcase(s, "config", T_TIMEOUT);
 	tcase_add_test(tc, slow_ms_field_wins_over_env);
 	tcase_add_test(tc, slow_ms_minus_one_turns_the_report_off);
-	tcase_add_test(tc, malformed_slow_ms_env_is_named_and_the_default_used);
+	tcase_add_test(tc, invalid_diagnostics_settings_are_refused_with_a_message);
+	tcase_add_test(tc, log_hook_receives_the_slow_and_deadlock_reports);
 	tcase_add_test(tc, deadlock_report_field_wins_over_env);
 	tcase_add_test(tc, deadlock_off_field_turns_the_detector_off);
 	tcase_add_test(tc, dump_signal_field_prints_the_dump);
