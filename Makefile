@@ -20,6 +20,7 @@ exec_prefix	?= $(prefix)
 libdir		?= $(exec_prefix)/lib
 includedir	?= $(prefix)/include
 bindir		?= $(exec_prefix)/bin
+datadir		?= $(prefix)/share
 pkgconfigdir	?= $(libdir)/pkgconfig
 
 # SAN is empty, "address" or "thread"; each gets its own object folder.
@@ -110,6 +111,7 @@ LIB_SRCS	:= \
 
 BENCH_SRCS	:= $(sort $(wildcard cmd/weft-bench/*.c))
 ECHO_SRCS	:= $(sort $(wildcard cmd/weft-echo/*.c))
+E2E_SRCS	:= $(sort $(wildcard tests/e2e/*.c))
 FAULT_SRCS	:= $(sort $(wildcard tests/faults/*.c))
 HTTPD_SRCS	:= $(sort $(wildcard cmd/weft-httpd/*.c))
 TEST_SRCS	:= $(sort $(wildcard tests/unit/*.c))
@@ -119,6 +121,7 @@ LIB_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRCS))
 BENCH_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(BENCH_SRCS))
 ECHO_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(ECHO_SRCS))
 FAULTS		:= $(patsubst tests/faults/%.c,$(BUILD)/tests/faults/%,$(FAULT_SRCS))
+E2E_PROGS	:= $(patsubst tests/e2e/%.c,$(BUILD)/tests/e2e/%,$(E2E_SRCS))
 HTTPD_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(HTTPD_SRCS))
 TESTS		:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 STRESS		:= $(patsubst tests/stress/%.c,$(BUILD)/tests/stress_%,$(STRESS_SRCS))
@@ -191,6 +194,11 @@ $(BUILD)/tests/stress_%: $(BUILD)/obj/tests/stress/%.c.o $(STATIC_LIB)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS)
 
+$(BUILD)/tests/e2e/%: $(BUILD)/obj/tests/e2e/%.c.o $(STATIC_LIB)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS)
+
 $(BUILD)/tests/faults/%: $(BUILD)/obj/tests/faults/%.c.o $(STATIC_LIB)
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(dir $@)
@@ -202,7 +210,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all-tests
 	$(Q)BUILD=$(BUILD) SAN=$(SAN) sh tests/run.sh $(TESTS)
 
-all-tests: all $(TESTS) $(STRESS) $(FAULTS)
+all-tests: all $(TESTS) $(STRESS) $(FAULTS) $(E2E_PROGS)
 
 %.run: all-tests
 	$(Q)BUILD=$(BUILD) SAN=$(SAN) WEFT_E2E=0 sh tests/run.sh $(BUILD)/tests/$*
@@ -238,6 +246,8 @@ install: all
 	chmod 644 $(DESTDIR)$(pkgconfigdir)/$(NAME).pc
 	for p in weft-bench weft-echo weft-httpd; do \
 		install -D -m 755 $(BUILD)/$$p $(DESTDIR)$(bindir)/$$p; done
+	# The gdb helper: (gdb) source $(datadir)/weft/gdb/weft.py
+	install -D -m 644 gdb/weft.py $(DESTDIR)$(datadir)/weft/gdb/weft.py
 
 uninstall:
 	rm -f $(DESTDIR)$(includedir)/weft.h \
@@ -246,7 +256,9 @@ uninstall:
 	      $(DESTDIR)$(libdir)/lib$(NAME).so \
 	      $(DESTDIR)$(pkgconfigdir)/$(NAME).pc \
 	      $(DESTDIR)$(bindir)/weft-bench $(DESTDIR)$(bindir)/weft-echo \
-	      $(DESTDIR)$(bindir)/weft-httpd
+	      $(DESTDIR)$(bindir)/weft-httpd \
+	      $(DESTDIR)$(datadir)/weft/gdb/weft.py
+	-rmdir $(DESTDIR)$(datadir)/weft/gdb $(DESTDIR)$(datadir)/weft
 
 clean:
 	rm -rf build

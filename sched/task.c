@@ -407,6 +407,26 @@ weft__task_forget_main(void)
 }
 
 /*
+ * Where a debugger finds every descriptor (gdb/weft.py): the chunk list
+ * (each chunk holds `chunk_tasks` descriptors; those with refs != 0 are
+ * live) and the main task, which lives outside the chunks.  Read only by a
+ * debugger, with the process stopped; `version` changes with this layout.
+ */
+struct weft__debug_info {
+	uint32_t version;
+	uint32_t chunk_tasks;
+	struct task_chunk **chunks;
+	struct weft_task **main_task;
+};
+
+__attribute__((used)) const struct weft__debug_info weft__debug_info = {
+	.version = 1,
+	.chunk_tasks = TASK_CHUNK,
+	.chunks = &tpool.chunks,
+	.main_task = &main_task,
+};
+
+/*
  * Take a reference on t unless it has none left (a free descriptor).
  * Any thread.
  */
