@@ -1005,15 +1005,62 @@ out:
  * The monitor's hooks.  Monitor thread only.
  */
 
-/* A task kept worker `worker` for `ns` (marked TASK_SLOW already). */
+/*
+ * A task kept worker `worker` for `ns` (marked TASK_SLOW already); `where`
+ * is where the monitor found it.  One message: the report line, then the
+ * frames.
+ */
 static void
-slow_report(uint64_t id, const char *name, int worker, int64_t ns)
+slow_report(uint64_t id, const char *name, int worker, int64_t ns,
+	    const struct weft__sample *where)
 {
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	struct weft__syms *sy;
+	char sym[320];
+
 	ck_pr_inc_64(&mon.slow_tasks);
-	weft__log("weft: slow task #%" PRIu64 " \"%s\" has kept "
-		  "worker %d busy for %" PRId64 " ms (threshold %" PRId64
-		  " ms)\n", id, name, worker, ns / WEFT_MSEC,
-		  mon.slow_ns / WEFT_MSEC);
+	if (!out) {
+		weft__log("weft: slow task #%" PRIu64 " \"%s\" has kept "
+			  "worker %d busy for %" PRId64 " ms (threshold %"
+			  PRId64 " ms)\n", id, name, worker, ns / WEFT_MSEC,
+			  mon.slow_ns / WEFT_MSEC);
+		return;
+	}
+	fprintf(out, "weft: slow task #%" PRIu64 " \"%s\" has kept "
+		"worker %d busy for %" PRId64 " ms (threshold %" PRId64
+		" ms)", id, name, worker, ns / WEFT_MSEC,
+		mon.slow_ns / WEFT_MSEC);
+	if (where->n == 0) {
+		fputs(", now at an unknown place\n", out);
+	} else {
+		sy = weft__syms_open();
+		if (where->syscall >= 0)
+			fprintf(out, ", now in system call %ld, from:\n",
+				where->syscall);
+		else
+			fputs(", now at:\n", out);
+		for (int i = 0; i < where->n; i++) {
+			/* pc[0] is an instruction, the rest return addresses */
+			weft__syms_name(sy, where->pc[i] - (i > 0), sym,
+					sizeof(sym));
+			fprintf(out, "    %s\n", sym);
+		}
+		weft__syms_close(sy);
+	}
+	fclose(out);
+	weft__log_msg(buf);
+	free(buf);
+}
+
+/* The reported task gave its worker back: how long it ran in all. */
+static void
+slow_end(uint64_t id, const char *name, int worker, int64_t ns)
+{
+	weft__log("weft: slow task #%" PRIu64 " \"%s\" gave worker %d back "
+		  "after running %" PRId64 " ms without a switch (+- %d ms)\n",
+		  id, name, worker, ns / WEFT_MSEC, 20);
 }
 
 static void
@@ -1078,6 +1125,7 @@ weft__diag_setup(const struct weft__config *c, struct weft__monitor_cfg *mc)
 		.wanted = mon.mode != DL_OFF || mon.slow_ns || mon.dump_sig,
 		.slow_ns = mon.slow_ns,
 		.slow = slow_report,
+		.slow_end = slow_end,
 		.tick = deadlock_tick,
 		.dump = dump_tick,
 	};

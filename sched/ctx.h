@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <ucontext.h>
 
 #if !defined(__x86_64__) && !defined(__aarch64__)
 #error "weft supports x86-64 and aarch64 only"
@@ -125,6 +126,27 @@ weft__ctx_saved_frame(const uint64_t *frame, uintptr_t *fp, uintptr_t *pc)
 {
 	*fp = (uintptr_t)frame[WEFT_CTX_FP_SLOT];
 	*pc = (uintptr_t)frame[WEFT_CTX_PC_SLOT];
+}
+
+/*
+ * Where a thread was when a signal interrupted it: pc, frame pointer and
+ * stack pointer from the handler's ucontext.  Any thread; async-signal-safe.
+ */
+static inline void
+weft__ctx_interrupted(const void *ucontext, uintptr_t *pc, uintptr_t *fp,
+		      uintptr_t *sp)
+{
+	const ucontext_t *uc = ucontext;
+
+#if defined(__x86_64__)
+	*pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+	*fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+	*sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+	*pc = (uintptr_t)uc->uc_mcontext.pc;
+	*fp = (uintptr_t)uc->uc_mcontext.regs[29];
+	*sp = (uintptr_t)uc->uc_mcontext.sp;
+#endif
 }
 
 #endif /* WEFT_RUNTIME_CTX_H */

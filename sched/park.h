@@ -704,10 +704,28 @@ int weft__spawn_system(weft_fn fn, void *arg, const char *name);
  * `wanted`: run the monitor even with one worker (it always runs with two
  * or more: it rescues a stuck run-next).
  */
+/*
+ * Where a slow task was when it was reported (the monitor samples it):
+ * n frames of return addresses, pc[0] the interrupted instruction itself;
+ * or, if the thread was inside a system call (not interrupted then, so as
+ * not to make the call fail with EINTR), its number in `syscall` (else -1)
+ * and pc[0] the user address it entered the kernel from.  n 0: unknown.
+ */
+#define WEFT_SAMPLE_MAX 32
+struct weft__sample {
+	int n;
+	long syscall;
+	uintptr_t pc[WEFT_SAMPLE_MAX];
+};
+
 struct weft__monitor_cfg {
 	bool wanted;
 	int64_t slow_ns;		/* 0: no slow-task watch */
-	void (*slow)(uint64_t id, const char *name, int worker, int64_t ns);
+	void (*slow)(uint64_t id, const char *name, int worker, int64_t ns,
+		     const struct weft__sample *where);
+	/* A reported task gave its worker back after running `ns` in all. */
+	void (*slow_end)(uint64_t id, const char *name, int worker,
+			 int64_t ns);
 	void (*tick)(void);
 	void (*dump)(void);
 };

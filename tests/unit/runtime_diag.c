@@ -1036,6 +1036,40 @@ hog(void *unused)
 	return NULL;
 }
 
+/*
+ * A hog that spends nearly all of its time in its own loop (t_burn spends
+ * much of it in clock_gettime, whose libc frame has no frame pointer).
+ */
+static volatile unsigned long spin_sink;
+
+static __attribute__((noinline)) void *
+spin_hog(void *unused)
+{
+	int64_t end = weft_now() + 300 * WEFT_MSEC;
+
+	(void)unused;
+	while (weft_now() < end)
+		for (int i = 0; i < 1000000; i++)
+			spin_sink++;
+	__asm__ volatile("" ::: "memory");
+	return NULL;
+}
+
+static void *
+spin_main(void *unused)
+{
+	(void)unused;
+	T_EXPECT_INT(weft_join(spawn_named(spin_hog, NULL, "hog"), NULL,
+			       WEFT_DEADLINE_NONE), ==, 0);
+	return NULL;
+}
+
+static int
+spin_child(void)
+{
+	return weft_run(spin_main, NULL, &child_cfg, NULL) || t_failed();
+}
+
 static void *
 slow_main(void *unused)
 {
@@ -1071,8 +1105,34 @@ START_TEST(slow_task_is_reported_once)
 	ck_assert_msg(strstr(c.out, "weft: slow task #"), "%.2000s", c.out);
 	/* Counted: as many as were reported (main, on a slow machine). */
 	snprintf(want, sizeof(want), "slow_tasks=%d\n",
-		 count_of(c.out, "weft: slow task #"));
+		 count_of(c.out, "weft: slow task #") -
+		 count_of(c.out, " gave worker "));
 	ck_assert_msg(strstr(c.out, want), "%.2000s", c.out);
+}
+END_TEST
+
+/*
+ * The report says where the task was (sampled on its worker: the hog's
+ * own frame), and once it gives the worker back, how long it ran in all
+ * (300 ms of burn, to a monitor tick).
+ */
+START_TEST(slow_task_report_says_where_and_for_how_long)
+{
+	static const char *const env[] = { "WEFT_SLOW_MS=50", NULL };
+	static struct child c;
+	const char *s;
+	long ms = -1;
+
+	child_run_to_exit(&c, spin_child, env);
+	s = strstr(c.out, "\"hog\" has kept worker ");
+	ck_assert_msg(s && strstr(s, ", now at:\n") &&
+		      strstr(s, "\n    spin_hog+"), "%.2000s", c.out);
+	ck_assert_int_eq(count_of(c.out, "\"hog\" gave worker "), 1);
+	s = strstr(c.out, "\"hog\" gave worker ");
+	ck_assert(sscanf(s, "\"hog\" gave worker %*d back after running %ld",
+			 &ms) == 1);
+	ck_assert_msg(ms >= 250 && ms < 5000, "ran %ld ms: %.2000s", ms,
+		      c.out);
 }
 END_TEST
 
@@ -1139,8 +1199,8 @@ START_TEST(log_hook_receives_the_slow_and_deadlock_reports)
 	child_cfg.log = mark_log;
 	child_cfg.log_arg = "HOOK:";
 	child_run_to_exit(&c, slow_child, NULL);
-	ck_assert_msg(count_of(c.out, "HOOK:weft: slow task #") == 1 &&
-		      count_of(c.out, "weft: slow task #") == 1,
+	ck_assert_msg(count_of(c.out, "HOOK:weft: slow task #") == 2 &&
+		      count_of(c.out, "weft: slow task #") == 2,
 		      "%.2000s", c.out);
 
 	memset(&c, 0, sizeof(c));
@@ -1306,6 +1366,7 @@ diag_suite(void)
 	tc = t_tcase(s, "slow", T_TIMEOUT);
 	tcase_add_test(tc, slow_task_is_reported_once);
 	tcase_add_test(tc, slow_task_report_off_with_zero);
+	tcase_add_test(tc, slow_task_report_says_where_and_for_how_long);
 
 	tc = t_tcase(s, "config", T_TIMEOUT);
 	tcase_add_test(tc, slow_ms_field_wins_over_env);
