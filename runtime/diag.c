@@ -51,6 +51,7 @@
 #define BT_WINDOW 4096		/* bytes of a stack copied at a time */
 #define BT_COPY_MAX (64 * 1024)	/* bytes of a stack a walk may copy */
 #define STACKS_MAX 4096		/* distinct stacks a snapshot keeps */
+#define STACKS_INDEX (2 * STACKS_MAX)	/* slots of their hash index */
 #define GROUP_IDS 8		/* task ids listed per stack group */
 
 enum dl_mode {
@@ -208,6 +209,7 @@ struct snap {
 	size_t nstk;
 	size_t capstk;
 	uint64_t *copy;			/* BT_COPY_MAX bytes: a stack's copy */
+	int *index;			/* STACKS_INDEX slots, -1: free */
 };
 
 static const char *const io_names[] = {
@@ -282,17 +284,25 @@ hash_pcs(const uintptr_t *pc, int n)
 	return h ^ (uint64_t)n;
 }
 
-/* The index of this backtrace in sn->stk, added if new; -1 if full. */
+/*
+ * The index of this backtrace in sn->stk, added if new; -1 if full.  An
+ * open-addressing table of STACKS_INDEX slots (twice STACKS_MAX) finds it.
+ */
 static int
 stack_intern(struct snap *sn, const uintptr_t *pc, int n)
 {
 	uint64_t h = hash_pcs(pc, n);
+	size_t slot = h & (STACKS_INDEX - 1);
 	struct stk *k;
 
-	for (size_t i = 0; i < sn->nstk; i++)
-		if (sn->stk[i].hash == h && sn->stk[i].n == n &&
-		    memcmp(sn->stk[i].pc, pc, (size_t)n * sizeof(*pc)) == 0)
-			return (int)i;
+	if (!sn->index)
+		return -1;
+	for (; sn->index[slot] >= 0; slot = (slot + 1) & (STACKS_INDEX - 1)) {
+		k = &sn->stk[sn->index[slot]];
+		if (k->hash == h && k->n == n &&
+		    memcmp(k->pc, pc, (size_t)n * sizeof(*pc)) == 0)
+			return sn->index[slot];
+	}
 	if (sn->nstk == STACKS_MAX)
 		return -1;
 	if (sn->nstk == sn->capstk) {
@@ -310,6 +320,7 @@ stack_intern(struct snap *sn, const uintptr_t *pc, int n)
 	memcpy(k->pc, pc, (size_t)n * sizeof(*pc));
 	k->count = 0;
 	k->first = -1;
+	sn->index[slot] = (int)sn->nstk;
 	return (int)sn->nstk++;
 }
 
@@ -327,19 +338,23 @@ snap_stack(struct snap *sn, struct weft_task *t, struct tinfo *ti)
 	uintptr_t sp;
 	int n;
 
-	if (ti->state != WEFT_SUSPENDED || ti->worker >= 0)
-		return -1;
 	park = ck_pr_load_64(&t->park);
-	/* Saved for certain, but for a lock-guarded park (not off a CPU). */
-	if (!(park & PARK_ARMED) || !(park & (PARK_SAVED | PARK_LOCKED)))
-		return -1;
 	ck_pr_fence_load();
-	sp = (uintptr_t)ck_pr_load_ptr(&t->sp);
+	/* Every task's stack: a mutex's owner is found by it, running too. */
 	stp = ck_pr_load_ptr(&t->stack);
 	if (!stp || !safe_read(&st, stp, sizeof(st)))
 		return -1;
 	ti->stk_lo = (uintptr_t)st.lo;
 	ti->stk_hi = (uintptr_t)st.lo + st.size;
+	if (ti->state != WEFT_SUSPENDED || ti->worker >= 0)
+		return -1;
+	/*
+	 * Saved for certain, but for a lock-guarded park, whose context is
+	 * saved once its worker has left it (worker < 0 above).
+	 */
+	if (!(park & PARK_ARMED) || !(park & (PARK_SAVED | PARK_LOCKED)))
+		return -1;
+	sp = (uintptr_t)ck_pr_load_ptr(&t->sp);
 	if (sp < ti->stk_lo)
 		return -1;
 	n = walk_stack(sn, sp, ti->stk_hi, pcs);
@@ -510,9 +525,14 @@ snap_take(struct snap *sn)
 	memset(sn, 0, sizeof(*sn));
 	/* Backtraces are left out without it. */
 	sn->copy = malloc(BT_COPY_MAX);
+	sn->index = malloc(STACKS_INDEX * sizeof(*sn->index));
+	if (sn->index)
+		memset(sn->index, 0xff, STACKS_INDEX * sizeof(*sn->index));
 	weft__tasks_foreach(snap_one, sn);
 	free(sn->copy);
 	sn->copy = NULL;
+	free(sn->index);
+	sn->index = NULL;
 	if (sn->nomem)
 		return false;
 	qsort(sn->v, sn->n, sizeof(*sn->v), cmp_id);

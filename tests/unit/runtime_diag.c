@@ -954,6 +954,51 @@ START_TEST(dump_shows_an_io_wait_with_fd_and_deadline)
 }
 END_TEST
 
+/* A mutex wait names the owner, here the running task that dumps. */
+static struct weft_mutex held_m = WEFT_MUTEX_INIT;
+
+static void *
+lock_held(void *unused)
+{
+	(void)unused;
+	T_EXPECT_INT(weft_mutex_lock(&held_m, WEFT_DEADLINE_NONE), ==, 0);
+	weft_mutex_unlock(&held_m);
+	return NULL;
+}
+
+static void *
+owner_dump_main(void *unused)
+{
+	struct weft_task *t;
+	char *buf = NULL, want[64];
+	size_t len = 0;
+	FILE *f;
+
+	(void)unused;
+	T_EXPECT_INT(weft_mutex_lock(&held_m, WEFT_DEADLINE_NONE), ==, 0);
+	t = spawn_named(lock_held, NULL, "locker");
+	T_WAIT(weft_task_state(t) == WEFT_SUSPENDED, "locker to park");
+	f = open_memstream(&buf, &len);
+	if (f) {
+		T_EXPECT_INT(weft_dump(f), ==, 0);
+		fclose(f);
+		snprintf(want, sizeof(want), "(held by main (#%" PRIu64 "))",
+			 weft_task_id(weft_self()));
+		T_EXPECT(strstr(buf, "\"locker\" suspended: waiting on mutex") &&
+			 strstr(buf, want), "want %s: %s", want, buf);
+		free(buf);
+	}
+	weft_mutex_unlock(&held_m);
+	T_EXPECT_INT(weft_join(t, NULL, WEFT_DEADLINE_NONE), ==, 0);
+	return NULL;
+}
+
+START_TEST(dump_names_a_mutex_owner_that_runs)
+{
+	T_RUN(owner_dump_main, NULL, NULL, NULL);
+}
+END_TEST
+
 START_TEST(dump_without_runtime_says_so)
 {
 	char *buf = NULL;
@@ -1361,6 +1406,7 @@ diag_suite(void)
 	tcase_add_test(tc, dump_without_runtime_says_so);
 	tcase_add_test(tc, dump_groups_identical_stacks_and_names_their_frames);
 	tcase_add_test(tc, dump_shows_an_io_wait_with_fd_and_deadline);
+	tcase_add_test(tc, dump_names_a_mutex_owner_that_runs);
 	tcase_add_test(tc, dump_signal_prints_the_dump);
 
 	tc = t_tcase(s, "slow", T_TIMEOUT);
