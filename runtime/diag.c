@@ -1154,8 +1154,12 @@ weft__diag_setup(const struct weft__config *c, struct weft__monitor_cfg *mc)
 					.sa_flags = SA_RESTART };
 
 		sigemptyset(&sa.sa_mask);
-		if (sigaction(mon.dump_sig, &sa, &mon.old_act) < 0)
+		if (sigaction(mon.dump_sig, &sa, &mon.old_act) < 0) {
+			weft__log("weft: dump signal %d: sigaction: %s; no "
+				  "dump on it\n", mon.dump_sig,
+				  strerror(errno));
 			mon.dump_sig = 0;
+		}
 	}
 }
 

@@ -1244,8 +1244,10 @@ START_TEST(log_hook_receives_the_slow_and_deadlock_reports)
 	child_cfg.log = mark_log;
 	child_cfg.log_arg = "HOOK:";
 	child_run_to_exit(&c, slow_child, NULL);
-	ck_assert_msg(count_of(c.out, "HOOK:weft: slow task #") == 2 &&
-		      count_of(c.out, "weft: slow task #") == 2,
+	/* The hog's report and its end (main's too, on a slow machine). */
+	ck_assert_msg(count_of(c.out, "HOOK:weft: slow task #") >= 2 &&
+		      count_of(c.out, "HOOK:weft: slow task #") ==
+		      count_of(c.out, "weft: slow task #"),
 		      "%.2000s", c.out);
 
 	memset(&c, 0, sizeof(c));
