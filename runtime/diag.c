@@ -26,6 +26,20 @@
  * Costs: the /proc scan and the walk over every task happen only when all
  * workers sleep with tasks alive, i.e. at most every idle monitor tick
  * (100 ms) in a program that waits for a foreign thread.
+ *
+ * What a snapshot holds of each task (snap_one): its wait and what the
+ * object says of itself (a channel's fill, an I/O call's fd, a mutex's
+ * owner, found by the stack its stack pointer lies in), its deadline, who
+ * created it, and for a parked task its backtrace: the saved context's
+ * frame pointer chain (sched/ctx.h), copied with process_vm_readv() so a
+ * task that wakes, exits and loses its stack meanwhile costs an EFAULT,
+ * not a crash (Go's traceback reads a stopped world; weft_dump() does not
+ * stop it).  Identical backtraces are interned (Go's goroutine profile
+ * groups them the same way) and printed once, with the tasks on them.
+ * Costs of a dump: two process_vm_readv() calls per parked task (its
+ * stack descriptor, then 4 KiB windows of its stack) under tpool.lock,
+ * about a second per million parked tasks; the symbol tables of the
+ * objects in the backtraces are mapped for the dump and dropped after.
  */
 #include <dirent.h>
 #include <errno.h>
