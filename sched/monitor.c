@@ -228,8 +228,12 @@ weft__sched_print_workers(FILE *out)
 	}
 }
 
-/* Any thread; async-signal-safe. */
-static void
+/*
+ * Any thread; async-signal-safe.  Not instrumented by ASan: a frame chain
+ * is read word by word, and a corrupt one may point into a redzone (the
+ * walk stays inside the stack, which is mapped).
+ */
+__attribute__((no_sanitize_address)) static void
 sample_handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
