@@ -520,7 +520,8 @@ weft_chan_close(struct weft_chan *ch)
 		weft__spin_unlock(&ch->lock);
 		return -EPIPE;
 	}
-	ch->closed = true;
+	/* Atomic: weft__chan_info() reads it without the lock. */
+	ck_pr_store_8((uint8_t *)&ch->closed, 1);
 	/* Receivers only wait on an empty buffer: they get the close. */
 	while ((sg = q_claim(&ch->recvq)))
 		finish(sg, -EPIPE, w);

@@ -400,8 +400,12 @@ workers_check(int64_t now)
 			m->since = now;
 			continue;
 		}
-		/* In one task for a whole tick. */
-		if (!weft__runq_empty(w))
+		/*
+		 * In one task for a whole tick.  A lone worker has nobody to
+		 * be rescued by, and writes its run-next with plain stores
+		 * (see weft__sched_quiescent): leave its queues alone.
+		 */
+		if (!w->solo && !weft__runq_empty(w))
 			rescue = true;
 		if (!slow_ns || now - m->since < slow_ns ||
 		    m->checked == tick)

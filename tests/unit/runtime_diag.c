@@ -1170,8 +1170,14 @@ START_TEST(slow_task_report_says_where_and_for_how_long)
 
 	child_run_to_exit(&c, spin_child, env);
 	s = strstr(c.out, "\"hog\" has kept worker ");
-	ck_assert_msg(s && strstr(s, ", now at:\n") &&
-		      strstr(s, "\n    spin_hog+"), "%.2000s", c.out);
+	ck_assert_msg(s && strstr(s, ", now at:\n    "), "%.2000s", c.out);
+#if !defined(WEFT_TSAN)
+	/*
+	 * Under TSan the sample lands in its instrumentation (spin_sink++),
+	 * which keeps no frame pointer, so the hog's own frame is skipped.
+	 */
+	ck_assert_msg(strstr(s, "\n    spin_hog+"), "%.2000s", c.out);
+#endif
 	ck_assert_int_eq(count_of(c.out, "\"hog\" gave worker "), 1);
 	s = strstr(c.out, "\"hog\" gave worker ");
 	ck_assert(sscanf(s, "\"hog\" gave worker %*d back after running %ld",
