@@ -22,6 +22,7 @@ exec_prefix	?= $(prefix)
 libdir		?= $(exec_prefix)/lib
 includedir	?= $(prefix)/include
 bindir		?= $(exec_prefix)/bin
+datadir		?= $(prefix)/share
 pkgconfigdir	?= $(libdir)/pkgconfig
 
 # SAN is empty, "address" or "thread"; each gets its own object folder.
@@ -62,10 +63,14 @@ CPPFLAGS	+= -D_GNU_SOURCE -Iinclude -I.
 # turn, so it meets the guard below a task's stack instead of jumping it
 # (README, "Stack overflow").  weft.pc hands the same flag to programs.
 HARDEN		:= -fstack-clash-protection
+# Frame pointers: weft_dump() and the deadlock report walk a parked task's
+# stack by them (runtime/diag.c), from the context its switch saved.  No
+# measurable cost on spawn, yield, channel or mutex (BENCHMARKS.md).
+FRAMEPTR	:= -fno-omit-frame-pointer
 CFLAGS		+= -std=gnu11 $(OPT) $(LTO) $(WARN) -fPIC -fvisibility=hidden \
-		   -pthread $(HARDEN) $(SANFLAGS)
+		   -pthread $(HARDEN) $(FRAMEPTR) $(SANFLAGS)
 ASFLAGS		+= $(SANFLAGS)
-LDFLAGS		+= -pthread $(SANFLAGS) $(LTO) $(OPT)
+LDFLAGS		+= -pthread $(SANFLAGS) $(LTO) $(OPT) $(FRAMEPTR)
 DEP_LIBS	:= -luring -lck -lpthread
 CHECK_LIBS	:= $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
@@ -98,6 +103,7 @@ LIB_SRCS	:= \
 	runtime/run.c \
 	runtime/scope.c \
 	runtime/signal.c \
+	runtime/symbol.c \
 	runtime/sync.c \
 	runtime/util.c \
 	sched/ctx_aarch64.S \
@@ -112,6 +118,7 @@ LIB_SRCS	:= \
 
 BENCH_SRCS	:= $(sort $(wildcard cmd/weft-bench/*.c))
 ECHO_SRCS	:= $(sort $(wildcard cmd/weft-echo/*.c))
+E2E_SRCS	:= $(sort $(wildcard tests/e2e/*.c))
 FAULT_SRCS	:= $(sort $(wildcard tests/faults/*.c))
 HTTPD_SRCS	:= $(sort $(wildcard cmd/weft-httpd/*.c))
 TEST_SRCS	:= $(sort $(wildcard tests/unit/*.c))
@@ -121,6 +128,7 @@ LIB_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRCS))
 BENCH_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(BENCH_SRCS))
 ECHO_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(ECHO_SRCS))
 FAULTS		:= $(patsubst tests/faults/%.c,$(BUILD)/tests/faults/%,$(FAULT_SRCS))
+E2E_PROGS	:= $(patsubst tests/e2e/%.c,$(BUILD)/tests/e2e/%,$(E2E_SRCS))
 HTTPD_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(HTTPD_SRCS))
 TESTS		:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 STRESS		:= $(patsubst tests/stress/%.c,$(BUILD)/tests/stress_%,$(STRESS_SRCS))
@@ -200,6 +208,11 @@ $(BUILD)/tests/stress_%: $(BUILD)/obj/tests/stress/%.c.o $(STATIC_LIB)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS)
 
+$(BUILD)/tests/e2e/%: $(BUILD)/obj/tests/e2e/%.c.o $(STATIC_LIB)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS)
+
 $(BUILD)/tests/faults/%: $(BUILD)/obj/tests/faults/%.c.o $(STATIC_LIB)
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(dir $@)
@@ -211,7 +224,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all-tests
 	$(Q)BUILD=$(BUILD) SAN=$(SAN) sh tests/run.sh $(TESTS)
 
-all-tests: all $(TESTS) $(STRESS) $(FAULTS)
+all-tests: all $(TESTS) $(STRESS) $(FAULTS) $(E2E_PROGS)
 
 %.run: all-tests
 	$(Q)BUILD=$(BUILD) SAN=$(SAN) WEFT_E2E=0 sh tests/run.sh $(BUILD)/tests/$*
@@ -255,6 +268,8 @@ install: all
 	elif [ -z "$(DESTDIR)" ]; then \
 		echo "note: run ldconfig as root so the loader finds" \
 		     "$(libdir)/lib$(NAME).so.$(VERSION_MAJOR)"; fi
+	# The gdb helper: (gdb) source $(datadir)/weft/gdb/weft.py
+	install -D -m 644 gdb/weft.py $(DESTDIR)$(datadir)/weft/gdb/weft.py
 
 uninstall:
 	rm -f $(DESTDIR)$(includedir)/weft.h \
@@ -264,7 +279,9 @@ uninstall:
 	      $(DESTDIR)$(pkgconfigdir)/$(NAME).pc \
 	      $(DESTDIR)$(pkgconfigdir)/$(NAME)-static.pc \
 	      $(DESTDIR)$(bindir)/weft-bench $(DESTDIR)$(bindir)/weft-echo \
-	      $(DESTDIR)$(bindir)/weft-httpd
+	      $(DESTDIR)$(bindir)/weft-httpd \
+	      $(DESTDIR)$(datadir)/weft/gdb/weft.py
+	-rmdir $(DESTDIR)$(datadir)/weft/gdb $(DESTDIR)$(datadir)/weft
 
 clean:
 	rm -rf build

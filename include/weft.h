@@ -97,7 +97,7 @@ struct weft_config {
 	const char *io_backend;
 	/*
 	 * Slow-task threshold in milliseconds: a task that keeps its worker
-	 * busy this long is reported once on stderr (see Diagnostics).  0:
+	 * busy this long is reported once, to the log (see Diagnostics).  0:
 	 * the WEFT_SLOW_MS environment variable if set (0 there turns the
 	 * report off), else 100.  -1: off.
 	 */
@@ -133,8 +133,23 @@ struct weft_config {
 	 * guarded_stacks stacks get one.
 	 */
 	size_t stack_guard;
+	/*
+	 * Where the runtime's messages go: NULL means stderr.  Otherwise
+	 * log(log_arg, msg) receives each one whole -- a deadlock report, a
+	 * slow-task report, the dump on dump_signal, a configuration error,
+	 * a panic before abort() -- as a NUL-terminated string of one or
+	 * more lines, each ending in '\n' and starting with "weft: " (the
+	 * first) or two spaces.  Called on weft's threads (the monitor, a
+	 * worker, weft_run's caller), possibly two at once; it must not
+	 * block for long, park, or call into weft.  Set for the run only:
+	 * weft_run() uses it from its first check of `cfg` until it
+	 * returns.  The one exception is the stack-overflow report, which
+	 * is written to stderr from a signal handler.
+	 */
+	void (*log)(void *log_arg, const char *msg);
+	void *log_arg;
 	/* Reserved: must be zero. */
-	long reserved_[4];
+	long reserved_[2];
 };
 
 /* Values of weft_config.deadlock. */
@@ -159,10 +174,11 @@ enum weft_deadlock_mode {
  *
  * Configuration comes from `cfg`; a zero field falls back to its
  * environment variable, then to the default.  A value out of range in
- * `cfg`, or a malformed WEFT_WORKERS, makes weft_run() fail with -EINVAL
- * before anything starts; a malformed WEFT_SLOW_MS, WEFT_DEADLOCK,
- * WEFT_DUMP_SIGNAL or WEFT_POOL_THREADS is named on stderr and the default
- * used.
+ * `cfg`, or a malformed WEFT_WORKERS, WEFT_SLOW_MS, WEFT_DEADLOCK or
+ * WEFT_DUMP_SIGNAL, makes weft_run() fail with -EINVAL before anything
+ * starts, and a message naming the field or variable and its value goes
+ * to the log (cfg->log, else stderr); a malformed WEFT_POOL_THREADS is
+ * named there and the default used.
  *
  * Returns 0, or -EINVAL (bad configuration), -EBUSY (a runtime is already
  * running in this process), -ENOMEM, or the negative errno of a failed
@@ -1551,30 +1567,63 @@ WEFT_EXPORT int weft_prefork_ready(const struct weft_prefork_child *c);
  *
  * Deadlock detection.  When every task is parked on something only another
  * task can release (a join, a future, a channel, a lock, a cond, a wait
- * group) and nothing else can wake any of them (no timer or deadline is
- * armed, no I/O is in flight, no pool job is queued or running, and the
- * process has no threads but weft's own, so no foreign thread can act),
- * weft prints "weft: all tasks are asleep - deadlock!" to stderr, then
- * each task (id, name, state, what it waits on and for how long) and the
- * cycle in the wait-for graph if there is one, and aborts.  With the
+ * group, or a sleep without end: weft_sleep_until(WEFT_DEADLINE_NONE) or
+ * weft_sleep(INT64_MAX), Go's `select {}`) and nothing else can wake any
+ * of them (no timer or deadline is armed, no I/O is in flight, no pool job
+ * is queued or running, and the process has no threads but weft's own, so
+ * no foreign thread can act), weft logs "weft: all tasks are asleep -
+ * deadlock!" (to weft_config.log, else stderr), then the tasks and their
+ * stacks as weft_dump() prints them, and each cycle of the wait-for graph
+ * ("cycle: a (#2) -> b (#3) -> a (#2)": a join points at the joined task,
+ * a future at the task that completes it, a mutex at the task holding it,
+ * so a lock-order inversion shows as a cycle), and aborts.  With the
  * weft_config.deadlock = WEFT_DEADLOCK_REPORT (or the environment variable
  * WEFT_DEADLOCK=report) it prints the report once per deadlock and goes on
  * waiting instead; WEFT_DEADLOCK_OFF (WEFT_DEADLOCK=off) turns the
  * detector off.  The checks run on a monitor thread, "weft-mon", that
  * weft_run() starts and stops.
  *
- * A task that keeps its worker busy for longer than a threshold (default
- * 100 ms; weft_config.slow_ms or WEFT_SLOW_MS) is reported once on stderr with its
- * id and name.
+ * Slow tasks.  A task that keeps its worker busy for longer than a
+ * threshold (default 100 ms; weft_config.slow_ms or WEFT_SLOW_MS) is
+ * reported once, with its id and name and where it is: the monitor
+ * samples its worker with SIGURG (installed for the run only if the
+ * program left SIGURG at its default or ignored) and walks its frames; a
+ * worker inside a system call is not signalled, and the report names the
+ * call instead.  When the task gives its worker back, a second line says
+ * how long it ran without a switch (to a monitor tick, 20 ms).
+ *
+ * Backtraces are walked by frame pointers from the context a parked task's
+ * switch saved (and from the interrupted registers, for a slow task).
+ * weft is built with -fno-omit-frame-pointer; build your code with it too,
+ * or frames of functions compiled without it are missing from the
+ * backtraces (gdb's weft-bt, below, does not need it).  Frames are named
+ * "function+0xoff (object+0xoff)" from the objects' ELF symbol tables;
+ * `addr2line -f -i -e OBJECT 0xoff` gives the file and line.
+ *
+ * gdb.  `source PREFIX/share/weft/gdb/weft.py` (installed by make
+ * install) adds `info weft-tasks` (every live task: id, name, state, what
+ * it waits on, where it stopped) and `weft-bt ID` / `weft-bt all` (the
+ * full backtrace of a parked task, unwound by gdb from the task's saved
+ * registers) to a live process stopped under gdb.
  */
 
 /*
- * Print every live task (id, name, state, worker, what it waits on and
- * for how long), the per-worker counters and the stack memory in use.
- * Returns 0, -EINVAL, or -EIO if writing failed.  Any thread.  With
- * weft_config.dump_signal = SIGUSR1 (or WEFT_DUMP_SIGNAL=SIGUSR1, or another
- * signal's name, in the environment), the runtime prints the dump to stderr on that signal (from a thread of
- * its own, not inside the handler).
+ * Print every live task: id, name, state, worker; for a parked one what it
+ * waits on in detail (a channel's capacity and queued values, a mutex's
+ * owner, an I/O call's operation and fd), for how long and the time left
+ * to its deadline ("forever" for a sleep without end); "created by": the
+ * task that spawned it and the weft_spawn() call site; and "[stack K]",
+ * its backtrace in the "stacks" section that follows, where identical
+ * stacks are printed once with the number of tasks on them ("stack 1:
+ * 1000 tasks: #2 #3 ...").  Then the cycles of the wait-for graph, the
+ * per-worker counters and the stack memory in use.  A snapshot: tasks
+ * that run meanwhile may show without a stack; reading another task's
+ * stack never faults (it goes through process_vm_readv(2)).  Returns 0,
+ * -EINVAL, or -EIO if writing failed.  Any thread.  With
+ * weft_config.dump_signal = SIGUSR1 (or WEFT_DUMP_SIGNAL=SIGUSR1, or
+ * another signal's name, in the environment), the runtime logs the dump
+ * (weft_config.log, else stderr) on that signal, from a thread of its
+ * own, not inside the handler.
  */
 WEFT_EXPORT int weft_dump(FILE *out);
 

@@ -8,12 +8,104 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <ck_pr.h>
 #include <ck_spinlock.h>
 
 #include "io/base.h"
+
+/*
+ * The log hook.  Set between runs only (weft_run holds its run lock), so
+ * a reader that loads fn then arg sees one pair: fn is stored last and
+ * cleared first (release stores; the loads are acquire).  A message from
+ * a thread that outlives the run may still reach the hook just cleared's
+ * predecessor: hooks must stay callable after weft_run returns.
+ */
+static struct {
+	weft__log_fn fn;
+	void *arg;
+} log_hook;
+
+void
+weft__log_set(weft__log_fn fn, void *arg)
+{
+	__atomic_store_n(&log_hook.fn, NULL, __ATOMIC_RELEASE);
+	__atomic_store_n(&log_hook.arg, arg, __ATOMIC_RELEASE);
+	__atomic_store_n(&log_hook.fn, fn, __ATOMIC_RELEASE);
+}
+
+bool
+weft__log_hooked(void)
+{
+	return __atomic_load_n(&log_hook.fn, __ATOMIC_ACQUIRE) != NULL;
+}
+
+/* One message to fn, else to stderr, in one write. */
+static void
+log_out(weft__log_fn fn, void *arg, const char *msg, size_t len)
+{
+	if (fn) {
+		fn(arg, msg);
+		return;
+	}
+	while (len) {
+		ssize_t n = write(STDERR_FILENO, msg, len);
+
+		if (n <= 0)
+			return;
+		msg += n;
+		len -= (size_t)n;
+	}
+}
+
+void
+weft__log_msg(const char *msg)
+{
+	weft__log_fn fn = __atomic_load_n(&log_hook.fn, __ATOMIC_ACQUIRE);
+	void *arg = __atomic_load_n(&log_hook.arg, __ATOMIC_ACQUIRE);
+
+	log_out(fn, arg, msg, strlen(msg));
+}
+
+static void
+log_va(weft__log_fn fn, void *arg, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+
+	if (n < 0)
+		return;
+	if (n >= (int)sizeof(buf)) {
+		/* Cut: still one line, still ending in a newline. */
+		n = (int)sizeof(buf) - 1;
+		buf[n - 1] = '\n';
+	}
+	log_out(fn, arg, buf, (size_t)n);
+}
+
+void
+weft__log(const char *fmt, ...)
+{
+	weft__log_fn fn = __atomic_load_n(&log_hook.fn, __ATOMIC_ACQUIRE);
+	void *arg = __atomic_load_n(&log_hook.arg, __ATOMIC_ACQUIRE);
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_va(fn, arg, fmt, ap);
+	va_end(ap);
+}
+
+void
+weft__log_to(weft__log_fn fn, void *arg, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_va(fn, arg, fmt, ap);
+	va_end(ap);
+}
 
 void
 weft__panic(const char *fmt, ...)
@@ -29,8 +121,8 @@ weft__panic(const char *fmt, ...)
 	if (n > (int)sizeof(buf) - 2)
 		n = (int)sizeof(buf) - 2;
 	buf[n++] = '\n';
-	if (write(STDERR_FILENO, buf, (size_t)n) < 0)
-		abort();
+	buf[n] = '\0';
+	weft__log_msg(buf);
 	abort();
 }
 

@@ -232,7 +232,26 @@ weft__fail_alloc(void)
 	return weft__fault_alloc_hit();
 }
 
-/* Print "weft: <message>" to stderr and abort().  Any thread. */
+/*
+ * Everything the runtime prints goes through here (but for the stack
+ * overflow report, written from a signal handler): to the run's log hook
+ * (weft_config.log) if it has one, else to stderr.  weft__log_set() is
+ * called by weft_run (runtime/run.c) once it owns the run, and with NULL
+ * when the run is over; weft__log_to() is for messages about a
+ * configuration before that (runtime/config.c).  A message is one or more
+ * lines, each ending in a newline, passed whole.  Any thread; never park.
+ */
+typedef void (*weft__log_fn)(void *arg, const char *msg);
+void weft__log_set(weft__log_fn fn, void *arg);
+void weft__log_msg(const char *msg);
+__attribute__((format(printf, 1, 2)))
+void weft__log(const char *fmt, ...);
+__attribute__((format(printf, 3, 4)))
+void weft__log_to(weft__log_fn fn, void *arg, const char *fmt, ...);
+/* True while a hook is set (a caller may then build a message whole). */
+bool weft__log_hooked(void);
+
+/* Print "weft: <message>" (to the log) and abort().  Any thread. */
 __attribute__((noreturn, format(printf, 1, 2), cold))
 void weft__panic(const char *fmt, ...);
 

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/runtime.h"
 #include "sched/park.h"
 
 struct sudog {
@@ -521,7 +522,8 @@ weft_chan_close(struct weft_chan *ch)
 		weft__spin_unlock(&ch->lock);
 		return -EPIPE;
 	}
-	ch->closed = true;
+	/* Atomic: weft__chan_info() reads it without the lock. */
+	ck_pr_store_8((uint8_t *)&ch->closed, 1);
 	/* Receivers only wait on an empty buffer: they get the close. */
 	while ((sg = q_claim(&ch->recvq)))
 		finish(sg, -EPIPE, w);
@@ -702,4 +704,14 @@ out:
 		free(order);
 	}
 	return ret;
+}
+
+void
+weft__chan_info(const void *obj, size_t *cap, size_t *len, bool *closed)
+{
+	const struct weft_chan *ch = obj;
+
+	*cap = ch->cap;
+	*len = ck_pr_load_64((uint64_t *)&ch->len);
+	*closed = ck_pr_load_8((uint8_t *)&ch->closed);
 }

@@ -5,10 +5,12 @@
  * weft_run() hands its struct weft_config here and gets back a resolved
  * struct weft__config: for each setting, the field if it is non-zero, else
  * the environment variable if it is set, else the default.  A field out of
- * range is the caller's error (-EINVAL, nothing started).  A malformed
- * environment variable is named on stderr and its default used, except
- * WEFT_WORKERS, which has always failed the run (-EINVAL): a program that
- * asked for a worker count and got another would be measured wrong.
+ * range is the caller's error (-EINVAL, nothing started), named in the
+ * log.  A malformed WEFT_WORKERS, WEFT_SLOW_MS, WEFT_DEADLOCK or
+ * WEFT_DUMP_SIGNAL fails the run the same way: a program that asked for a
+ * worker count or a diagnostic and silently got another would be measured
+ * or debugged wrong.  A malformed WEFT_POOL_THREADS or WEFT_FAULT_ALLOC is
+ * named and its default used.
  *
  * The default blocking pool can be used before any run (weft_blocking()
  * from a plain thread), so it asks weft__config_pool_threads() for its
@@ -52,12 +54,50 @@ _Static_assert(offsetof(struct weft_config, io_backend) ==
 	       offsetof(struct weft_config, slow_ms) ==
 		       offsetof(struct config_v0, reserved_),
 	       "struct weft_config moved a field");
+/* The log hook took two of the four longs left (LP64: a pointer each). */
+_Static_assert(sizeof(void (*)(void *, const char *)) == sizeof(long) &&
+	       offsetof(struct weft_config, log) ==
+		       offsetof(struct config_v0, reserved_[4]) &&
+	       offsetof(struct weft_config, reserved_) ==
+		       offsetof(struct config_v0, reserved_[6]),
+	       "struct weft_config's log hook is not where reserved_ was");
+
+/*
+ * The configuration this thread is resolving says where its messages go
+ * (before weft_run owns the run and sets the log); outside a resolve
+ * (the default pool sizing itself), the log.
+ */
+static __thread const struct weft_config *log_cfg;
 
 static void
 env_malformed(const char *name, const char *value, const char *what)
 {
-	fprintf(stderr, "weft: %s=%s: %s; using the default\n", name, value,
-		what);
+	if (log_cfg)
+		weft__log_to(log_cfg->log, log_cfg->log_arg,
+			     "weft: %s=%s: %s; using the default\n", name,
+			     value, what);
+	else
+		weft__log("weft: %s=%s: %s; using the default\n", name,
+			  value, what);
+}
+
+/* The run is refused (-EINVAL) for this value: say which and why. */
+static int
+refused(const char *name, const char *value, const char *what)
+{
+	weft__log_to(log_cfg->log, log_cfg->log_arg,
+		     "weft: %s=%s: %s; weft_run() refused (-EINVAL)\n", name,
+		     value, what);
+	return -EINVAL;
+}
+
+static int
+refused_field(const char *name, long long v, const char *what)
+{
+	char num[32];
+
+	snprintf(num, sizeof(num), "%lld", v);
+	return refused(name, num, what);
 }
 
 /* A decimal integer in [lo, hi] from the whole of `s`, else -1. */
@@ -112,31 +152,35 @@ resolve_workers(int field)
 		return field;
 	if ((e = env("WEFT_WORKERS")) != NULL) {
 		n = parse_range(e, 1, WORKERS_MAX);
-		return n < 0 ? -EINVAL : (int)n;
+		return n < 0 ? refused("WEFT_WORKERS", e,
+				       "not a number in 1..1024") : (int)n;
 	}
 	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set))
 		return CPU_COUNT(&set);
 	return 1;
 }
 
-static int64_t
-resolve_slow_ns(long field)
+/* Nanoseconds (0: off) into *ns, or -EINVAL. */
+static int
+resolve_slow_ns(long field, int64_t *ns)
 {
 	const char *e;
 	long long ms = SLOW_MS_DEFAULT;
 
-	if (field)
-		return field < 0 ? 0 : (int64_t)field * WEFT_MSEC;
+	if (field) {
+		*ns = field < 0 ? 0 : (int64_t)field * WEFT_MSEC;
+		return 0;
+	}
 	if ((e = env("WEFT_SLOW_MS")) != NULL) {
 		long long v = parse_range(e, 0, SLOW_MS_MAX);
 
 		if (v < 0)
-			env_malformed("WEFT_SLOW_MS", e,
-				      "not a number of milliseconds");
-		else
-			ms = v;
+			return refused("WEFT_SLOW_MS", e,
+				       "not a number of milliseconds");
+		ms = v;
 	}
-	return (int64_t)ms * WEFT_MSEC;
+	*ns = (int64_t)ms * WEFT_MSEC;
+	return 0;
 }
 
 static int
@@ -152,8 +196,7 @@ resolve_deadlock(int field)
 		return WEFT_DEADLOCK_REPORT;
 	if (strcmp(e, "off") == 0 || strcmp(e, "0") == 0)
 		return WEFT_DEADLOCK_OFF;
-	env_malformed("WEFT_DEADLOCK", e, "not abort, report or off");
-	return WEFT_DEADLOCK_ABORT;
+	return refused("WEFT_DEADLOCK", e, "not abort, report or off");
 }
 
 static int
@@ -168,7 +211,8 @@ resolve_dump_signal(int field)
 		return 0;
 	sig = parse_signal(e);
 	if (!sig)
-		fprintf(stderr, "weft: WEFT_DUMP_SIGNAL=%s: not a signal\n", e);
+		return refused("WEFT_DUMP_SIGNAL", e,
+			       "not a catchable signal");
 	return sig;
 }
 
@@ -211,29 +255,81 @@ weft__config_pool_threads(void)
 	return (int)n;
 }
 
+/* Every field of `cfg` in range, or -EINVAL with the first one named. */
+static int
+check_fields(const struct weft_config *cfg)
+{
+	for (size_t i = 0; i < sizeof(cfg->reserved_) / sizeof(long); i++)
+		if (cfg->reserved_[i])
+			return refused_field("weft_config.reserved_",
+					     cfg->reserved_[i], "must be zero");
+	if (cfg->workers < 0 || cfg->workers > WORKERS_MAX)
+		return refused_field("weft_config.workers", cfg->workers,
+				     "not in 0..1024");
+	if (cfg->guarded_stacks < -1)
+		return refused_field("weft_config.guarded_stacks",
+				     cfg->guarded_stacks, "below -1");
+	if (cfg->stack_guard > STACK_GUARD_MAX)
+		return refused_field("weft_config.stack_guard",
+				     (long long)cfg->stack_guard,
+				     "above 1 GiB");
+	if (cfg->slow_ms < -1 || cfg->slow_ms > SLOW_MS_MAX)
+		return refused_field("weft_config.slow_ms", cfg->slow_ms,
+				     "not -1, 0 or a number of milliseconds");
+	if (cfg->deadlock < 0 || cfg->deadlock > WEFT_DEADLOCK_OFF)
+		return refused_field("weft_config.deadlock", cfg->deadlock,
+				     "not an enum weft_deadlock_mode");
+	if (cfg->dump_signal < -1 || cfg->dump_signal >= NSIG ||
+	    cfg->dump_signal == SIGKILL || cfg->dump_signal == SIGSTOP)
+		return refused_field("weft_config.dump_signal",
+				     cfg->dump_signal,
+				     "not -1, 0 or a catchable signal");
+	if (cfg->pool_threads < 0 || cfg->pool_threads > POOL_THREADS_MAX)
+		return refused_field("weft_config.pool_threads",
+				     cfg->pool_threads, "not in 0..1024");
+	if (!cfg->log && cfg->log_arg)
+		return refused("weft_config.log_arg", "set",
+			       "without weft_config.log");
+	return 0;
+}
+
+static int resolve(const struct weft_config *cfg, struct weft__config *out);
+
 int
 weft__config_resolve(const struct weft_config *cfg, struct weft__config *out)
 {
 	static const struct weft_config zero;
-	int n;
+	int ret;
 
 	if (!cfg)
 		cfg = &zero;
-	for (size_t i = 0; i < sizeof(cfg->reserved_) / sizeof(long); i++)
-		if (cfg->reserved_[i])
-			return -EINVAL;
-	if (cfg->workers < 0 || cfg->workers > WORKERS_MAX ||
-	    cfg->guarded_stacks < -1 || cfg->stack_guard > STACK_GUARD_MAX ||
-	    cfg->slow_ms < -1 ||
-	    cfg->slow_ms > SLOW_MS_MAX || cfg->deadlock < 0 ||
-	    cfg->deadlock > WEFT_DEADLOCK_OFF || cfg->dump_signal < -1 ||
-	    cfg->dump_signal >= NSIG || cfg->dump_signal == SIGKILL ||
-	    cfg->dump_signal == SIGSTOP || cfg->pool_threads < 0 ||
-	    cfg->pool_threads > POOL_THREADS_MAX)
-		return -EINVAL;
+	log_cfg = cfg;
+	ret = resolve(cfg, out);
+	log_cfg = NULL;
+	return ret;
+}
+
+static int
+resolve(const struct weft_config *cfg, struct weft__config *out)
+{
+	int64_t slow_ns;
+	int n, deadlock, dump_signal, ret;
+
+	ret = check_fields(cfg);
+	if (ret < 0)
+		return ret;
 	n = resolve_workers(cfg->workers);
 	if (n < 0)
 		return n;
+	ret = resolve_slow_ns(cfg->slow_ms, &slow_ns);
+	if (ret < 0)
+		return ret;
+	deadlock = resolve_deadlock(cfg->deadlock);
+	if (deadlock < 0)
+		return deadlock;
+	dump_signal = resolve_dump_signal(cfg->dump_signal);
+	if (dump_signal < 0)
+		return dump_signal;
 	*out = (struct weft__config){
 		.workers = n,
 		.stack_size = cfg->stack_size,
@@ -241,13 +337,15 @@ weft__config_resolve(const struct weft_config *cfg, struct weft__config *out)
 		.stack_guard = cfg->stack_guard,
 		.io_backend = cfg->io_backend && *cfg->io_backend ?
 				      cfg->io_backend : env("WEFT_IO"),
-		.slow_ns = resolve_slow_ns(cfg->slow_ms),
-		.deadlock = resolve_deadlock(cfg->deadlock),
-		.dump_signal = resolve_dump_signal(cfg->dump_signal),
+		.slow_ns = slow_ns,
+		.deadlock = deadlock,
+		.dump_signal = dump_signal,
 		.pool_threads = cfg->pool_threads ?
 					(int)cfg->pool_threads :
 					weft__config_pool_threads(),
 		.fault_alloc = resolve_fault_alloc(),
+		.log = cfg->log,
+		.log_arg = cfg->log_arg,
 	};
 	return 0;
 }

@@ -26,6 +26,20 @@
  * Costs: the /proc scan and the walk over every task happen only when all
  * workers sleep with tasks alive, i.e. at most every idle monitor tick
  * (100 ms) in a program that waits for a foreign thread.
+ *
+ * What a snapshot holds of each task (snap_one): its wait and what the
+ * object says of itself (a channel's fill, an I/O call's fd, a mutex's
+ * owner, found by the stack its stack pointer lies in), its deadline, who
+ * created it, and for a parked task its backtrace: the saved context's
+ * frame pointer chain (sched/ctx.h), copied with process_vm_readv() so a
+ * task that wakes, exits and loses its stack meanwhile costs an EFAULT,
+ * not a crash (Go's traceback reads a stopped world; weft_dump() does not
+ * stop it).  Identical backtraces are interned (Go's goroutine profile
+ * groups them the same way) and printed once, with the tasks on them.
+ * Costs of a dump: two process_vm_readv() calls per parked task (its
+ * stack descriptor, then 4 KiB windows of its stack) under tpool.lock,
+ * about a second per million parked tasks; the symbol tables of the
+ * objects in the backtraces are mapped for the dump and dropped after.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -38,13 +52,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include "io/io.h"
 #include "runtime/future.h"
 #include "runtime/runtime.h"
 #include "sched/park.h"
 
 #define DUMP_MAX_TASKS 10000	/* lines of tasks a dump or report prints */
+#define BT_MAX 32		/* frames of a backtrace */
+#define BT_WINDOW 4096		/* bytes of a stack copied at a time */
+#define BT_COPY_MAX (64 * 1024)	/* bytes of a stack a walk may copy */
+#define STACKS_MAX 4096		/* distinct stacks a snapshot keeps */
+#define STACKS_INDEX (2 * STACKS_MAX)	/* slots of their hash index */
+#define GROUP_IDS 8		/* task ids listed per stack group */
 
 enum dl_mode {
 	DL_ABORT = 0,		/* default: report, then abort() */
@@ -126,7 +148,8 @@ state_name(unsigned int state)
 
 /*
  * The task a waiting task waits for, if the object has a known owner:
- * the joined task, or the task of a task future.
+ * the joined task, or the task of a task future.  (A mutex's owner is
+ * found by its stack pointer, in snap_take.)
  */
 static const struct weft_task *
 wait_target(unsigned int kind, const void *obj)
@@ -139,6 +162,24 @@ wait_target(unsigned int kind, const void *obj)
 }
 
 /*
+ * Reading another task's stack.  A parked task's saved frames are stable
+ * while it stays parked, but weft_dump() runs while tasks run: the task may
+ * be woken, exit, and its stack go back to a pool or be unmapped under the
+ * reader.  Every read of another task's stack (and of its stack
+ * descriptor) goes through process_vm_readv() on our own process, which
+ * fails with EFAULT where a plain load would crash; the park word read
+ * before and after says whether the copy is of one park.
+ */
+static bool
+safe_read(void *dst, const void *src, size_t n)
+{
+	struct iovec l = { .iov_base = dst, .iov_len = n };
+	struct iovec r = { .iov_base = (void *)src, .iov_len = n };
+
+	return process_vm_readv(getpid(), &l, 1, &r, 1, 0) == (ssize_t)n;
+}
+
+/*
  * Snapshots of tasks
  */
 
@@ -146,13 +187,30 @@ struct tinfo {
 	const struct weft_task *t;
 	const struct weft_task *to;	/* wait_target(), or NULL */
 	const void *obj;
+	const void *owner_sp;		/* WAIT_MUTEX: the owner's sp */
+	uintptr_t stk_lo, stk_hi;	/* its stack, or 0, 0 */
+	uintptr_t spawn_pc;
 	uint64_t id;
+	uint64_t parent;
 	int64_t since;
+	int64_t deadline;		/* WEFT_DEADLINE_NONE: none */
 	uint32_t state;
 	uint8_t kind;
 	int worker;			/* running on it, or -1 */
 	int next;			/* index of `to` in the snapshot, or -1 */
+	int stack;			/* index in snap.stk, or -1 */
+	bool held;			/* WAIT_MUTEX: `next` is the owner */
 	char name[24];
+	char detail[48];		/* what the object says of itself */
+};
+
+/* A distinct backtrace, and how many tasks of the snapshot stand on it. */
+struct stk {
+	uint64_t hash;
+	int n;
+	uintptr_t pc[BT_MAX];
+	size_t count;
+	int first;			/* index of its first task (by id) */
 };
 
 struct snap {
@@ -161,7 +219,202 @@ struct snap {
 	size_t cap;
 	size_t total;			/* tasks walked, even if not stored */
 	bool nomem;
+	struct stk *stk;
+	size_t nstk;
+	size_t capstk;
+	uint64_t *copy;			/* BT_COPY_MAX bytes: a stack's copy */
+	int *index;			/* STACKS_INDEX slots, -1: free */
 };
+
+static const char *const io_names[] = {
+	[IO_READ] = "read",	[IO_WRITE] = "write",	[IO_RECV] = "recv",
+	[IO_SEND] = "send",	[IO_RECVMSG] = "recvmsg",
+	[IO_SENDMSG] = "sendmsg", [IO_ACCEPT] = "accept",
+	[IO_CONNECT] = "connect", [IO_CLOSE] = "close",
+	[IO_OPENAT] = "openat",	[IO_FSYNC] = "fsync",	[IO_SPLICE] = "splice",
+	[IO_POLL] = "poll",
+};
+
+/*
+ * Walk the frame-pointer chain of t's saved context into pcs (return
+ * addresses, innermost first).  `sp` and `st` are t's saved stack pointer
+ * and stack as read; every word comes from a copy made with safe_read().
+ * Returns the number of frames, 0 if the context could not be read.
+ */
+static int
+walk_stack(struct snap *sn, uintptr_t sp, uintptr_t top, uintptr_t *pcs)
+{
+	uint64_t *c = sn->copy;
+	size_t have = 0;		/* bytes of the stack from sp copied */
+	uintptr_t fp, pc;
+	int n = 0;
+
+	if (!c || sp & 7 || sp >= top ||
+	    top - sp < WEFT_CTX_FRAME_WORDS * sizeof(uint64_t))
+		return 0;
+	for (;;) {
+		size_t want = have + BT_WINDOW;
+
+		if (want > BT_COPY_MAX)
+			want = BT_COPY_MAX;
+		if (want > top - sp)
+			want = top - sp;
+		if (want <= have || !safe_read((char *)c + have,
+					       (void *)(sp + have),
+					       want - have))
+			break;
+		have = want;
+		if (n == 0) {
+			weft__ctx_saved_frame(c, &fp, &pc);
+			pcs[n++] = pc;
+		}
+		/* Frame records: [fp] the caller's fp, [fp + 8] its pc. */
+		while (n < BT_MAX && fp > sp && !(fp & 7) &&
+		       fp + 16 <= sp + have) {
+			uint64_t next = c[(fp - sp) / 8];
+
+			pc = c[(fp - sp) / 8 + 1];
+			if (!pc)
+				return n;
+			pcs[n++] = pc;
+			if (next <= fp)
+				return n;
+			fp = next;
+		}
+		/* Done, or the chain left the copy: copy more if it may. */
+		if (n == BT_MAX || fp <= sp || fp & 7 || fp + 16 > top)
+			break;
+	}
+	return n;
+}
+
+static uint64_t
+hash_pcs(const uintptr_t *pc, int n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (int i = 0; i < n; i++)
+		h = (h ^ pc[i]) * 1099511628211ull;
+	return h ^ (uint64_t)n;
+}
+
+/*
+ * The index of this backtrace in sn->stk, added if new; -1 if full.  An
+ * open-addressing table of STACKS_INDEX slots (twice STACKS_MAX) finds it.
+ */
+static int
+stack_intern(struct snap *sn, const uintptr_t *pc, int n)
+{
+	uint64_t h = hash_pcs(pc, n);
+	size_t slot = h & (STACKS_INDEX - 1);
+	struct stk *k;
+
+	if (!sn->index)
+		return -1;
+	for (; sn->index[slot] >= 0; slot = (slot + 1) & (STACKS_INDEX - 1)) {
+		k = &sn->stk[sn->index[slot]];
+		if (k->hash == h && k->n == n &&
+		    memcmp(k->pc, pc, (size_t)n * sizeof(*pc)) == 0)
+			return sn->index[slot];
+	}
+	if (sn->nstk == STACKS_MAX)
+		return -1;
+	if (sn->nstk == sn->capstk) {
+		size_t cap = sn->capstk ? sn->capstk * 2 : 16;
+		struct stk *v = realloc(sn->stk, cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		sn->stk = v;
+		sn->capstk = cap;
+	}
+	k = &sn->stk[sn->nstk];
+	k->hash = h;
+	k->n = n;
+	memcpy(k->pc, pc, (size_t)n * sizeof(*pc));
+	k->count = 0;
+	k->first = -1;
+	sn->index[slot] = (int)sn->nstk;
+	return (int)sn->nstk++;
+}
+
+/*
+ * The parked task's backtrace, interned; -1 if there is none to take (the
+ * task runs, or moved on while it was being read).  Holds a reference.
+ */
+static int
+snap_stack(struct snap *sn, struct weft_task *t, struct tinfo *ti)
+{
+	struct weft__stack st;
+	const struct weft__stack *stp;
+	uintptr_t pcs[BT_MAX];
+	uint64_t park;
+	uintptr_t sp;
+	int n;
+
+	park = ck_pr_load_64(&t->park);
+	ck_pr_fence_load();
+	/* Every task's stack: a mutex's owner is found by it, running too. */
+	stp = ck_pr_load_ptr(&t->stack);
+	if (!stp || !safe_read(&st, stp, sizeof(st)))
+		return -1;
+	ti->stk_lo = (uintptr_t)st.lo;
+	ti->stk_hi = (uintptr_t)st.lo + st.size;
+	if (ti->state != WEFT_SUSPENDED || ti->worker >= 0)
+		return -1;
+	/*
+	 * Saved for certain, but for a lock-guarded park, whose context is
+	 * saved once its worker has left it (worker < 0 above).
+	 */
+	if (!(park & PARK_ARMED) || !(park & (PARK_SAVED | PARK_LOCKED)))
+		return -1;
+	sp = (uintptr_t)ck_pr_load_ptr(&t->sp);
+	if (sp < ti->stk_lo)
+		return -1;
+	n = walk_stack(sn, sp, ti->stk_hi, pcs);
+	/* Pairs with the park's own stores: the same park throughout. */
+	ck_pr_fence_load();
+	if (n == 0 || ck_pr_load_64(&t->park) != park ||
+	    ck_pr_load_32(&t->state) != WEFT_SUSPENDED)
+		return -1;
+	return stack_intern(sn, pcs, n);
+}
+
+/* What the object of a wait says of itself, into ti->detail. */
+static void
+snap_detail(struct tinfo *ti)
+{
+	ti->detail[0] = '\0';
+	switch (ti->kind) {
+	case WAIT_CHAN_SEND:
+	case WAIT_CHAN_RECV: {
+		size_t cap, len;
+		bool closed;
+
+		weft__chan_info(ti->obj, &cap, &len, &closed);
+		snprintf(ti->detail, sizeof(ti->detail),
+			 "cap %zu, %zu queued%s", cap, len,
+			 closed ? ", closed" : "");
+		break;
+	}
+	case WAIT_IO: {
+		struct weft__ioop op;
+
+		/* On the task's own stack: read it as the stack is. */
+		if (ti->obj && safe_read(&op, ti->obj, sizeof(op)) &&
+		    (unsigned int)op.kind <
+		    sizeof(io_names) / sizeof(io_names[0]))
+			snprintf(ti->detail, sizeof(ti->detail), "%s fd %d",
+				 io_names[op.kind], op.fd);
+		break;
+	}
+	case WAIT_MUTEX:
+		ti->owner_sp = weft__mutex_owner_sp(ti->obj);
+		break;
+	default:
+		break;
+	}
+}
 
 /* weft__tasks_foreach() callback: copy one task.  Holds a reference. */
 static void
@@ -183,8 +436,11 @@ snap_one(struct weft_task *t, void *arg)
 		sn->cap = cap;
 	}
 	ti = &sn->v[sn->n++];
+	memset(ti, 0, sizeof(*ti));
 	ti->t = t;
 	ti->id = t->id;
+	ti->parent = t->parent_id;
+	ti->spawn_pc = (uintptr_t)t->spawn_pc;
 	memcpy(ti->name, t->name, sizeof(ti->name));
 	ti->name[sizeof(ti->name) - 1] = '\0';
 	ti->state = ck_pr_load_32(&t->state);
@@ -192,10 +448,16 @@ snap_one(struct weft_task *t, void *arg)
 	ti->kind = ck_pr_load_8(&t->wait_kind);
 	ti->obj = ck_pr_load_ptr(&t->wait_obj);
 	ti->since = (int64_t)ck_pr_load_64((uint64_t *)&t->wait_since);
+	ti->deadline = (ck_pr_load_64(&t->park) & PARK_LOCKED) ?
+		       WEFT_DEADLINE_NONE :
+		       (int64_t)ck_pr_load_64((uint64_t *)&t->wait_deadline);
 	ti->to = ti->state == WEFT_SUSPENDED ?
 		 wait_target(ti->kind, ti->obj) : NULL;
 	ti->next = -1;
 	ti->worker = weft__task_worker(t);
+	if (ti->state == WEFT_SUSPENDED && ti->obj)
+		snap_detail(ti);
+	ti->stack = snap_stack(sn, t, ti);
 }
 
 static int
@@ -219,14 +481,83 @@ cmp_id(const void *a, const void *b)
  * waiter to the task it waits for.  Returns false if out of memory.
  * Any thread while a run lasts.
  */
+static int
+cmp_lo(const void *a, const void *b)
+{
+	const struct tinfo *x = a, *y = b;
+
+	return (x->stk_lo > y->stk_lo) - (x->stk_lo < y->stk_lo);
+}
+
+/*
+ * Point each mutex waiter at the task whose stack holds the owner's
+ * stack pointer (a plain thread's lies in none).
+ */
+static void
+resolve_owners(struct snap *sn, struct tinfo *byp)
+{
+	size_t m = 0;
+
+	for (size_t i = 0; i < sn->n; i++)
+		if (sn->v[i].stk_lo)
+			byp[m++] = sn->v[i];
+	for (size_t i = 0, k = 0; i < sn->n; i++)
+		if (sn->v[i].stk_lo)
+			byp[k++].next = (int)i;
+	qsort(byp, m, sizeof(*byp), cmp_lo);
+	for (size_t i = 0; i < sn->n; i++) {
+		struct tinfo *ti = &sn->v[i];
+		uintptr_t sp = (uintptr_t)ti->owner_sp;
+		size_t lo = 0, hi = m;
+
+		if (ti->kind != WAIT_MUTEX || ti->state != WEFT_SUSPENDED ||
+		    !sp)
+			continue;
+		while (lo < hi) {	/* the last stack starting <= sp */
+			size_t mid = (lo + hi) / 2;
+
+			if (byp[mid].stk_lo <= sp)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo > 0 && sp < byp[lo - 1].stk_hi) {
+			ti->next = byp[lo - 1].next;
+			ti->held = true;
+		}
+	}
+}
+
+/*
+ * Walk every live task into `sn`, sorted by id, with `next` linking each
+ * waiter to the task it waits for and `stack` to its backtrace.  Returns
+ * false if out of memory.  Any thread while a run lasts.
+ */
 static bool
 snap_take(struct snap *sn)
 {
 	memset(sn, 0, sizeof(*sn));
+	/* Backtraces are left out without it. */
+	sn->copy = malloc(BT_COPY_MAX);
+	sn->index = malloc(STACKS_INDEX * sizeof(*sn->index));
+	if (sn->index)
+		memset(sn->index, 0xff, STACKS_INDEX * sizeof(*sn->index));
 	weft__tasks_foreach(snap_one, sn);
+	free(sn->copy);
+	sn->copy = NULL;
+	free(sn->index);
+	sn->index = NULL;
 	if (sn->nomem)
 		return false;
 	qsort(sn->v, sn->n, sizeof(*sn->v), cmp_id);
+	for (size_t i = 0; i < sn->n; i++) {
+		struct tinfo *ti = &sn->v[i];
+
+		if (ti->stack < 0)
+			continue;
+		if (sn->stk[ti->stack].count++ == 0)
+			sn->stk[ti->stack].first = (int)i;
+	}
 	/* Resolve edges by address: sort a copy by address, bsearch. */
 	if (sn->n) {
 		struct tinfo *byp = malloc(sn->n * sizeof(*byp));
@@ -246,6 +577,7 @@ snap_take(struct snap *sn)
 			if (hit)
 				sn->v[i].next = hit->next;
 		}
+		resolve_owners(sn, byp);
 		free(byp);
 	}
 	return true;
@@ -256,6 +588,8 @@ snap_free(struct snap *sn)
 {
 	free(sn->v);
 	sn->v = NULL;
+	free(sn->stk);
+	sn->stk = NULL;
 }
 
 /* "alpha (#3)", or "#3" for a task without a name. */
@@ -268,9 +602,19 @@ print_ref(FILE *out, const struct tinfo *ti)
 		fprintf(out, "#%" PRIu64, ti->id);
 }
 
+/* Name a return address: the call instruction is the byte before it. */
+static void
+print_pc(FILE *out, struct weft__syms *sy, uintptr_t pc)
+{
+	char buf[320];
+
+	weft__syms_name(sy, pc - 1, buf, sizeof(buf));
+	fputs(buf, out);
+}
+
 static void
 print_task(FILE *out, const struct snap *sn, const struct tinfo *ti,
-	   int64_t now)
+	   int64_t now, struct weft__syms *sy)
 {
 	fprintf(out, "  task #%" PRIu64 " \"%s\" %s", ti->id, ti->name,
 		state_name(ti->state));
@@ -278,30 +622,125 @@ print_task(FILE *out, const struct snap *sn, const struct tinfo *ti,
 		fprintf(out, " on worker %d", ti->worker);
 	if (ti->state == WEFT_SUSPENDED) {
 		fprintf(out, ": waiting on %s", wait_name(ti->kind));
-		if (ti->obj)
+		if (ti->kind == WAIT_IO && ti->detail[0])
+			fprintf(out, " %s", ti->detail);
+		else if (ti->obj)
 			fprintf(out, " %p", ti->obj);
+		if (ti->kind != WAIT_IO && ti->detail[0])
+			fprintf(out, " (%s)", ti->detail);
 		if (ti->next >= 0) {
-			fputs(" (", out);
+			fputs(ti->held ? " (held by " : " (", out);
 			print_ref(out, &sn->v[ti->next]);
 			fputc(')', out);
+		} else if (ti->kind == WAIT_MUTEX && ti->owner_sp) {
+			fputs(" (held by a thread)", out);
 		}
 		/* No clock without the monitor (weft__wait_clock). */
 		if (ti->since)
 			fprintf(out, " for %" PRId64 " ms",
 				now > ti->since ?
 				(now - ti->since) / WEFT_MSEC : 0);
+		if (ti->deadline == INT64_MAX ||
+		    (ti->deadline == WEFT_DEADLINE_NONE &&
+		     ti->kind == WAIT_SLEEP))
+			fputs(", forever", out);
+		else if (ti->deadline != WEFT_DEADLINE_NONE &&
+			 ti->deadline > now)
+			fprintf(out, ", deadline in %" PRId64 " ms",
+				(ti->deadline - now + WEFT_MSEC - 1) /
+				WEFT_MSEC);
+		else if (ti->deadline != WEFT_DEADLINE_NONE)
+			fputs(", deadline passed", out);
 	}
+	if (ti->spawn_pc) {
+		fprintf(out, "; created by #%" PRIu64 " at ", ti->parent);
+		print_pc(out, sy, ti->spawn_pc);
+	}
+	if (ti->stack >= 0)
+		fprintf(out, " [stack %d]", ti->stack + 1);
 	fputc('\n', out);
 }
 
 static void
-print_tasks(FILE *out, const struct snap *sn, int64_t now)
+print_tasks(FILE *out, const struct snap *sn, int64_t now,
+	    struct weft__syms *sy)
 {
 	for (size_t i = 0; i < sn->n && i < DUMP_MAX_TASKS; i++)
-		print_task(out, sn, &sn->v[i], now);
+		print_task(out, sn, &sn->v[i], now, sy);
 	if (sn->total > DUMP_MAX_TASKS)
 		fprintf(out, "  ... and %zu more\n",
 			sn->total - DUMP_MAX_TASKS);
+}
+
+/*
+ * The parked tasks' backtraces, one per distinct stack with the number of
+ * tasks on it and their first ids (Go's goroutine profile groups them the
+ * same way), most crowded first.
+ */
+static int
+cmp_count(const void *a, const void *b)
+{
+	const struct stk *x = *(const struct stk *const *)a;
+	const struct stk *y = *(const struct stk *const *)b;
+
+	if (x->count != y->count)
+		return x->count < y->count ? 1 : -1;
+	return (x->first > y->first) - (x->first < y->first);
+}
+
+static void
+print_stacks(FILE *out, const struct snap *sn, struct weft__syms *sy)
+{
+	const struct stk **order;
+
+	if (!sn->nstk)
+		return;
+	order = malloc(sn->nstk * sizeof(*order));
+	if (!order)
+		return;
+	for (size_t i = 0; i < sn->nstk; i++)
+		order[i] = &sn->stk[i];
+	qsort(order, sn->nstk, sizeof(*order), cmp_count);
+	fprintf(out, "stacks (%zu distinct, frame pointers):\n", sn->nstk);
+	for (size_t i = 0; i < sn->nstk; i++) {
+		const struct stk *k = order[i];
+		int idx = (int)(k - sn->stk);
+		size_t shown = 0;
+
+		fprintf(out, "  stack %d: %zu task%s:", idx + 1, k->count,
+			k->count == 1 ? "" : "s");
+		for (size_t j = (size_t)k->first; j < sn->n &&
+		     shown < GROUP_IDS; j++)
+			if (sn->v[j].stack == idx) {
+				fprintf(out, " #%" PRIu64, sn->v[j].id);
+				shown++;
+			}
+		if (k->count > shown)
+			fputs(" ...", out);
+		fputc('\n', out);
+		for (int f = 0; f < k->n; f++) {
+			fputs("    ", out);
+			print_pc(out, sy, k->pc[f]);
+			fputc('\n', out);
+		}
+	}
+	free(order);
+}
+
+/* The whole listing: tasks, stacks, cycles.  Returns the cycles. */
+static int print_cycles(FILE *out, const struct snap *sn);
+
+static int
+print_snap(FILE *out, const struct snap *sn, int64_t now)
+{
+	struct weft__syms *sy = weft__syms_open();
+	int cycles;
+
+	print_tasks(out, sn, now, sy);
+	print_stacks(out, sn, sy);
+	cycles = print_cycles(out, sn);
+	weft__syms_close(sy);
+	return cycles;
 }
 
 /*
@@ -380,8 +819,7 @@ dump_locked(FILE *out, const struct weft_stats *st)
 		fputs("  (out of memory listing tasks)\n", out);
 	} else {
 		fputs("tasks:\n", out);
-		print_tasks(out, &sn, now);
-		print_cycles(out, &sn);
+		print_snap(out, &sn, now);
 	}
 	snap_free(&sn);
 }
@@ -515,8 +953,13 @@ all_stuck(const struct snap *sn)
 	for (size_t i = 0; i < sn->n; i++) {
 		const struct tinfo *ti = &sn->v[i];
 
-		if (ti->state != WEFT_SUSPENDED || ti->kind == WAIT_SLEEP ||
-		    ti->kind == WAIT_IO || ti->kind == WAIT_POOL)
+		/* A sleep without end is Go's select {}: only a task ends it. */
+		if (ti->kind == WAIT_SLEEP &&
+		    ti->deadline != WEFT_DEADLINE_NONE &&
+		    ti->deadline != INT64_MAX)
+			return false;
+		if (ti->state != WEFT_SUSPENDED || ti->kind == WAIT_IO ||
+		    ti->kind == WAIT_POOL)
 			return false;
 	}
 	return true;
@@ -531,16 +974,14 @@ report_deadlock(const struct snap *sn)
 	int64_t now = weft_now();
 
 	if (!out) {
-		fputs("weft: all tasks are asleep - deadlock!\n", stderr);
+		weft__log_msg("weft: all tasks are asleep - deadlock!\n");
 	} else {
 		fputs("weft: all tasks are asleep - deadlock!\n", out);
-		print_tasks(out, sn, now);
-		print_cycles(out, sn);
+		print_snap(out, sn, now);
 		if (mon.mode == DL_REPORT)
 			fputs("weft: WEFT_DEADLOCK=report: waiting on\n", out);
 		fclose(out);
-		fwrite(buf, 1, len, stderr);
-		fflush(stderr);
+		weft__log_msg(buf);
 		free(buf);
 	}
 	ck_pr_inc_64(&mon.deadlocks);
@@ -598,22 +1039,82 @@ out:
  * The monitor's hooks.  Monitor thread only.
  */
 
-/* A task kept worker `worker` for `ns` (marked TASK_SLOW already). */
+/*
+ * A task kept worker `worker` for `ns` (marked TASK_SLOW already); `where`
+ * is where the monitor found it.  One message: the report line, then the
+ * frames.
+ */
 static void
-slow_report(uint64_t id, const char *name, int worker, int64_t ns)
+slow_report(uint64_t id, const char *name, int worker, int64_t ns,
+	    const struct weft__sample *where)
 {
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	struct weft__syms *sy;
+	char sym[320];
+
 	ck_pr_inc_64(&mon.slow_tasks);
-	fprintf(stderr, "weft: slow task #%" PRIu64 " \"%s\" has kept "
+	if (!out) {
+		weft__log("weft: slow task #%" PRIu64 " \"%s\" has kept "
+			  "worker %d busy for %" PRId64 " ms (threshold %"
+			  PRId64 " ms)\n", id, name, worker, ns / WEFT_MSEC,
+			  mon.slow_ns / WEFT_MSEC);
+		return;
+	}
+	fprintf(out, "weft: slow task #%" PRIu64 " \"%s\" has kept "
 		"worker %d busy for %" PRId64 " ms (threshold %" PRId64
-		" ms)\n", id, name, worker, ns / WEFT_MSEC,
+		" ms)", id, name, worker, ns / WEFT_MSEC,
 		mon.slow_ns / WEFT_MSEC);
+	if (where->n == 0) {
+		fputs(", now at an unknown place\n", out);
+	} else {
+		sy = weft__syms_open();
+		if (where->syscall >= 0)
+			fprintf(out, ", now in system call %ld, from:\n",
+				where->syscall);
+		else
+			fputs(", now at:\n", out);
+		for (int i = 0; i < where->n; i++) {
+			/* pc[0] is an instruction, the rest return addresses */
+			weft__syms_name(sy, where->pc[i] - (i > 0), sym,
+					sizeof(sym));
+			fprintf(out, "    %s\n", sym);
+		}
+		weft__syms_close(sy);
+	}
+	fclose(out);
+	weft__log_msg(buf);
+	free(buf);
+}
+
+/* The reported task gave its worker back: how long it ran in all. */
+static void
+slow_end(uint64_t id, const char *name, int worker, int64_t ns)
+{
+	weft__log("weft: slow task #%" PRIu64 " \"%s\" gave worker %d back "
+		  "after running %" PRId64 " ms without a switch (+- %d ms)\n",
+		  id, name, worker, ns / WEFT_MSEC, 20);
 }
 
 static void
 dump_tick(void)
 {
-	if (ck_pr_fas_32(&mon.dump_req, 0))
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	if (!ck_pr_fas_32(&mon.dump_req, 0))
+		return;
+	out = open_memstream(&buf, &len);
+	if (!out) {
 		weft_dump(stderr);
+		return;
+	}
+	weft_dump(out);
+	fclose(out);
+	weft__log_msg(buf);
+	free(buf);
 }
 
 static void
@@ -658,6 +1159,7 @@ weft__diag_setup(const struct weft__config *c, struct weft__monitor_cfg *mc)
 		.wanted = mon.mode != DL_OFF || mon.slow_ns || mon.dump_sig,
 		.slow_ns = mon.slow_ns,
 		.slow = slow_report,
+		.slow_end = slow_end,
 		.tick = deadlock_tick,
 		.dump = dump_tick,
 	};
@@ -666,8 +1168,12 @@ weft__diag_setup(const struct weft__config *c, struct weft__monitor_cfg *mc)
 					.sa_flags = SA_RESTART };
 
 		sigemptyset(&sa.sa_mask);
-		if (sigaction(mon.dump_sig, &sa, &mon.old_act) < 0)
+		if (sigaction(mon.dump_sig, &sa, &mon.old_act) < 0) {
+			weft__log("weft: dump signal %d: sigaction: %s; no "
+				  "dump on it\n", mon.dump_sig,
+				  strerror(errno));
 			mon.dump_sig = 0;
+		}
 	}
 }
 

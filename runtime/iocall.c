@@ -113,7 +113,8 @@ wait_done(struct weft__worker *w, struct weft_task *t, struct weft__io *io,
 	if (timed)
 		weft__timer_mod(w, &t->timer, req->deadline, deadline_fire);
 	req->seq = weft__park_prepare_io(t);
-	weft__wait_note(t, WAIT_IO, NULL);
+	weft__wait_note(t, WAIT_IO, req->op);
+	weft__wait_deadline(t, req->deadline);
 	if (ck_pr_load_32(&t->flags) & TASK_CANCELLED)
 		io->ops->cancel(io, io, req->key);
 	weft__park_io();
@@ -180,7 +181,7 @@ do_op(struct weft__ioop *op, int64_t deadline)
 			wait_done(w, t, io, &req);
 			wr = 0;
 		} else {
-			weft__wait_note(t, WAIT_IO, NULL);
+			weft__wait_note(t, WAIT_IO, op);
 			wr = weft__park(NULL, NULL, deadline);
 		}
 		w = weft__worker_self();

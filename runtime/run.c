@@ -88,6 +88,8 @@ weft_run(weft_fn fn, void *arg, const struct weft_config *cfg, void **result)
 		return -EINVAL;
 	if (pthread_mutex_trylock(&run_lock))
 		return -EBUSY;
+	/* Everything the run prints, from here until it returns. */
+	weft__log_set(conf.log, conf.log_arg);
 	/* Before any worker (or this thread) allocates for the run. */
 	__atomic_store_n(&weft__fault_alloc_every, conf.fault_alloc,
 			 __ATOMIC_RELAXED);
@@ -186,6 +188,7 @@ out_free_workers:
 	s->nworkers = 0;
 	weft__mutex_unlock(&weft__stats_lock);
 out_unlock:
+	weft__log_set(NULL, NULL);
 	pthread_mutex_unlock(&run_lock);
 	return ret;
 }

@@ -31,13 +31,16 @@ struct weft__config {
 	int dump_signal;	/* 0: none */
 	int pool_threads;	/* the default pool's limit, 1..1024 */
 	unsigned int fault_alloc; /* WEFT_FAULT_ALLOC: fail every Nth; 0 off */
+	weft__log_fn log;	/* weft_config.log: NULL, stderr */
+	void *log_arg;
 };
 
 /*
  * Resolve `cfg` (NULL: all defaults) into `*out`.  Returns 0, or -EINVAL
  * for a field out of range, a non-zero reserved_ word or a malformed
- * WEFT_WORKERS.  Prints a line on stderr for each other malformed
- * variable.  Any thread.
+ * WEFT_WORKERS, WEFT_SLOW_MS, WEFT_DEADLOCK or WEFT_DUMP_SIGNAL, each named
+ * in cfg's log (cfg->log, else stderr); names each other malformed
+ * variable there too and uses its default.  Any thread.
  */
 int weft__config_resolve(const struct weft_config *cfg,
 			 struct weft__config *out);
@@ -113,6 +116,27 @@ void weft__diag_counters(uint64_t *slow_tasks, uint64_t *deadlocks);
  */
 void weft__signal_run_begin(int *dump_signal, sigset_t *saved);
 void weft__signal_run_end(const sigset_t *saved);
+
+/*
+ * What the diagnostics print of the objects tasks wait on (racy snapshots,
+ * read while the waiter is parked on them, which keeps them alive): a
+ * locked mutex's owner stack pointer, NULL if it is free (runtime/sync.c);
+ * a channel's capacity, buffered values and closed flag (runtime/chan.c).
+ * Any thread; never park.
+ */
+void *weft__mutex_owner_sp(const void *m);
+void weft__chan_info(const void *ch, size_t *cap, size_t *len, bool *closed);
+
+/*
+ * Symbol names for backtraces (runtime/symbol.c): open a table of the
+ * loaded objects, name code addresses ("function+0xoff (object+0xoff)"),
+ * close it.  Any thread; a table is used by one thread at a time.
+ */
+struct weft__syms;
+struct weft__syms *weft__syms_open(void);
+void weft__syms_name(struct weft__syms *s, uintptr_t pc, char *buf,
+		     size_t len);
+void weft__syms_close(struct weft__syms *s);
 
 /* Connections weft_serve closed unserved this run (runtime/net.c; atomic). */
 extern uint64_t weft__conns_shed;

@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "runtime/runtime.h"
 #include "sched/park.h"
 
 /*
@@ -205,6 +206,15 @@ struct mutex_impl {
 	uint32_t state;
 	ck_spinlock_t lk;
 	struct wlist waiters;	/* under lk */
+	/*
+	 * The stack pointer of whoever took LOCKED last (weft__ctx_sp()):
+	 * the diagnostics find the owning task by the stack it lies in.
+	 * Stored (relaxed) by the new owner right after it took the lock,
+	 * never cleared: meaningful only while LOCKED, and a waiter that
+	 * was handed the lock stores it when it runs.  Read racily by
+	 * weft__mutex_owner_sp().
+	 */
+	void *owner_sp;
 };
 
 _Static_assert(sizeof(struct mutex_impl) <= sizeof(struct weft_mutex),
@@ -320,14 +330,24 @@ mutex_lock_slow(struct mutex_impl *m, int64_t deadline, bool cancellable)
 	return 0;
 }
 
+/* The caller took LOCKED: say who holds it.  Any thread. */
+static inline __attribute__((always_inline)) void
+mutex_owned(struct mutex_impl *m)
+{
+	ck_pr_store_ptr(&m->owner_sp, weft__ctx_sp());
+}
+
 static int
 mutex_lock(struct mutex_impl *m, int64_t deadline, bool cancellable)
 {
 	uint32_t s;
+	int ret;
 
 	/* Pairs with the release in weft_mutex_unlock() (CAS, seq_cst). */
-	if (WEFT_LIKELY(ck_pr_cas_32_value(&m->state, 0, MX_LOCKED, &s)))
+	if (WEFT_LIKELY(ck_pr_cas_32_value(&m->state, 0, MX_LOCKED, &s))) {
+		mutex_owned(m);
 		return 0;
+	}
 	/*
 	 * Free but with waiters, in normal mode: barge in.  Held: spin a
 	 * little first when other workers run (the holder is likely on one
@@ -337,15 +357,34 @@ mutex_lock(struct mutex_impl *m, int64_t deadline, bool cancellable)
 	for (int spin = weft__sched_nworkers() > 1 ? MX_SPIN : 0;; spin--) {
 		while (!(s & (MX_LOCKED | MX_STARVING)))
 			if (ck_pr_cas_32_value(&m->state, s, s | MX_LOCKED,
-					       &s))
+					       &s)) {
+				mutex_owned(m);
 				return 0;
+			}
 		if (spin <= 0 || (s & MX_STARVING))
 			break;
 		for (int i = 0; i < 30; i++)
 			ck_pr_stall();
 		s = ck_pr_load_32(&m->state);
 	}
-	return mutex_lock_slow(m, deadline, cancellable);
+	ret = mutex_lock_slow(m, deadline, cancellable);
+	if (ret == 0)
+		mutex_owned(m);
+	return ret;
+}
+
+/*
+ * For the diagnostics: the owner's stack pointer of the mutex at `obj` if
+ * it is locked, else NULL.  Racy (a snapshot).  Any thread.
+ */
+void *
+weft__mutex_owner_sp(const void *obj)
+{
+	struct mutex_impl *m = (struct mutex_impl *)obj;
+
+	if (!(ck_pr_load_32(&m->state) & MX_LOCKED))
+		return NULL;
+	return ck_pr_load_ptr(&m->owner_sp);
 }
 
 int
@@ -368,8 +407,10 @@ weft_mutex_trylock(struct weft_mutex *mx)
 	for (;;) {
 		if (s & (MX_LOCKED | MX_STARVING))
 			return -EAGAIN;
-		if (ck_pr_cas_32_value(&m->state, s, s | MX_LOCKED, &s))
+		if (ck_pr_cas_32_value(&m->state, s, s | MX_LOCKED, &s)) {
+			mutex_owned(m);
 			return 0;
+		}
 	}
 }
 

@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <ucontext.h>
 
 #if !defined(__x86_64__) && !defined(__aarch64__)
 #error "weft supports x86-64 and aarch64 only"
@@ -82,6 +83,70 @@ weft__ctx_make(void *top, void (*entry)(void *, void *), void *arg)
 	sp[19] = (uint64_t)(uintptr_t)weft__ctx_start;	/* x30 */
 #endif
 	return sp;
+}
+
+/*
+ * The caller's stack pointer: one register move.  Identifies the task (by
+ * the stack it lies in) without a TLS lookup; the mutex stores it as its
+ * owner (runtime/sync.c).  Any thread.
+ */
+static inline __attribute__((always_inline)) void *
+weft__ctx_sp(void)
+{
+	void *sp;
+
+#if defined(__x86_64__)
+	__asm__("movq %%rsp, %0" : "=r"(sp));
+#elif defined(__aarch64__)
+	__asm__("mov %0, sp" : "=r"(sp));
+#endif
+	return sp;
+}
+
+/*
+ * Where a context saved by weft__ctx_switch() stopped, for a backtrace:
+ * the frame pointer it saved (x86-64 rbp, aarch64 x29) and its return
+ * address, read from `frame`, a copy of the saved frame (the words from the
+ * saved stack pointer up, WEFT_CTX_FRAME_WORDS of them).  The frame
+ * records above it are the ABI's: [fp] the caller's fp, [fp + 8] the
+ * return address, on both architectures.
+ */
+#if defined(__x86_64__)
+#define WEFT_CTX_FRAME_WORDS 8
+#define WEFT_CTX_FP_SLOT 6
+#define WEFT_CTX_PC_SLOT 7
+#elif defined(__aarch64__)
+#define WEFT_CTX_FRAME_WORDS 20
+#define WEFT_CTX_FP_SLOT 18
+#define WEFT_CTX_PC_SLOT 19
+#endif
+
+static inline void
+weft__ctx_saved_frame(const uint64_t *frame, uintptr_t *fp, uintptr_t *pc)
+{
+	*fp = (uintptr_t)frame[WEFT_CTX_FP_SLOT];
+	*pc = (uintptr_t)frame[WEFT_CTX_PC_SLOT];
+}
+
+/*
+ * Where a thread was when a signal interrupted it: pc, frame pointer and
+ * stack pointer from the handler's ucontext.  Any thread; async-signal-safe.
+ */
+static inline void
+weft__ctx_interrupted(const void *ucontext, uintptr_t *pc, uintptr_t *fp,
+		      uintptr_t *sp)
+{
+	const ucontext_t *uc = ucontext;
+
+#if defined(__x86_64__)
+	*pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+	*fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+	*sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+	*pc = (uintptr_t)uc->uc_mcontext.pc;
+	*fp = (uintptr_t)uc->uc_mcontext.regs[29];
+	*sp = (uintptr_t)uc->uc_mcontext.sp;
+#endif
 }
 
 #endif /* WEFT_RUNTIME_CTX_H */

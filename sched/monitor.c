@@ -27,6 +27,7 @@
  * Costs: one thread waking 50 times a second while busy.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -35,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sched/park.h"
@@ -48,7 +51,38 @@ struct mon_worker {
 	uint64_t tick;		/* st.tasks_run when last seen changing */
 	int64_t since;		/* when that was */
 	uint64_t checked;	/* tick already looked at for a slow task */
+	/* A task reported slow that has not given the worker back yet. */
+	bool slow_live;
+	uint64_t slow_tick;	/* the tick it was reported at */
+	uint64_t slow_id;
+	char slow_name[24];
 };
+
+/*
+ * Sampling a slow task where it runs: the monitor signals its worker
+ * (SAMPLE_SIG, the signal Go preempts with, ignored by default and rarely
+ * used by programs) and the handler, on the worker, walks the frame
+ * pointers from the interrupted registers.  Installed for a run only if the
+ * program left the signal at its default or ignored; a worker inside a
+ * system call is not signalled (its call could fail with EINTR): the
+ * kernel's /proc/self/task/TID/syscall says which call and from where.
+ *
+ * `armed` is set (full barrier) by the monitor after tid, lo and hi, and
+ * taken back by exactly one of the handler (CAS, then it writes `s` and
+ * sets `done`, release) and the monitor giving up on a late signal (CAS).
+ */
+#define SAMPLE_SIG SIGURG
+#define SAMPLE_WAIT_MS 50
+
+static struct {
+	pid_t tid;
+	uintptr_t lo, hi;		/* the task's stack */
+	uint32_t armed;
+	uint32_t done;
+	struct weft__sample s;
+	bool installed;			/* monitor only */
+	struct sigaction old;		/* monitor only */
+} smp;
 
 static struct {
 	/*
@@ -195,6 +229,141 @@ weft__sched_print_workers(FILE *out)
 }
 
 /*
+ * Any thread; async-signal-safe.  Not instrumented by ASan: a frame chain
+ * is read word by word, and a corrupt one may point into a redzone (the
+ * walk stays inside the stack, which is mapped).
+ */
+__attribute__((no_sanitize_address)) static void
+sample_handler(int sig, siginfo_t *si, void *uc)
+{
+	int saved = errno;
+	uintptr_t pc, fp, sp;
+	struct weft__sample *s = &smp.s;
+
+	(void)sig;
+	(void)si;
+	if (gettid() != ck_pr_load_int(&smp.tid) ||
+	    !ck_pr_cas_32(&smp.armed, 1, 0)) {
+		errno = saved;
+		return;
+	}
+	weft__ctx_interrupted(uc, &pc, &fp, &sp);
+	s->syscall = -1;
+	s->n = 0;
+	s->pc[s->n++] = pc;
+	/* Our own stack, read only between sp and its top: mapped. */
+	if (sp >= smp.lo && sp < smp.hi)
+		while (s->n < WEFT_SAMPLE_MAX && fp >= sp && !(fp & 7) &&
+		       fp + 16 <= smp.hi) {
+			const uintptr_t *rec = (const uintptr_t *)fp;
+
+			if (!rec[1])
+				break;
+			s->pc[s->n++] = rec[1];
+			if (rec[0] <= fp)
+				break;
+			fp = rec[0];
+		}
+	/* Release: the sample before `done`; pairs with sample_task(). */
+	ck_pr_fence_store();
+	ck_pr_store_32(&smp.done, 1);
+	errno = saved;
+}
+
+/* Install the sampler for a run.  Monitor start only. */
+static void
+sample_install(void)
+{
+	struct sigaction sa = { .sa_sigaction = sample_handler,
+				.sa_flags = SA_SIGINFO | SA_RESTART |
+					    SA_ONSTACK };
+
+	smp.installed = false;
+	if (sigaction(SAMPLE_SIG, NULL, &smp.old) < 0 ||
+	    (smp.old.sa_flags & SA_SIGINFO) ||
+	    (smp.old.sa_handler != SIG_DFL && smp.old.sa_handler != SIG_IGN))
+		return;
+	sigemptyset(&sa.sa_mask);
+	smp.installed = sigaction(SAMPLE_SIG, &sa, NULL) == 0;
+}
+
+static void
+sample_remove(void)
+{
+	if (smp.installed)
+		sigaction(SAMPLE_SIG, &smp.old, NULL);
+	smp.installed = false;
+}
+
+/*
+ * Where worker w's thread is: in a system call (read from /proc, no
+ * signal), else sampled by the handler.  `st` is the running task's stack.
+ * Fills *out (n 0: unknown).  Monitor thread only.
+ */
+static void
+sample_task(const struct weft__worker *w, const struct weft__stack *st,
+	    struct weft__sample *out)
+{
+	char path[64], buf[256];
+	unsigned long long v[9];
+	ssize_t n;
+	int fd;
+
+	out->n = 0;
+	out->syscall = -1;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", w->tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	/* "NR a1 .. a6 sp pc" inside a call, "running" or "-1 sp pc" not. */
+	if (strncmp(buf, "running", 7) != 0 && buf[0] != '-') {
+		if (sscanf(buf, "%llu %llx %llx %llx %llx %llx %llx %llx %llx",
+			   &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+			   &v[7], &v[8]) == 9) {
+			out->syscall = (long)v[0];
+			out->pc[0] = (uintptr_t)v[8];
+			out->n = 1;
+		}
+		return;
+	}
+	if (!smp.installed || !st)
+		return;
+	ck_pr_store_int(&smp.tid, w->tid);
+	smp.lo = (uintptr_t)st->lo;
+	smp.hi = (uintptr_t)st->lo + st->size;
+	ck_pr_store_32(&smp.done, 0);
+	/* Full barrier: the fields above before the handler's CAS. */
+	ck_pr_fas_32(&smp.armed, 1);
+	if (syscall(SYS_tgkill, getpid(), w->tid, SAMPLE_SIG) < 0) {
+		ck_pr_store_32(&smp.armed, 0);
+		return;
+	}
+	for (int i = 0; i < SAMPLE_WAIT_MS; i++) {
+		struct timespec ms = { 0, WEFT_MSEC };
+
+		if (ck_pr_load_32(&smp.done)) {
+			/* Acquire: pairs with the handler's release. */
+			ck_pr_fence_load();
+			*out = smp.s;
+			return;
+		}
+		nanosleep(&ms, NULL);
+	}
+	/* Too late: whichever CAS wins, a late handler writes nothing. */
+	if (!ck_pr_cas_32(&smp.armed, 1, 0)) {
+		while (!ck_pr_load_32(&smp.done))
+			ck_pr_stall();
+		ck_pr_fence_load();
+		*out = smp.s;
+	}
+}
+
+/*
  * Returns true if any worker switched tasks since the last tick or is
  * inside a task.  Rescues a stuck run-next and marks slow tasks (see the
  * top of the file).  Monitor thread only.
@@ -212,19 +381,31 @@ workers_check(int64_t now)
 		struct mon_worker *m = &mon.mw[i];
 		uint64_t tick = ck_pr_load_64(&w->st.tasks_run);
 		struct weft_task *cur = ck_pr_load_ptr(&w->cur);
+		struct weft__sample where;
 		uint32_t flags;
 		uint64_t id;
 		char name[24];
 		bool first = false;
 
 		busy |= tick != m->tick || cur;
+		if (m->slow_live && tick != m->slow_tick) {
+			/* The slow task gave the worker back (to a tick). */
+			m->slow_live = false;
+			if (mon.cfg.slow_end)
+				mon.cfg.slow_end(m->slow_id, m->slow_name, i,
+						 now - m->since);
+		}
 		if (tick != m->tick || !cur) {
 			m->tick = tick;
 			m->since = now;
 			continue;
 		}
-		/* In one task for a whole tick. */
-		if (!weft__runq_empty(w))
+		/*
+		 * In one task for a whole tick.  A lone worker has nobody to
+		 * be rescued by, and writes its run-next with plain stores
+		 * (see weft__sched_quiescent): leave its queues alone.
+		 */
+		if (!w->solo && !weft__runq_empty(w))
 			rescue = true;
 		if (!slow_ns || now - m->since < slow_ns ||
 		    m->checked == tick)
@@ -249,9 +430,21 @@ workers_check(int64_t now)
 				first = true;
 				break;
 			}
+		if (first) {
+			sample_task(w, ck_pr_load_ptr(&cur->stack), &where);
+			/* Still the same run of the same task? */
+			if (ck_pr_load_64(&w->st.tasks_run) != tick)
+				where.n = 0;
+		}
 		weft__task_unref(NULL, cur);
-		if (first && mon.cfg.slow)
-			mon.cfg.slow(id, name, i, now - m->since);
+		if (!first)
+			continue;
+		m->slow_live = true;
+		m->slow_tick = tick;
+		m->slow_id = id;
+		memcpy(m->slow_name, name, sizeof(name));
+		if (mon.cfg.slow)
+			mon.cfg.slow(id, name, i, now - m->since, &where);
 	}
 	if (rescue)
 		weft__wakep_slow(NULL);
@@ -274,8 +467,17 @@ mon_main(void *unused)
 
 		if (poll(&pfd, 1, tick_ms) > 0)
 			(void)!read(mon.efd, &v, sizeof(v));
-		if (ck_pr_load_32(&mon.stop))
+		if (ck_pr_load_32(&mon.stop)) {
+			/* The run is over: every slow task has ended too. */
+			now = weft_now();
+			for (int i = 0; i < weft__sched.nworkers; i++)
+				if (mon.mw[i].slow_live && mon.cfg.slow_end)
+					mon.cfg.slow_end(mon.mw[i].slow_id,
+							 mon.mw[i].slow_name,
+							 i, now -
+							 mon.mw[i].since);
 			break;
+		}
 		if (mon.cfg.dump)
 			mon.cfg.dump();
 		now = weft_now();
@@ -334,6 +536,8 @@ weft__monitor_start(const struct weft__monitor_cfg *cfg)
 		goto out_free;
 	pthread_setname_np(mon.thread, "weft-mon");
 	mon.started = true;
+	if (cfg->slow_ns)
+		sample_install();
 	return;
 
 out_free:
@@ -359,6 +563,7 @@ weft__monitor_stop(void)
 	ck_pr_store_32(&mon.stop, 1);
 	(void)!write(efd, &one, sizeof(one));
 	pthread_join(mon.thread, NULL);
+	sample_remove();
 	mon.started = false;
 	ck_pr_store_64((uint64_t *)&weft__wait_clock, 0);
 	ck_pr_store_int(&mon.efd, -1);

@@ -240,6 +240,7 @@ weft__park(void (*unlock)(void *), void *arg, int64_t deadline)
 	 */
 	ck_pr_store_64((uint64_t *)&t->wait_since,
 		       (uint64_t)weft__wait_clock_now());
+	weft__wait_deadline(t, deadline);
 	ck_pr_store_32(&t->state, WEFT_SUSPENDED);
 	if (unlock)
 		unlock(arg);

@@ -269,6 +269,13 @@ struct weft_task {
 	/* Immutable after spawn. */
 	uint64_t id;
 	char name[24];
+	/*
+	 * Where the task was made, for the diagnostics' "created by": the
+	 * spawning task's id (0: a plain thread, or weft_run for the main
+	 * task) and the return address of the weft_spawn() call.
+	 */
+	uint64_t parent_id;
+	void *spawn_pc;
 
 	/* Atomics (ck_pr): any thread. */
 	uint32_t refs;		/* 1 for the runtime until exit, 1 per handle */
@@ -317,6 +324,13 @@ struct weft_task {
 	uint8_t wait_kind;		/* enum weft__wait_kind */
 	const void *wait_obj;		/* the object; for WAIT_JOIN a task */
 	int64_t wait_since;		/* weft_now()-scale time of the park */
+	/*
+	 * The park's deadline (WEFT_DEADLINE_NONE: none), stored by
+	 * weft__park() and by an I/O wait (weft__wait_deadline()); a
+	 * lock-guarded park has none whatever this says (PARK_LOCKED in the
+	 * park word).  Same protocol as wait_since.
+	 */
+	int64_t wait_deadline;
 
 	/*
 	 * A lock-guarded park (weft__lpark_arm()).  lpark_obj and
@@ -405,7 +419,7 @@ enum weft__wait_kind {
 	WAIT_SEM,
 	WAIT_ONCE,
 	WAIT_GROUP,		/* weft_group_wait/free */
-	WAIT_IO,		/* an I/O operation (wait_obj NULL) */
+	WAIT_IO,		/* an I/O operation: wait_obj its weft__ioop */
 	WAIT_POOL,		/* a blocking-pool job */
 	WAIT_OTHER,		/* anything else */
 };
@@ -422,6 +436,13 @@ weft__wait_note(struct weft_task *t, enum weft__wait_kind kind,
 	/* Relaxed atomic stores (plain movs): the monitor reads racily. */
 	ck_pr_store_8(&t->wait_kind, (uint8_t)kind);
 	ck_pr_store_ptr(&t->wait_obj, (void *)obj);
+}
+
+/* Record the deadline of a wait that weft__park() does not time. */
+static inline void
+weft__wait_deadline(struct weft_task *t, int64_t deadline)
+{
+	ck_pr_store_64((uint64_t *)&t->wait_deadline, (uint64_t)deadline);
 }
 
 /*
@@ -757,10 +778,28 @@ int weft__spawn_system(weft_fn fn, void *arg, const char *name);
  * `wanted`: run the monitor even with one worker (it always runs with two
  * or more: it rescues a stuck run-next).
  */
+/*
+ * Where a slow task was when it was reported (the monitor samples it):
+ * n frames of return addresses, pc[0] the interrupted instruction itself;
+ * or, if the thread was inside a system call (not interrupted then, so as
+ * not to make the call fail with EINTR), its number in `syscall` (else -1)
+ * and pc[0] the user address it entered the kernel from.  n 0: unknown.
+ */
+#define WEFT_SAMPLE_MAX 32
+struct weft__sample {
+	int n;
+	long syscall;
+	uintptr_t pc[WEFT_SAMPLE_MAX];
+};
+
 struct weft__monitor_cfg {
 	bool wanted;
 	int64_t slow_ns;		/* 0: no slow-task watch */
-	void (*slow)(uint64_t id, const char *name, int worker, int64_t ns);
+	void (*slow)(uint64_t id, const char *name, int worker, int64_t ns,
+		     const struct weft__sample *where);
+	/* A reported task gave its worker back after running `ns` in all. */
+	void (*slow_end)(uint64_t id, const char *name, int worker,
+			 int64_t ns);
 	void (*tick)(void);
 	void (*dump)(void);
 };

@@ -339,6 +339,7 @@ task_init(struct weft_task *t, weft_fn fn, void *arg, size_t stack_size,
 	t->fut = NULL;
 	t->wait_kind = WAIT_NONE;
 	t->wait_obj = NULL;
+	t->wait_deadline = WEFT_DEADLINE_NONE;
 	/* NULL outside a lock-guarded park's queued record (sched/park.h). */
 	ck_pr_store_ptr(&t->lpark_rec, NULL);
 	ck_pr_store_ptr(&t->lpark_obj, NULL);
@@ -385,6 +386,8 @@ weft__task_make_main(weft_fn fn, void *arg)
 	}
 	task_init(t, fn, arg, 0, "main", true, task_id(NULL));
 	t->stack = st;
+	t->parent_id = 0;
+	t->spawn_pc = NULL;
 	t->flags |= TASK_MAIN;
 	ck_pr_store_32(&main_returned, 0);
 	ck_pr_store_64(&spawns_refused, 0);
@@ -404,6 +407,26 @@ weft__task_forget_main(void)
 	main_task = NULL;
 	weft__mutex_unlock(&tpool.lock);
 }
+
+/*
+ * Where a debugger finds every descriptor (gdb/weft.py): the chunk list
+ * (each chunk holds `chunk_tasks` descriptors; those with refs != 0 are
+ * live) and the main task, which lives outside the chunks.  Read only by a
+ * debugger, with the process stopped; `version` changes with this layout.
+ */
+struct weft__debug_info {
+	uint32_t version;
+	uint32_t chunk_tasks;
+	struct task_chunk **chunks;
+	struct weft_task **main_task;
+};
+
+__attribute__((used)) const struct weft__debug_info weft__debug_info = {
+	.version = 1,
+	.chunk_tasks = TASK_CHUNK,
+	.chunks = &tpool.chunks,
+	.main_task = &main_task,
+};
 
 /*
  * Take a reference on t unless it has none left (a free descriptor).
@@ -522,9 +545,14 @@ spawn_stack_undo(struct weft__worker *w, struct weft__stack *st)
 		weft__stack_unclaim(w);
 }
 
-static int
+/*
+ * `pc`: the return address of the public call, for "created by".  Inlined
+ * into each caller so that its __builtin_return_address(0) is the user's
+ * call site.
+ */
+static inline __attribute__((always_inline)) int
 spawn(struct weft_task **out, weft_fn fn, void *arg,
-      const struct weft_spawn_opts *opts, uint32_t extra_flags)
+      const struct weft_spawn_opts *opts, uint32_t extra_flags, void *pc)
 {
 	struct weft__worker *w = weft__worker_self();
 	size_t size = opts ? opts->stack_size : 0;
@@ -566,6 +594,8 @@ spawn(struct weft_task **out, weft_fn fn, void *arg,
 		}
 		task_init(t, fn, arg, size, name, out != NULL, task_id(NULL));
 		t->stack = st;
+		t->parent_id = 0;
+		t->spawn_pc = pc;
 		if (extra_flags)
 			ck_pr_or_32(&t->flags, extra_flags);
 		spawn_check_main(t);
@@ -591,6 +621,8 @@ spawn(struct weft_task **out, weft_fn fn, void *arg,
 	if (w->cur)
 		t->scope_deadline = w->cur->scope_deadline;
 	t->stack = st;
+	t->parent_id = w->cur ? w->cur->id : 0;
+	t->spawn_pc = pc;
 	if (extra_flags)
 		ck_pr_or_32(&t->flags, extra_flags);
 	spawn_check_main(t);
@@ -608,19 +640,21 @@ refused:
 	return err;
 }
 
-int
+/* Never inlined: its return address is the spawn's call site. */
+__attribute__((noinline)) int
 weft_spawn(struct weft_task **out, weft_fn fn, void *arg,
 	   const struct weft_spawn_opts *opts)
 {
-	return spawn(out, fn, arg, opts, 0);
+	return spawn(out, fn, arg, opts, 0, __builtin_return_address(0));
 }
 
-int
+__attribute__((noinline)) int
 weft__spawn_system(weft_fn fn, void *arg, const char *name)
 {
 	struct weft_spawn_opts opts = { .name = name };
 
-	return spawn(NULL, fn, arg, &opts, TASK_SYSTEM);
+	return spawn(NULL, fn, arg, &opts, TASK_SYSTEM,
+		     __builtin_return_address(0));
 }
 
 /*
@@ -646,14 +680,8 @@ weft__task_start(struct weft__worker *w, struct weft_task *t)
 	if (WEFT_LIKELY(!st)) {
 		st = weft__stack_get(w, 0, &err);
 		if (WEFT_UNLIKELY(!st)) {
-			char msg[96];
-			int n = snprintf(msg, sizeof(msg),
-					 "weft: no stack for task %llu: %s\n",
-					 (unsigned long long)t->id,
-					 strerror(-err));
-
-			if (n > 0 && write(STDERR_FILENO, msg, (size_t)n) < 0)
-				return err;
+			weft__log("weft: no stack for task %llu: %s\n",
+				  (unsigned long long)t->id, strerror(-err));
 			return err;
 		}
 		t->stack = st;

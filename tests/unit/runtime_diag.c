@@ -644,6 +644,116 @@ START_TEST(no_deadlock_while_a_foreign_thread_holds_a_channel)
 END_TEST
 
 /*
+ * A lock-order inversion: "ab" holds m1 and wants m2, "ba" holds m2 and
+ * wants m1 (both hold their first before either asks for its second);
+ * main joins ab.
+ */
+static struct weft_mutex inv_m[2] = { WEFT_MUTEX_INIT, WEFT_MUTEX_INIT };
+static struct weft_waitgroup inv_wg = WEFT_WAITGROUP_INIT;
+
+static void *
+inv_locker(void *arg)
+{
+	int first = (int)(intptr_t)arg;
+
+	weft_mutex_lock(&inv_m[first], WEFT_DEADLINE_NONE);
+	weft_waitgroup_done(&inv_wg);
+	weft_waitgroup_wait(&inv_wg, WEFT_DEADLINE_NONE);
+	weft_mutex_lock(&inv_m[1 - first], WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+static void *
+inversion_main(void *unused)
+{
+	struct weft_task *ab, *ba;
+
+	(void)unused;
+	weft_waitgroup_add(&inv_wg, 2);
+	ab = spawn_named(inv_locker, (void *)(intptr_t)0, "ab");
+	ba = spawn_named(inv_locker, (void *)(intptr_t)1, "ba");
+	weft_join(ab, NULL, WEFT_DEADLINE_NONE);
+	weft_join(ba, NULL, WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+static int
+inversion_child(void)
+{
+	return weft_run(inversion_main, NULL, &child_cfg, NULL) == 0 ? 3 : 4;
+}
+
+START_TEST(mutex_inversion_is_reported_with_its_cycle)
+{
+	static struct child c;
+
+	child_start(&c, inversion_child, NULL);
+	child_read(&c, NULL, 0, child_ms());
+	child_wait(&c, child_ms());
+	ck_assert_msg(strstr(c.out, DEADLOCK_MSG), "no report: %.2000s",
+		      c.out);
+	ck_assert_msg(strstr(c.out, "\"ab\" suspended: waiting on mutex") &&
+		      strstr(c.out, "(held by ba (#") &&
+		      strstr(c.out, "\"ba\" suspended: waiting on mutex") &&
+		      strstr(c.out, "(held by ab (#"),
+		      "owners not named: %.2000s", c.out);
+	ck_assert_msg(has_cycle_line(c.out, "ab", "ba"),
+		      "no cycle line: %.2000s", c.out);
+	ck_assert_int_eq(count_of(c.out, "cycle: "), 1);
+	ck_assert_msg(strstr(c.out, "inv_locker+"), "no frames: %.2000s",
+		      c.out);
+	assert_aborted(&c);
+}
+END_TEST
+
+/* Go's select {}: the only task sleeps without end. */
+static void *
+sleep_forever_main(void *arg)
+{
+	if (arg)
+		weft_sleep(INT64_MAX);
+	else
+		weft_sleep_until(WEFT_DEADLINE_NONE);
+	return NULL;
+}
+
+static int
+sleep_forever_child(void)
+{
+	return weft_run(sleep_forever_main, NULL, &child_cfg, NULL) == 0 ? 3 :
+	       4;
+}
+
+static int
+sleep_max_child(void)
+{
+	return weft_run(sleep_forever_main, (void *)1, &child_cfg, NULL) == 0 ?
+	       3 : 4;
+}
+
+START_TEST(a_lone_task_sleeping_forever_is_a_deadlock)
+{
+	static struct child c;
+	int (*const body[2])(void) = { sleep_forever_child, sleep_max_child };
+
+	for (int i = 0; i < 2; i++) {
+		memset(&c, 0, sizeof(c));
+		child_start(&c, body[i], NULL);
+		child_read(&c, NULL, 0, child_ms());
+		child_wait(&c, child_ms());
+		ck_assert_msg(strstr(c.out, DEADLOCK_MSG), "no report: %.2000s",
+			      c.out);
+		ck_assert_msg(strstr(c.out, "\"main\" suspended: waiting on "
+				     "sleep") && strstr(c.out, ", forever"),
+			      "sleep not listed: %.2000s", c.out);
+		ck_assert_msg(strstr(c.out, "sleep_forever_main+"),
+			      "no frames: %.2000s", c.out);
+		assert_aborted(&c);
+	}
+}
+END_TEST
+
+/*
  * weft_dump()
  */
 
@@ -696,6 +806,196 @@ dump_main(void *unused)
 START_TEST(dump_lists_a_parked_task_and_what_it_waits_on)
 {
 	T_RUN(dump_main, NULL, NULL, NULL);
+}
+END_TEST
+
+/*
+ * Backtraces: CROWD tasks parked at one call site share one stack (or the
+ * two or three a channel's wait paths give), named down to their body and
+ * to the function that spawned them.
+ */
+#define CROWD 64
+
+static __attribute__((noinline)) void *
+crowd_body(void *arg)
+{
+	int v;
+
+	T_EXPECT_INT(weft_chan_recv(arg, &v, WEFT_DEADLINE_NONE), ==, -EPIPE);
+	/* Not a tail call: crowd_body keeps its frame while parked. */
+	__asm__ volatile("" ::: "memory");
+	return NULL;
+}
+
+/*
+ * Sum the task counts of the "stack K: M tasks" groups whose frames name
+ * `fn`; *groups receives how many groups did.
+ */
+static long
+stack_tasks_naming(const char *out, const char *fn, int *groups)
+{
+	const char *s = strstr(out, "\nstacks (");
+	long sum = 0;
+
+	*groups = 0;
+	while (s && (s = strstr(s, "\n  stack "))) {
+		const char *end = strstr(s + 1, "\n  stack ");
+		const char *cyc = strstr(s + 1, "\ncycle: ");
+		const char *hit = strstr(s, fn);
+		long m = 0;
+
+		if (cyc && (!end || cyc < end))
+			end = cyc;
+		sscanf(strchr(s, ':') + 1, " %ld", &m);
+		if (hit && (!end || hit < end)) {
+			sum += m;
+			(*groups)++;
+		}
+		s = end;
+	}
+	return sum;
+}
+
+static void *
+crowd_main(void *unused)
+{
+	struct weft_task *t[CROWD];
+	struct weft_chan *ch;
+	char *buf = NULL, want[64];
+	size_t len = 0;
+	int groups = 0;
+	long n;
+	FILE *f;
+
+	(void)unused;
+	weft_chan_make(&ch, sizeof(int), 0);
+	for (int i = 0; i < CROWD; i++)
+		t[i] = spawn_named(crowd_body, ch, "crowd");
+	for (int i = 0; i < CROWD; i++)
+		T_WAIT(weft_task_state(t[i]) == WEFT_SUSPENDED, "crowd to park");
+	f = open_memstream(&buf, &len);
+	T_EXPECT(f != NULL, "open_memstream");
+	if (f) {
+		T_EXPECT_INT(weft_dump(f), ==, 0);
+		fclose(f);
+		n = stack_tasks_naming(buf, "crowd_body+", &groups);
+		T_EXPECT(n == CROWD, "%ld of %d tasks on crowd_body stacks: %s",
+			 n, CROWD, buf);
+		T_EXPECT(groups >= 1 && groups <= 3,
+			 "%d groups for one call site: %s", groups, buf);
+		snprintf(want, sizeof(want), "created by #%" PRIu64
+			 " at spawn_named+", weft_task_id(weft_self()));
+		T_EXPECT(count_of(buf, want) == CROWD, "created by: %s", buf);
+		T_EXPECT(strstr(buf, "(cap 0, 0 queued)") != NULL,
+			 "channel detail: %s", buf);
+		free(buf);
+	}
+	weft_chan_close(ch);
+	for (int i = 0; i < CROWD; i++)
+		T_EXPECT_INT(weft_join(t[i], NULL, WEFT_DEADLINE_NONE), ==, 0);
+	weft_chan_release(ch);
+	return NULL;
+}
+
+START_TEST(dump_groups_identical_stacks_and_names_their_frames)
+{
+	T_RUN(crowd_main, NULL, NULL, NULL);
+}
+END_TEST
+
+/* An I/O wait shows its fd, its operation and the time left. */
+static void *
+read_pipe(void *arg)
+{
+	int *fds = arg;
+	char b;
+
+	T_EXPECT_INT(weft_read(fds[0], &b, 1, weft_now() + 60 * WEFT_SEC),
+		     ==, 1);
+	return NULL;
+}
+
+static void *
+io_dump_main(void *unused)
+{
+	struct weft_task *t;
+	char *buf = NULL, want[64];
+	size_t len = 0;
+	int fds[2];
+	FILE *f;
+
+	(void)unused;
+	T_EXPECT_INT(pipe(fds), ==, 0);
+	t = spawn_named(read_pipe, fds, "reader");
+	T_WAIT(weft_task_state(t) == WEFT_SUSPENDED, "reader to park");
+	f = open_memstream(&buf, &len);
+	if (f) {
+		T_EXPECT_INT(weft_dump(f), ==, 0);
+		fclose(f);
+		snprintf(want, sizeof(want),
+			 "\"reader\" suspended: waiting on I/O read fd %d",
+			 fds[0]);
+		T_EXPECT(strstr(buf, want) != NULL, "want %s: %s", want, buf);
+		T_EXPECT(strstr(buf, ", deadline in ") != NULL,
+			 "deadline: %s", buf);
+		T_EXPECT(strstr(buf, "read_pipe+") != NULL, "frames: %s", buf);
+		free(buf);
+	}
+	T_EXPECT_INT(write(fds[1], "x", 1), ==, 1);
+	T_EXPECT_INT(weft_join(t, NULL, WEFT_DEADLINE_NONE), ==, 0);
+	close(fds[0]);
+	close(fds[1]);
+	return NULL;
+}
+
+START_TEST(dump_shows_an_io_wait_with_fd_and_deadline)
+{
+	T_RUN(io_dump_main, NULL, NULL, NULL);
+}
+END_TEST
+
+/* A mutex wait names the owner, here the running task that dumps. */
+static struct weft_mutex held_m = WEFT_MUTEX_INIT;
+
+static void *
+lock_held(void *unused)
+{
+	(void)unused;
+	T_EXPECT_INT(weft_mutex_lock(&held_m, WEFT_DEADLINE_NONE), ==, 0);
+	weft_mutex_unlock(&held_m);
+	return NULL;
+}
+
+static void *
+owner_dump_main(void *unused)
+{
+	struct weft_task *t;
+	char *buf = NULL, want[64];
+	size_t len = 0;
+	FILE *f;
+
+	(void)unused;
+	T_EXPECT_INT(weft_mutex_lock(&held_m, WEFT_DEADLINE_NONE), ==, 0);
+	t = spawn_named(lock_held, NULL, "locker");
+	T_WAIT(weft_task_state(t) == WEFT_SUSPENDED, "locker to park");
+	f = open_memstream(&buf, &len);
+	if (f) {
+		T_EXPECT_INT(weft_dump(f), ==, 0);
+		fclose(f);
+		snprintf(want, sizeof(want), "(held by main (#%" PRIu64 "))",
+			 weft_task_id(weft_self()));
+		T_EXPECT(strstr(buf, "\"locker\" suspended: waiting on mutex") &&
+			 strstr(buf, want), "want %s: %s", want, buf);
+		free(buf);
+	}
+	weft_mutex_unlock(&held_m);
+	T_EXPECT_INT(weft_join(t, NULL, WEFT_DEADLINE_NONE), ==, 0);
+	return NULL;
+}
+
+START_TEST(dump_names_a_mutex_owner_that_runs)
+{
+	T_RUN(owner_dump_main, NULL, NULL, NULL);
 }
 END_TEST
 
@@ -781,6 +1081,40 @@ hog(void *unused)
 	return NULL;
 }
 
+/*
+ * A hog that spends nearly all of its time in its own loop (t_burn spends
+ * much of it in clock_gettime, whose libc frame has no frame pointer).
+ */
+static volatile unsigned long spin_sink;
+
+static __attribute__((noinline)) void *
+spin_hog(void *unused)
+{
+	int64_t end = weft_now() + 300 * WEFT_MSEC;
+
+	(void)unused;
+	while (weft_now() < end)
+		for (int i = 0; i < 1000000; i++)
+			spin_sink++;
+	__asm__ volatile("" ::: "memory");
+	return NULL;
+}
+
+static void *
+spin_main(void *unused)
+{
+	(void)unused;
+	T_EXPECT_INT(weft_join(spawn_named(spin_hog, NULL, "hog"), NULL,
+			       WEFT_DEADLINE_NONE), ==, 0);
+	return NULL;
+}
+
+static int
+spin_child(void)
+{
+	return weft_run(spin_main, NULL, &child_cfg, NULL) || t_failed();
+}
+
 static void *
 slow_main(void *unused)
 {
@@ -816,8 +1150,40 @@ START_TEST(slow_task_is_reported_once)
 	ck_assert_msg(strstr(c.out, "weft: slow task #"), "%.2000s", c.out);
 	/* Counted: as many as were reported (main, on a slow machine). */
 	snprintf(want, sizeof(want), "slow_tasks=%d\n",
-		 count_of(c.out, "weft: slow task #"));
+		 count_of(c.out, "weft: slow task #") -
+		 count_of(c.out, " gave worker "));
 	ck_assert_msg(strstr(c.out, want), "%.2000s", c.out);
+}
+END_TEST
+
+/*
+ * The report says where the task was (sampled on its worker: the hog's
+ * own frame), and once it gives the worker back, how long it ran in all
+ * (300 ms of burn, to a monitor tick).
+ */
+START_TEST(slow_task_report_says_where_and_for_how_long)
+{
+	static const char *const env[] = { "WEFT_SLOW_MS=50", NULL };
+	static struct child c;
+	const char *s;
+	long ms = -1;
+
+	child_run_to_exit(&c, spin_child, env);
+	s = strstr(c.out, "\"hog\" has kept worker ");
+	ck_assert_msg(s && strstr(s, ", now at:\n    "), "%.2000s", c.out);
+#if !defined(WEFT_TSAN)
+	/*
+	 * Under TSan the sample lands in its instrumentation (spin_sink++),
+	 * which keeps no frame pointer, so the hog's own frame is skipped.
+	 */
+	ck_assert_msg(strstr(s, "\n    spin_hog+"), "%.2000s", c.out);
+#endif
+	ck_assert_int_eq(count_of(c.out, "\"hog\" gave worker "), 1);
+	s = strstr(c.out, "\"hog\" gave worker ");
+	ck_assert(sscanf(s, "\"hog\" gave worker %*d back after running %ld",
+			 &ms) == 1);
+	ck_assert_msg(ms >= 250 && ms < 5000, "ran %ld ms: %.2000s", ms,
+		      c.out);
 }
 END_TEST
 
@@ -861,19 +1227,115 @@ START_TEST(slow_ms_minus_one_turns_the_report_off)
 }
 END_TEST
 
-START_TEST(malformed_slow_ms_env_is_named_and_the_default_used)
+/*
+ * The log hook: a message arrives whole, once, through the hook and not on
+ * stderr.  The child's hook marks what it passes on.
+ */
+static void
+mark_log(void *arg, const char *msg)
 {
-	static const char *const env[] = { "WEFT_SLOW_MS=fast", NULL };
+	char buf[8192];
+	int n = snprintf(buf, sizeof(buf), "%s%s", (const char *)arg, msg);
+
+	if (n > 0)
+		(void)!write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n :
+			     sizeof(buf) - 1);
+}
+
+START_TEST(log_hook_receives_the_slow_and_deadlock_reports)
+{
 	static struct child c;
 
-	child_run_to_exit(&c, slow_child, env);
-	ck_assert_msg(strstr(c.out, "weft: WEFT_SLOW_MS=fast: not a number of "
-				    "milliseconds; using the default"),
+	child_cfg.slow_ms = 50;
+	child_cfg.log = mark_log;
+	child_cfg.log_arg = "HOOK:";
+	child_run_to_exit(&c, slow_child, NULL);
+	/* The hog's report and its end (main's too, on a slow machine). */
+	ck_assert_msg(count_of(c.out, "HOOK:weft: slow task #") >= 2 &&
+		      count_of(c.out, "HOOK:weft: slow task #") ==
+		      count_of(c.out, "weft: slow task #"),
 		      "%.2000s", c.out);
-	/* The default, 100 ms, still catches a 300 ms hog. */
-	ck_assert_msg(count_of(c.out, "\"hog\" has kept worker ") == 1,
-		      "%.2000s", c.out);
-	ck_assert_msg(strstr(c.out, "(threshold 100 ms)"), "%.2000s", c.out);
+
+	memset(&c, 0, sizeof(c));
+	child_cfg.log = mark_log;
+	child_cfg.log_arg = "HOOK:";
+	child_start(&c, sleep_forever_child, NULL);
+	child_read(&c, NULL, 0, child_ms());
+	child_wait(&c, child_ms());
+	/* One message: the header and the task lines under one mark. */
+	ck_assert_msg(count_of(c.out, "HOOK:" DEADLOCK_MSG "\n  task #1 "
+			       "\"main\" suspended") == 1 &&
+		      count_of(c.out, "HOOK:") == 1, "%.2000s", c.out);
+	assert_aborted(&c);
+}
+END_TEST
+
+/* Collects what a run refused said. */
+static char refused_log[4096];
+
+static void
+collect_log(void *arg, const char *msg)
+{
+	(void)arg;
+	strncat(refused_log, msg, sizeof(refused_log) -
+		strlen(refused_log) - 1);
+}
+
+static void *
+must_not_run(void *unused)
+{
+	(void)unused;
+	abort();
+}
+
+/* weft_run(cfg) with `var` set (if non-NULL): -EINVAL, and `said` logged. */
+static void
+assert_refused(struct weft_config *cfg, const char *var, const char *said)
+{
+	refused_log[0] = '\0';
+	cfg->log = collect_log;
+	if (var)
+		ck_assert_int_eq(putenv((char *)var), 0);
+	ck_assert_int_eq(weft_run(must_not_run, NULL, cfg, NULL), -EINVAL);
+	if (var) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%.*s",
+			 (int)(strchr(var, '=') - var), var);
+		unsetenv(name);
+	}
+	ck_assert_msg(strstr(refused_log, said) &&
+		      strstr(refused_log, "refused (-EINVAL)"),
+		      "want \"%s\", logged: %s", said, refused_log);
+}
+
+START_TEST(invalid_diagnostics_settings_are_refused_with_a_message)
+{
+	struct weft_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	assert_refused(&cfg, "WEFT_SLOW_MS=fast",
+		       "weft: WEFT_SLOW_MS=fast: not a number");
+	assert_refused(&cfg, "WEFT_DEADLOCK=sometimes",
+		       "weft: WEFT_DEADLOCK=sometimes: not abort, report or");
+	assert_refused(&cfg, "WEFT_DUMP_SIGNAL=SIGNOPE",
+		       "weft: WEFT_DUMP_SIGNAL=SIGNOPE: not a catchable");
+	cfg.slow_ms = -5;
+	assert_refused(&cfg, NULL, "weft_config.slow_ms=-5");
+	cfg.slow_ms = 0;
+	cfg.deadlock = 9;
+	assert_refused(&cfg, NULL, "weft_config.deadlock=9");
+	cfg.deadlock = 0;
+	cfg.dump_signal = SIGKILL;
+	assert_refused(&cfg, NULL, "weft_config.dump_signal=9");
+	cfg.dump_signal = 0;
+	cfg.reserved_[1] = 7;
+	assert_refused(&cfg, NULL, "weft_config.reserved_=7");
+	cfg.reserved_[1] = 0;
+	/* An argument for no hook is a mistake too (said on stderr). */
+	cfg.log = NULL;
+	cfg.log_arg = &cfg;
+	ck_assert_int_eq(weft_run(must_not_run, NULL, &cfg, NULL), -EINVAL);
 }
 END_TEST
 
@@ -937,6 +1399,8 @@ diag_suite(void)
 	tcase_add_test(tc, join_cycle_is_reported_and_aborts);
 	tcase_add_test(tc, chan_deadlock_without_cycle_is_reported);
 	tcase_add_test(tc, report_mode_reports_once_and_does_not_abort);
+	tcase_add_test(tc, mutex_inversion_is_reported_with_its_cycle);
+	tcase_add_test(tc, a_lone_task_sleeping_forever_is_a_deadlock);
 
 	tc = t_tcase(s, "no_false_deadlock", T_TIMEOUT);
 	tcase_add_test(tc, no_deadlock_while_a_timer_is_armed);
@@ -948,16 +1412,21 @@ diag_suite(void)
 	tc = t_tcase(s, "dump", T_TIMEOUT);
 	tcase_add_test(tc, dump_lists_a_parked_task_and_what_it_waits_on);
 	tcase_add_test(tc, dump_without_runtime_says_so);
+	tcase_add_test(tc, dump_groups_identical_stacks_and_names_their_frames);
+	tcase_add_test(tc, dump_shows_an_io_wait_with_fd_and_deadline);
+	tcase_add_test(tc, dump_names_a_mutex_owner_that_runs);
 	tcase_add_test(tc, dump_signal_prints_the_dump);
 
 	tc = t_tcase(s, "slow", T_TIMEOUT);
 	tcase_add_test(tc, slow_task_is_reported_once);
 	tcase_add_test(tc, slow_task_report_off_with_zero);
+	tcase_add_test(tc, slow_task_report_says_where_and_for_how_long);
 
 	tc = t_tcase(s, "config", T_TIMEOUT);
 	tcase_add_test(tc, slow_ms_field_wins_over_env);
 	tcase_add_test(tc, slow_ms_minus_one_turns_the_report_off);
-	tcase_add_test(tc, malformed_slow_ms_env_is_named_and_the_default_used);
+	tcase_add_test(tc, invalid_diagnostics_settings_are_refused_with_a_message);
+	tcase_add_test(tc, log_hook_receives_the_slow_and_deadlock_reports);
 	tcase_add_test(tc, deadlock_report_field_wins_over_env);
 	tcase_add_test(tc, deadlock_off_field_turns_the_detector_off);
 	tcase_add_test(tc, dump_signal_field_prints_the_dump);
