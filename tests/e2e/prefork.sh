@@ -315,6 +315,10 @@ def master_kill(host, port, master):
              "the workers to exit")
     ms = (time.monotonic() - t0) * 1000
     s.close()
+    # The killed master's own exit closes its fds one by one (under TSan,
+    # after tearing down its shadow memory): the workers can be gone
+    # before its listener is.  Nobody else keeps the port.
+    wait_for(lambda: not alive(master), 5, "the master to exit")
     # Nobody keeps the port: a new listener can have it.
     t = socket.socket()
     t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
