@@ -319,15 +319,30 @@ def master_kill(host, port, master):
     # after tearing down its shadow memory): the workers can be gone
     # before its listener is.  Nobody else keeps the port.
     wait_for(lambda: not alive(master), 5, "the master to exit")
-    # Nobody keeps the port: a new listener can have it.
-    t = socket.socket()
-    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        t.bind((host, port))
-        t.listen()
-    except OSError as e:
-        die("port %d still held: %s" % (port, e))
-    t.close()
+    # Nobody keeps the port: a new listener can have it.  Our own
+    # connection's server side may linger a moment in FIN_WAIT (the
+    # kernel finishes the close the dead process left); SO_REUSEADDR
+    # passes only TIME_WAIT, so retry, bounded.
+    def can_listen():
+        t = socket.socket()
+        t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            t.bind((host, port))
+            t.listen()
+            return True
+        except OSError:
+            return False
+        finally:
+            t.close()
+
+    if not can_listen():
+        try:
+            wait_for(can_listen, 5, "the port to be free")
+        except SystemExit:
+            who = subprocess.run(["ss", "-tanpH", "sport = :%d" % port],
+                                 capture_output=True, text=True,
+                                 timeout=5).stdout.strip()
+            die("port %d still held: %s" % (port, who))
     print("workers gone %.0f ms after the master's SIGKILL" % ms)
     # The sanitizers' exit paths are slower: 2 s there.
     if ms >= (2000 if os.environ.get("SAN") else 1000):
