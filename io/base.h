@@ -11,8 +11,45 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <ck_spinlock.h>
+
+/*
+ * ThreadSanitizer runs a signal's handler at once only when the thread is
+ * in a call it knows may block (epoll_wait, read, ...).  Otherwise it keeps
+ * the signal, in the state of the fiber that was running, until that fiber
+ * next makes an intercepted call.  So a signal that lands while a task
+ * runs would wait, handler unrun, until that task ran and called into libc
+ * again (never, if it exits or parks for good), and one that lands while
+ * the scheduler is about to sleep in io_uring_enter() or epoll_pwait2()
+ * (neither of which gcc 12's TSan knows blocks) until that worker next
+ * woke.  Under TSan, then: an intercepted call that changes nothing (a
+ * query of the signal mask) runs the kept handlers before each fiber
+ * switch (weft__switch) and after each backend sleep, and a backend sleep
+ * lasts at most WEFT_TSAN_NAP_NS.
+ * Other builds: the kernel runs the handler itself; all of this is empty.
+ */
+#if defined(WEFT_TSAN)
+#include <signal.h>
+
+#define WEFT_TSAN_NAP_NS (5 * 1000 * 1000)
+
+static inline void
+weft__tsan_take_signals(void)
+{
+	sigset_t cur;
+
+	pthread_sigmask(SIG_BLOCK, NULL, &cur);
+}
+#else
+#define WEFT_TSAN_NAP_NS INT64_MAX
+
+static inline void
+weft__tsan_take_signals(void)
+{
+}
+#endif
 
 #define WEFT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define WEFT_UNLIKELY(x) __builtin_expect(!!(x), 0)

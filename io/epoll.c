@@ -386,12 +386,17 @@ epoll_wait_io(struct weft__io *io, int64_t timeout_ns)
 	/* Pairs with the release exchange in epoll_wake_io(). */
 	if (ck_pr_fas_32(&io->wake_pending, 0) != 0)
 		timeout_ns = 0;
+	/* TSan: see weft__tsan_take_signals() (io/base.h). */
+	if (WEFT_TSAN_NAP_NS != INT64_MAX &&
+	    (timeout_ns < 0 || timeout_ns > WEFT_TSAN_NAP_NS))
+		timeout_ns = WEFT_TSAN_NAP_NS;
 	if (timeout_ns >= 0) {
 		ts.tv_sec = timeout_ns / 1000000000;
 		ts.tv_nsec = timeout_ns % 1000000000;
 		tsp = &ts;
 	}
 	n = epoll_pwait2(io->epoll.epfd, evs, 64, tsp, NULL);
+	weft__tsan_take_signals();
 	IO_STAT_INC(io, io_enters);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;

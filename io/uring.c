@@ -463,6 +463,10 @@ uring_wait(struct weft__io *io, int64_t timeout_ns)
 	 */
 	if (ck_pr_fas_32(&io->wake_pending, 0) != 0)
 		timeout_ns = 0;
+	/* TSan: see weft__tsan_take_signals() (io/base.h). */
+	if (WEFT_TSAN_NAP_NS != INT64_MAX &&
+	    (timeout_ns < 0 || timeout_ns > WEFT_TSAN_NAP_NS))
+		timeout_ns = WEFT_TSAN_NAP_NS;
 	if (timeout_ns >= 0) {
 		ts.tv_sec = timeout_ns / 1000000000;
 		ts.tv_nsec = timeout_ns % 1000000000;
@@ -478,6 +482,7 @@ uring_wait(struct weft__io *io, int64_t timeout_ns)
 	} else {
 		ret = io_uring_submit_and_wait_timeout(&io->uring.ring, &cqe, 1,
 						       tsp, NULL);
+		weft__tsan_take_signals();
 		if (ret == -ETIME || ret == -EINTR)
 			ret = 0;
 	}

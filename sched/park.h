@@ -44,6 +44,7 @@
 
 
 
+
 struct weft__io;
 struct weft__worker;
 
@@ -738,6 +739,7 @@ weft__switch(void **from_sp, void *to_sp, struct weft__fiber *to,
 				       to->stack_size);
 #endif
 #if defined(WEFT_TSAN)
+	weft__tsan_take_signals();
 	__tsan_switch_to_fiber(to->tsan, 0);
 #endif
 	(void)to;
