@@ -26,8 +26,9 @@
  * (neither of which gcc 12's TSan knows blocks) until that worker next
  * woke.  Under TSan, then: an intercepted call that changes nothing (a
  * query of the signal mask) runs the kept handlers before each fiber
- * switch (weft__switch) and after each backend sleep, and a backend sleep
- * lasts at most WEFT_TSAN_NAP_NS.
+ * switch (weft__switch), and a backend sleeps in naps of at most
+ * WEFT_TSAN_NAP_NS with one after each (inside its wait call, so that the
+ * scheduler, its statistics and the deadlock detector see one sleep).
  * Other builds: the kernel runs the handler itself; all of this is empty.
  */
 #if defined(WEFT_TSAN)

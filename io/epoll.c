@@ -375,6 +375,42 @@ epoll_blocking(struct weft__ioreq *req)
 	req->res = r < 0 ? -errno : r;
 }
 
+/*
+ * epoll_pwait2() until an event, `tsp` (NULL: forever) or a signal.  Under
+ * TSan, in naps (see weft__tsan_take_signals() in io/base.h), within this
+ * one call: to the scheduler and its statistics it is one sleep.
+ */
+static int
+sleep_for_events(int epfd, struct epoll_event *evs, int max,
+		 const struct timespec *tsp, int64_t timeout_ns)
+{
+#if defined(WEFT_TSAN)
+	int64_t end = timeout_ns < 0 ? INT64_MAX : weft_now() + timeout_ns;
+	struct timespec nap;
+	int n;
+
+	(void)tsp;
+	for (;;) {
+		int64_t left = end == INT64_MAX ? WEFT_TSAN_NAP_NS :
+			       end - weft_now();
+
+		if (left > WEFT_TSAN_NAP_NS)
+			left = WEFT_TSAN_NAP_NS;
+		if (left < 0)
+			left = 0;
+		nap.tv_sec = left / 1000000000;
+		nap.tv_nsec = left % 1000000000;
+		n = epoll_pwait2(epfd, evs, max, &nap, NULL);
+		weft__tsan_take_signals();
+		if (n != 0 || (end != INT64_MAX && weft_now() >= end))
+			return n;
+	}
+#else
+	(void)timeout_ns;
+	return epoll_pwait2(epfd, evs, max, tsp, NULL);
+#endif
+}
+
 static int
 epoll_wait_io(struct weft__io *io, int64_t timeout_ns)
 {
@@ -386,17 +422,12 @@ epoll_wait_io(struct weft__io *io, int64_t timeout_ns)
 	/* Pairs with the release exchange in epoll_wake_io(). */
 	if (ck_pr_fas_32(&io->wake_pending, 0) != 0)
 		timeout_ns = 0;
-	/* TSan: see weft__tsan_take_signals() (io/base.h). */
-	if (WEFT_TSAN_NAP_NS != INT64_MAX &&
-	    (timeout_ns < 0 || timeout_ns > WEFT_TSAN_NAP_NS))
-		timeout_ns = WEFT_TSAN_NAP_NS;
 	if (timeout_ns >= 0) {
 		ts.tv_sec = timeout_ns / 1000000000;
 		ts.tv_nsec = timeout_ns % 1000000000;
 		tsp = &ts;
 	}
-	n = epoll_pwait2(io->epoll.epfd, evs, 64, tsp, NULL);
-	weft__tsan_take_signals();
+	n = sleep_for_events(io->epoll.epfd, evs, 64, tsp, timeout_ns);
 	IO_STAT_INC(io, io_enters);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;

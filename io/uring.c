@@ -444,6 +444,43 @@ uring_busy(struct weft__io *io)
 	return io->uring.unsubmitted || io->uring.slots.used;
 }
 
+/*
+ * Submit and sleep until a completion, `tsp` (NULL: forever) or a signal.
+ * Under TSan, in naps (see weft__tsan_take_signals() in io/base.h), within
+ * this one call: to the scheduler and its statistics it is one sleep.
+ */
+static int
+sleep_for_cqe(struct io_uring *ring, struct io_uring_cqe **cqe,
+	      struct __kernel_timespec *tsp, int64_t timeout_ns)
+{
+#if defined(WEFT_TSAN)
+	int64_t end = timeout_ns < 0 ? INT64_MAX : weft_now() + timeout_ns;
+	struct __kernel_timespec nap;
+	int ret;
+
+	(void)tsp;
+	for (;;) {
+		int64_t left = end == INT64_MAX ? WEFT_TSAN_NAP_NS :
+			       end - weft_now();
+
+		if (left > WEFT_TSAN_NAP_NS)
+			left = WEFT_TSAN_NAP_NS;
+		if (left < 0)
+			left = 0;
+		nap.tv_sec = left / 1000000000;
+		nap.tv_nsec = left % 1000000000;
+		ret = io_uring_submit_and_wait_timeout(ring, cqe, 1, &nap,
+						       NULL);
+		weft__tsan_take_signals();
+		if (ret != -ETIME || (end != INT64_MAX && weft_now() >= end))
+			return ret;
+	}
+#else
+	(void)timeout_ns;
+	return io_uring_submit_and_wait_timeout(ring, cqe, 1, tsp, NULL);
+#endif
+}
+
 static int
 uring_wait(struct weft__io *io, int64_t timeout_ns)
 {
@@ -463,10 +500,6 @@ uring_wait(struct weft__io *io, int64_t timeout_ns)
 	 */
 	if (ck_pr_fas_32(&io->wake_pending, 0) != 0)
 		timeout_ns = 0;
-	/* TSan: see weft__tsan_take_signals() (io/base.h). */
-	if (WEFT_TSAN_NAP_NS != INT64_MAX &&
-	    (timeout_ns < 0 || timeout_ns > WEFT_TSAN_NAP_NS))
-		timeout_ns = WEFT_TSAN_NAP_NS;
 	if (timeout_ns >= 0) {
 		ts.tv_sec = timeout_ns / 1000000000;
 		ts.tv_nsec = timeout_ns % 1000000000;
@@ -480,9 +513,7 @@ uring_wait(struct weft__io *io, int64_t timeout_ns)
 		 */
 		ret = io_uring_submit_and_get_events(&io->uring.ring);
 	} else {
-		ret = io_uring_submit_and_wait_timeout(&io->uring.ring, &cqe, 1,
-						       tsp, NULL);
-		weft__tsan_take_signals();
+		ret = sleep_for_cqe(&io->uring.ring, &cqe, tsp, timeout_ns);
 		if (ret == -ETIME || ret == -EINTR)
 			ret = 0;
 	}
