@@ -168,7 +168,7 @@ weft__ready(struct weft_task *t, bool next)
 	weft__ready_on(weft__worker_self(), t, next);
 }
 
-/* weft__ready_on()'s half for a thread that is not a worker. */
+/* See sched/sched.h: a plain thread's ready, or a tail wake behind work. */
 void
 weft__ready_global(struct weft_task *t)
 {
