@@ -376,12 +376,6 @@ after_switch(struct weft__worker *w)
 		 */
 		old = ck_pr_faa_64(&t->park, PARK_SAVED);
 		if (old & PARK_COMMITTED) {
-			/* A wake at the tail (weft__ready_global()). */
-			if (WEFT_UNLIKELY(ck_pr_load_32(&weft__sched.gq_len) !=
-					  0)) {
-				weft__ready_global(t);
-				break;
-			}
 			weft__runq_put(w, t, false);
 			weft__wakep_from(w);
 		} else if (WEFT_UNLIKELY(ck_pr_load_32(&t->flags) &
