@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
@@ -160,6 +162,8 @@ epoll_create_io(struct weft__io *io)
 	ck_spinlock_init(&io->epoll.lock);
 	io->epoll.slots = (struct weft__ioslots){ .free_head = UINT32_MAX };
 	io->epoll.waiting = 0;
+	io->epoll.regs = NULL;
+	io->epoll.nregs = 0;
 	return 0;
 }
 
@@ -168,9 +172,21 @@ epoll_free_io(struct weft__io *io)
 {
 	WEFT_ASSERT(io->epoll.slots.used == 0);
 	weft__ioslots_free(&io->epoll.slots);
+	free(io->epoll.regs);
 	close(io->epoll.epfd);
 	close(io->efd);
 }
+
+/* req->stage: how the wait is registered (epoll's use of the field). */
+#define REQ_DUP		1u	/* through a dup of the fd, to close */
+#define REQ_KEPT	2u	/* on the fd itself, tracked in regs[] */
+
+/* regs[] (io.h): what the set holds for an fd number. */
+#define REG_NONE	0
+#define REG_IDLE	1	/* registered, no waiter: re-arm with a MOD */
+#define REG_ARMED	2	/* armed by a waiter now */
+
+#define REGS_MAX	(1 << 20)	/* fd numbers tracked; above: untracked */
 
 /* A registered fd is ready: tell its waiter if it still waits. */
 static void
@@ -204,15 +220,50 @@ forget(struct weft__io *io, uint64_t key, struct weft__ioreq *req)
 	weft__spin_unlock(&io->epoll.lock);
 }
 
+
+/*
+ * regs[] entry of `fd`, grown to hold it; NULL if it cannot be tracked
+ * (a huge fd number, or no memory: then the wait registers and removes
+ * its registration as a one-off).  Owner of `io`, under epoll.lock.
+ */
+static uint8_t *
+reg_of(struct weft__io *io, int fd)
+{
+	if (fd >= io->epoll.nregs) {
+		int n = io->epoll.nregs ? io->epoll.nregs : 64;
+		uint8_t *r;
+
+		if (fd >= REGS_MAX)
+			return NULL;
+		while (n <= fd)
+			n *= 2;
+		r = realloc(io->epoll.regs, (size_t)n);
+		if (!r)
+			return NULL;
+		memset(r + io->epoll.nregs, REG_NONE,
+		       (size_t)(n - io->epoll.nregs));
+		io->epoll.regs = r;
+		io->epoll.nregs = n;
+	}
+	return &io->epoll.regs[fd];
+}
+
 /*
  * Register req for `fd` becoming ready for `events`: one-shot, on the
- * calling worker's epoll set, and removed again by retire() whatever ends
- * the wait, so that nothing stays behind to fire into a later one (the
- * slot's generation guards the window between the two).  An fd that already
- * has a registration in this set (another task waits on it for the other
- * direction) is registered through a dup(): epoll keys on (fd, file).
- * Returns WEFT__IO_PENDING, -errno, or 0 if `fd` cannot be polled (a
- * regular file: the caller then does the call blocking).  Owner of `io`.
+ * calling worker's epoll set.  The registration outlives its wait, and the
+ * fd's next wait on this set re-arms it with one EPOLL_CTL_MOD (new events,
+ * new key) instead of an ADD now and a DEL after: a keep-alive
+ * connection's every request used to wait with two epoll_ctl calls.  A
+ * wait its event ended leaves the registration disarmed (one-shot); one a
+ * deadline or a cancellation ended leaves it armed with a stale key, and
+ * should it fire, dispatch() finds no waiter: the slot's generation no
+ * longer matches.  The kernel drops the registration when its file
+ * closes; until then it costs the set one entry.  An fd that already has
+ * an armed registration in this set (another task waits on it for the
+ * other direction) is registered through a dup(), removed after its wait:
+ * epoll keys on (fd, file).  Returns WEFT__IO_PENDING, -errno, or 0 if `fd`
+ * cannot be polled (a regular file: the caller then does the call
+ * blocking).  Owner of `io`.
  */
 static ssize_t
 await_fd(struct weft__io *io, struct weft__ioreq *req, int fd,
@@ -220,6 +271,8 @@ await_fd(struct weft__io *io, struct weft__ioreq *req, int fd,
 {
 	struct epoll_event ev;
 	int epfd = io->epoll.epfd, regfd = fd, ret, err = 0;
+	unsigned int how = 0;
+	uint8_t *reg;
 	uint64_t key;
 
 	weft__spin_lock(&io->epoll.lock, WEFT_RANK_EPOLL);
@@ -233,19 +286,36 @@ await_fd(struct weft__io *io, struct weft__ioreq *req, int fd,
 	ev.data.u64 = key;
 	/* Under the lock: no event can be dispatched before the arm. */
 	req->arm(req);
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		err = errno;
-		if (err == EEXIST) {
-			regfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-			if (regfd < 0)
+	reg = reg_of(io, fd);
+	if (reg && *reg == REG_IDLE) {
+		how = REQ_KEPT;
+		if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) < 0) {
+			/* ENOENT: the file it was made for has closed. */
+			if (errno != ENOENT)
 				err = errno;
-			else if (epoll_ctl(epfd, EPOLL_CTL_ADD, regfd, &ev) < 0)
+			else if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 				err = errno;
-			else
-				err = 0;
 		}
+	} else if (reg && *reg == REG_ARMED) {
+		err = EEXIST;
+	} else if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		err = errno;
+	} else {
+		how = reg ? REQ_KEPT : 0;
+	}
+	if (err == EEXIST) {
+		how = REQ_DUP;
+		regfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (regfd < 0)
+			err = errno;
+		else if (epoll_ctl(epfd, EPOLL_CTL_ADD, regfd, &ev) < 0)
+			err = errno;
+		else
+			err = 0;
 	}
 	if (err) {
+		if (reg && how == REQ_KEPT)
+			*reg = REG_NONE;
 		weft__spin_unlock(&io->epoll.lock);
 		forget(io, key, req);
 		if (regfd >= 0 && regfd != fd)
@@ -253,29 +323,40 @@ await_fd(struct weft__io *io, struct weft__ioreq *req, int fd,
 		/* EPERM: a regular file or the like, always "ready". */
 		return err == EPERM ? 0 : -err;
 	}
+	if (how == REQ_KEPT)
+		*reg = REG_ARMED;
 	req->io = io;
 	req->key = key;
 	req->regfd = regfd;
-	req->stage = regfd != fd;	/* a dup to close */
+	req->stage = (int)how;
 	IO_STAT_INC(io, io_ops);
 	weft__spin_unlock(&io->epoll.lock);
 	return WEFT__IO_PENDING;
 }
 
 /*
- * The wait for req's registration is over, however it ended: remove it
- * from the set it was made on (maybe another worker's) and count it on
- * `io`, where the waiter runs now.  Owner of `io`.
+ * The wait for req's registration is over, however it ended: leave a
+ * tracked registration in the set it was made on (maybe another worker's)
+ * for the fd's next wait, remove any other; count it on `io`, where the
+ * waiter runs now.  Owner of `io`.
  */
 static void
 retire(struct weft__io *io, struct weft__ioreq *req)
 {
 	struct weft__io *rio = req->io;
+	unsigned int how = (unsigned int)req->stage;
 
 	IO_STAT_INC(io, io_done);
-	(void)epoll_ctl(rio->epoll.epfd, EPOLL_CTL_DEL, req->regfd, NULL);
-	if (req->stage)
-		close(req->regfd);
+	if (how & REQ_KEPT) {
+		weft__spin_lock(&rio->epoll.lock, WEFT_RANK_EPOLL);
+		rio->epoll.regs[req->regfd] = REG_IDLE;
+		weft__spin_unlock(&rio->epoll.lock);
+	} else {
+		(void)epoll_ctl(rio->epoll.epfd, EPOLL_CTL_DEL, req->regfd,
+				NULL);
+		if (how & REQ_DUP)
+			close(req->regfd);
+	}
 	forget(rio, req->key, req);
 	req->io = NULL;
 }

@@ -215,6 +215,17 @@ struct weft__io {
 			struct weft__ioslots slots;
 			/* slots.used, readable without lock (atomic). */
 			uint32_t waiting;
+			/*
+			 * What this set holds for each fd number below
+			 * nregs (REG_* in io/epoll.c): nothing, a
+			 * registration left disarmed (re-armed with one
+			 * EPOLL_CTL_MOD), or one a waiter has armed.  A
+			 * hint: the kernel drops a registration when its
+			 * file closes, so a MOD that finds none falls back
+			 * to an ADD.  Under lock, like the records.
+			 */
+			uint8_t *regs;
+			int nregs;
 		} epoll;
 	};
 	/*

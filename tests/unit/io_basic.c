@@ -2076,6 +2076,115 @@ START_TEST(stream_that_never_waits_yields_to_timers_and_tasks)
 END_TEST
 
 /*
+ * The epoll backend keeps a registration whose event ended its wait and
+ * re-arms it for the fd's next wait.  Such a wait must still work when the
+ * fd number has meanwhile been closed and reused, for a new file and while
+ * the old file lives on through a dup (its disarmed registration may then
+ * stay in the set), after a wait ended by its deadline (the registration
+ * was removed), and with a reader and a writer on one fd.  Under io_uring
+ * the same calls must simply work.
+ */
+static void *
+recv_one(void *arg)
+{
+	char b = 0;
+	ssize_t n = weft_recv(t_int(arg), &b, 1, 0, io_dl());
+
+	return t_ptr(n == 1 ? b : (int)n);
+}
+
+/* Park a receiver on fd, then send `c` from `peer`: it must get it. */
+static void
+wake_once(int fd, int peer, char c)
+{
+	struct weft_task *t;
+	void *r;
+
+	T_EXPECT_INT(weft_spawn(&t, recv_one, t_ptr(fd), NULL), ==, 0);
+	IO_WAIT_PARKED(t);
+	T_EXPECT_INT(weft_send(peer, &c, 1, MSG_NOSIGNAL, io_dl()), ==, 1);
+	T_EXPECT_INT(weft_join(t, &r, io_dl()), ==, 0);
+	T_EXPECT_INT(t_int(r), ==, c);
+}
+
+static char rearm_buf[1 << 16];
+
+static void *
+send_some(void *arg)
+{
+	return t_ptr((int)weft_send(t_int(arg), rearm_buf, 4096, MSG_NOSIGNAL,
+				    io_dl()));
+}
+
+static void *
+rearm_main(void *arg)
+{
+	int a[2], b[2], c[2], keep, num;
+	char x = 0;
+
+	(void)arg;
+	if (!io_socketpair(a) || !io_socketpair(b) || !io_socketpair(c))
+		return NULL;
+	num = a[0];
+	wake_once(num, a[1], 'a');
+	wake_once(num, a[1], 'b');	/* re-armed */
+	/* The old file lives on; the number now names b[0]'s file. */
+	keep = dup(num);
+	T_EXPECT(keep >= 0, "dup: %s", strerror(errno));
+	T_EXPECT_INT(dup2(b[0], num), ==, num);
+	wake_once(num, b[1], 'c');
+	/* The old file's disarmed registration must not fire into it. */
+	T_EXPECT_INT(weft_send(a[1], &x, 1, MSG_NOSIGNAL, io_dl()), ==, 1);
+	wake_once(num, b[1], 'd');
+	T_EXPECT_INT(weft_recv(keep, &x, 1, 0, io_dl()), ==, 1);
+	/* Closed for good, the number reused for yet another file. */
+	T_EXPECT_INT(close(keep), ==, 0);
+	T_EXPECT_INT(dup2(c[0], num), ==, num);
+	wake_once(num, c[1], 'e');
+	/* A wait its deadline ends, then one its event ends. */
+	T_EXPECT_INT(weft_recv(num, &x, 1, 0, weft_now() + WEFT_MSEC), ==,
+		     -ETIMEDOUT);
+	wake_once(num, c[1], 'f');
+	/* A reader and a writer waiting on one fd at once. */
+	{
+		struct weft_task *rd, *wr;
+		void *r;
+
+		while (send(num, rearm_buf, sizeof(rearm_buf), MSG_DONTWAIT) >
+		       0)
+			;
+		T_EXPECT_INT(weft_spawn(&rd, recv_one, t_ptr(num), NULL), ==,
+			     0);
+		IO_WAIT_PARKED(rd);
+		T_EXPECT_INT(weft_spawn(&wr, send_some, t_ptr(num), NULL), ==,
+			     0);
+		IO_WAIT_PARKED(wr);
+		/* Room for the writer: it alone may return. */
+		while (recv(c[1], rearm_buf, sizeof(rearm_buf), MSG_DONTWAIT) >
+		       0)
+			;
+		T_EXPECT_INT(weft_join(wr, &r, io_dl()), ==, 0);
+		T_EXPECT_INT(t_int(r), ==, 4096);
+		T_EXPECT_INT(weft_task_state(rd), ==, WEFT_SUSPENDED);
+		T_EXPECT_INT(weft_send(c[1], "g", 1, MSG_NOSIGNAL, io_dl()),
+			     ==, 1);
+		T_EXPECT_INT(weft_join(rd, &r, io_dl()), ==, 0);
+		T_EXPECT_INT(t_int(r), ==, 'g');
+	}
+	io_close2(a);
+	io_close2(b);
+	io_close2(c);
+	return NULL;
+}
+
+START_TEST(socketpair_waits_rearm_across_fd_reuse_and_deadlines)
+{
+	IO_SKIP_UNLESS_BACKEND();
+	IO_RUN(rearm_main, NULL, 1);
+}
+END_TEST
+
+/*
  * Fairness of I/O wake-ups, counted in task runs, not timed: one worker,
  * FAIR_PAIRS pairs of tasks playing ping-pong over socketpairs, so ~300
  * tasks are runnable at once (more than a worker's ring holds) and every
@@ -2217,6 +2326,7 @@ io_basic_suite(void)
 	IO_ADD(tc, socketpair_send_to_closed_peer_returns_epipe_without_signal);
 	IO_ADD(tc, socketpair_recv_after_peer_shutdown_returns_zero);
 	IO_ADD_W(tc, socketpair_reader_and_writer_wait_on_one_fd);
+	IO_ADD(tc, socketpair_waits_rearm_across_fd_reuse_and_deadlines);
 
 	tc = t_tcase(s, "splice", T_TIMEOUT);
 	IO_ADD(tc, splice_file_to_pipe);
