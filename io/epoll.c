@@ -466,26 +466,20 @@ sleep_for_events(int epfd, struct epoll_event *evs, int max,
 		 const struct timespec *tsp, int64_t timeout_ns)
 {
 #if defined(WEFT_TSAN)
-	int64_t end = timeout_ns < 0 ? INT64_MAX : weft_now() + timeout_ns;
+	int64_t end = weft__tsan_sleep_end(timeout_ns);
 	struct timespec nap;
 	int n;
 
 	(void)tsp;
-	for (;;) {
-		int64_t left = end == INT64_MAX ? WEFT_TSAN_NAP_NS :
-			       end - weft_now();
+	do {
+		int64_t ns = weft__tsan_next_nap(end);
 
-		if (left > WEFT_TSAN_NAP_NS)
-			left = WEFT_TSAN_NAP_NS;
-		if (left < 0)
-			left = 0;
-		nap.tv_sec = left / 1000000000;
-		nap.tv_nsec = left % 1000000000;
+		nap.tv_sec = ns / 1000000000;
+		nap.tv_nsec = ns % 1000000000;
 		n = epoll_pwait2(epfd, evs, max, &nap, NULL);
 		weft__tsan_take_signals();
-		if (n != 0 || (end != INT64_MAX && weft_now() >= end))
-			return n;
-	}
+	} while (n == 0 && !weft__tsan_sleep_over(end));
+	return n;
 #else
 	(void)timeout_ns;
 	return epoll_pwait2(epfd, evs, max, tsp, NULL);

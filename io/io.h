@@ -23,6 +23,7 @@
 #include <ck_spinlock.h>
 #include <liburing.h>
 
+#include "include/weft.h"
 #include "io/base.h"
 
 /*
@@ -331,5 +332,33 @@ void weft__ioslots_free(struct weft__ioslots *s);
 /* Common eventfd helpers (io/io.c). */
 int weft__io_eventfd(void);
 void weft__io_eventfd_signal(int efd);
+
+#if defined(WEFT_TSAN)
+/*
+ * A backend's sleep under TSan, in naps (weft__tsan_take_signals() in
+ * io/base.h): the end of a sleep of `timeout_ns` (-1: forever), the length
+ * of the next nap, and whether the sleep is over once a nap found nothing.
+ * Owner of the backend instance.
+ */
+static inline int64_t
+weft__tsan_sleep_end(int64_t timeout_ns)
+{
+	return timeout_ns < 0 ? INT64_MAX : weft_now() + timeout_ns;
+}
+
+static inline int64_t
+weft__tsan_next_nap(int64_t end)
+{
+	int64_t left = end == INT64_MAX ? WEFT_TSAN_NAP_NS : end - weft_now();
+
+	return left > WEFT_TSAN_NAP_NS ? WEFT_TSAN_NAP_NS : left < 0 ? 0 : left;
+}
+
+static inline bool
+weft__tsan_sleep_over(int64_t end)
+{
+	return end != INT64_MAX && weft_now() >= end;
+}
+#endif
 
 #endif /* WEFT_IO_H */

@@ -454,27 +454,21 @@ sleep_for_cqe(struct io_uring *ring, struct io_uring_cqe **cqe,
 	      struct __kernel_timespec *tsp, int64_t timeout_ns)
 {
 #if defined(WEFT_TSAN)
-	int64_t end = timeout_ns < 0 ? INT64_MAX : weft_now() + timeout_ns;
+	int64_t end = weft__tsan_sleep_end(timeout_ns);
 	struct __kernel_timespec nap;
 	int ret;
 
 	(void)tsp;
-	for (;;) {
-		int64_t left = end == INT64_MAX ? WEFT_TSAN_NAP_NS :
-			       end - weft_now();
+	do {
+		int64_t ns = weft__tsan_next_nap(end);
 
-		if (left > WEFT_TSAN_NAP_NS)
-			left = WEFT_TSAN_NAP_NS;
-		if (left < 0)
-			left = 0;
-		nap.tv_sec = left / 1000000000;
-		nap.tv_nsec = left % 1000000000;
+		nap.tv_sec = ns / 1000000000;
+		nap.tv_nsec = ns % 1000000000;
 		ret = io_uring_submit_and_wait_timeout(ring, cqe, 1, &nap,
 						       NULL);
 		weft__tsan_take_signals();
-		if (ret != -ETIME || (end != INT64_MAX && weft_now() >= end))
-			return ret;
-	}
+	} while (ret == -ETIME && !weft__tsan_sleep_over(end));
+	return ret;
 #else
 	(void)timeout_ns;
 	return io_uring_submit_and_wait_timeout(ring, cqe, 1, tsp, NULL);
