@@ -208,12 +208,17 @@ dispatch(struct weft__io *io, uint64_t key, uint32_t revents)
 	weft__spin_unlock(&io->epoll.lock);
 }
 
-
-/* Remove a waiter record.  Any thread. */
+/*
+ * Remove a waiter record; with idle_fd >= 0, mark that fd's kept registration
+ * idle in the same critical section.  Any thread.
+ */
 static void
-forget(struct weft__io *io, uint64_t key, struct weft__ioreq *req)
+forget(struct weft__io *io, uint64_t key, struct weft__ioreq *req,
+       int idle_fd)
 {
 	weft__spin_lock(&io->epoll.lock, WEFT_RANK_EPOLL);
+	if (idle_fd >= 0)
+		io->epoll.regs[idle_fd] = REG_IDLE;
 	if (weft__ioslot_find(&io->epoll.slots, key) == req)
 		weft__ioslot_put(&io->epoll.slots, key);
 	ck_pr_store_32(&io->epoll.waiting, io->epoll.slots.used);
@@ -317,7 +322,7 @@ await_fd(struct weft__io *io, struct weft__ioreq *req, int fd,
 		if (reg && how == REQ_KEPT)
 			*reg = REG_NONE;
 		weft__spin_unlock(&io->epoll.lock);
-		forget(io, key, req);
+		forget(io, key, req, -1);
 		if (regfd >= 0 && regfd != fd)
 			close(regfd);
 		/* EPERM: a regular file or the like, always "ready". */
@@ -347,17 +352,13 @@ retire(struct weft__io *io, struct weft__ioreq *req)
 	unsigned int how = (unsigned int)req->stage;
 
 	IO_STAT_INC(io, io_done);
-	if (how & REQ_KEPT) {
-		weft__spin_lock(&rio->epoll.lock, WEFT_RANK_EPOLL);
-		rio->epoll.regs[req->regfd] = REG_IDLE;
-		weft__spin_unlock(&rio->epoll.lock);
-	} else {
+	if (!(how & REQ_KEPT)) {
 		(void)epoll_ctl(rio->epoll.epfd, EPOLL_CTL_DEL, req->regfd,
 				NULL);
 		if (how & REQ_DUP)
 			close(req->regfd);
 	}
-	forget(rio, req->key, req);
+	forget(rio, req->key, req, how & REQ_KEPT ? req->regfd : -1);
 	req->io = NULL;
 }
 
