@@ -11,7 +11,6 @@
 
 #include <pthread.h>
 #include <stdbool.h>
-#include <stdint.h>
 
 #include <ck_spinlock.h>
 
@@ -44,8 +43,6 @@ weft__tsan_take_signals(void)
 	pthread_sigmask(SIG_BLOCK, NULL, &cur);
 }
 #else
-#define WEFT_TSAN_NAP_NS INT64_MAX
-
 static inline void
 weft__tsan_take_signals(void)
 {

@@ -44,7 +44,6 @@
 
 
 
-
 struct weft__io;
 struct weft__worker;
 
