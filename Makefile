@@ -121,6 +121,10 @@ ECHO_SRCS	:= $(sort $(wildcard cmd/weft-echo/*.c))
 E2E_SRCS	:= $(sort $(wildcard tests/e2e/*.c))
 FAULT_SRCS	:= $(sort $(wildcard tests/faults/*.c))
 HTTPD_SRCS	:= $(sort $(wildcard cmd/weft-httpd/*.c))
+PROXY_SRCS	:= $(sort $(wildcard cmd/weft-proxy/*.c))
+# weft-proxy's modules without its main(): unit tests named proxy_* and the
+# fuzz targets link them.
+PROXY_MODS	:= $(filter-out cmd/weft-proxy/main.c,$(PROXY_SRCS))
 TEST_SRCS	:= $(sort $(wildcard tests/unit/*.c))
 STRESS_SRCS	:= $(sort $(wildcard tests/stress/*.c))
 
@@ -130,12 +134,15 @@ ECHO_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(ECHO_SRCS))
 FAULTS		:= $(patsubst tests/faults/%.c,$(BUILD)/tests/faults/%,$(FAULT_SRCS))
 E2E_PROGS	:= $(patsubst tests/e2e/%.c,$(BUILD)/tests/e2e/%,$(E2E_SRCS))
 HTTPD_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(HTTPD_SRCS))
+PROXY_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(PROXY_SRCS))
+PROXY_MOD_OBJS	:= $(patsubst %,$(BUILD)/obj/%.o,$(PROXY_MODS))
 TESTS		:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 STRESS		:= $(patsubst tests/stress/%.c,$(BUILD)/tests/stress_%,$(STRESS_SRCS))
 
 STATIC_LIB	:= $(BUILD)/lib$(NAME).a
 SHARED_LIB	:= $(BUILD)/lib$(NAME).so.$(VERSION_MAJOR)
-PROGRAMS	:= $(BUILD)/weft-bench $(BUILD)/weft-echo $(BUILD)/weft-httpd
+PROGRAMS	:= $(BUILD)/weft-bench $(BUILD)/weft-echo $(BUILD)/weft-httpd \
+		   $(BUILD)/weft-proxy
 
 .PHONY: all deps test all-tests asan tsan faults bench install uninstall \
 	clean check-aarch64
@@ -198,6 +205,17 @@ $(BUILD)/weft-httpd: $(HTTPD_OBJS) $(STATIC_LIB)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(HTTPD_OBJS) $(STATIC_LIB) $(DEP_LIBS)
 
+$(BUILD)/weft-proxy: $(PROXY_OBJS) $(STATIC_LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(PROXY_OBJS) $(STATIC_LIB) $(DEP_LIBS) -lm
+
+$(BUILD)/tests/proxy_%: $(BUILD)/obj/tests/unit/proxy_%.c.o $(PROXY_MOD_OBJS) \
+		$(STATIC_LIB)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(PROXY_MOD_OBJS) $(STATIC_LIB) \
+		$(DEP_LIBS) $(CHECK_LIBS) -lm
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.c.o $(STATIC_LIB)
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(dir $@)
@@ -259,7 +277,7 @@ install: all
 	for pc in $(NAME) $(NAME)-static; do \
 		$(PC_SED) $$pc.pc.in > $(DESTDIR)$(pkgconfigdir)/$$pc.pc && \
 		chmod 644 $(DESTDIR)$(pkgconfigdir)/$$pc.pc || exit 1; done
-	for p in weft-bench weft-echo weft-httpd; do \
+	for p in weft-bench weft-echo weft-httpd weft-proxy; do \
 		install -D -m 755 $(BUILD)/$$p $(DESTDIR)$(bindir)/$$p; done
 	# The loader's cache, for a real install by root (not a staged one);
 	# a libdir outside the loader's paths still needs an rpath (README).
@@ -279,7 +297,7 @@ uninstall:
 	      $(DESTDIR)$(pkgconfigdir)/$(NAME).pc \
 	      $(DESTDIR)$(pkgconfigdir)/$(NAME)-static.pc \
 	      $(DESTDIR)$(bindir)/weft-bench $(DESTDIR)$(bindir)/weft-echo \
-	      $(DESTDIR)$(bindir)/weft-httpd \
+	      $(DESTDIR)$(bindir)/weft-httpd $(DESTDIR)$(bindir)/weft-proxy \
 	      $(DESTDIR)$(datadir)/weft/gdb/weft.py
 	-rmdir $(DESTDIR)$(datadir)/weft/gdb $(DESTDIR)$(datadir)/weft
 
