@@ -1497,8 +1497,18 @@ struct weft_prefork_opts {
 	int64_t stop_ns;
 	/* Log prefix; NULL: "weft". */
 	const char *name;
-	long reserved_[4];	/* must be zero */
+	unsigned long flags;	/* WEFT_PREFORK_* flags below; 0: none */
+	long reserved_[3];	/* must be zero */
 };
+
+/*
+ * weft_prefork_opts.flags.  WEFT_PREFORK_FORWARD_USR1: SIGUSR1 to the
+ * master is also sent to every live child (after the status lines), and
+ * children do not ignore it: a child that wants it (to reopen its log
+ * files, nginx's USR1) takes it with weft_signal_notify() first thing;
+ * until then it is ignored, never fatal.
+ */
+#define WEFT_PREFORK_FORWARD_USR1 1ul
 
 /*
  * Become the master: open the listeners, fork the children, supervise

@@ -948,6 +948,9 @@ on_signal(struct master *m, int sig)
 		break;
 	case SIGUSR1:
 		status(m);
+		if (m->o->flags & WEFT_PREFORK_FORWARD_USR1)
+			for (int i = 0; i < m->np; i++)
+				kill(m->p[i].pid, SIGUSR1);
 		break;
 	case SIGUSR2:
 		upgrade(m);
@@ -1172,7 +1175,7 @@ close_listeners(struct master *m)
 static int
 check_opts(const struct weft_prefork_opts *o)
 {
-	if (!o || !o->child_main)
+	if (!o || !o->child_main || (o->flags & ~WEFT_PREFORK_FORWARD_USR1))
 		return -EINVAL;
 	for (size_t i = 0; i < sizeof(o->reserved_) / sizeof(o->reserved_[0]);
 	     i++)
