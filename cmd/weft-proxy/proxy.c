@@ -21,11 +21,15 @@
  * when cancelled), and a reset is passed on as a reset (SO_LINGER 0, then
  * close).
  *
- * Large transfers.  Past splice_threshold bytes in one direction (splice
- * auto), the direction moves data with splice(2) through a pipe taken from
- * a bounded per-process count (PX_PIPES_MAX): the bytes go socket -> pipe
- * -> socket in the kernel, never through user memory.  Out of pipes, it
- * goes on with read and write.  README.md has the figures.
+ * Large transfers.  A burst (bytes read without the source running dry)
+ * longer than splice_threshold is bulk data: with splice auto the rest of
+ * that burst moves with splice(2) through a pipe taken from a bounded
+ * per-process count (PX_PIPES_MAX), socket -> pipe -> socket inside the
+ * kernel, never through user memory; when the source runs dry the pipe
+ * goes back and the direction waits as before.  Small request/response
+ * traffic never reaches the threshold, so it never pays for the pipe.
+ * Out of pipes, a direction goes on with read and write.  README.md has
+ * the figures.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -334,10 +338,11 @@ send_all(struct px_sess *s, int dst, const char *p, size_t len)
 
 /*
  * splice() from src to dst through a pipe (held only while bytes move).
- * Returns like pump(); 1: out of pipes, go on with read and write.
+ * Returns like pump(); 1: out of pipes, go on with read and write; 2:
+ * the source ran dry (only when not `stay`: splice always waits itself).
  */
 static int
-pump_splice(struct px_sess *s, int src, int dst, uint64_t *bytes)
+pump_splice(struct px_sess *s, int src, int dst, uint64_t *bytes, bool stay)
 {
 	int pfd[2];
 	bool have = false;
@@ -369,6 +374,8 @@ pump_splice(struct px_sess *s, int src, int dst, uint64_t *bytes)
 			/* Nothing to read: give the (empty) pipe back. */
 			pipe_put(g_st, pfd, true);
 			have = false;
+			if (!stay)
+				return 2;
 			r = wait_fd(s, src, POLLIN, true);
 			if (r)
 				return r;
@@ -412,21 +419,25 @@ pump(struct px_sess *s, int src, int dst, uint64_t *bytes)
 	const struct px_config *cfg = g_st->cfg;
 	size_t size = cfg->buffer_size;
 	bool may_splice = cfg->splice != PX_SPLICE_OFF;
-	uint64_t threshold = cfg->splice == PX_SPLICE_ON ? 0 :
-			     cfg->splice_threshold;
+	bool always = cfg->splice == PX_SPLICE_ON;
+	uint64_t threshold = cfg->splice_threshold;
+	uint64_t burst = 0;	/* bytes since the source last ran dry */
 	char *buf = NULL;
 	int r;
 
 	for (;;) {
 		ssize_t n;
 
-		if (may_splice && *bytes >= threshold) {
+		if (may_splice && (always || burst >= threshold)) {
 			buf_put(buf);
 			buf = NULL;
-			r = pump_splice(s, src, dst, bytes);
-			if (r != 1)
+			r = pump_splice(s, src, dst, bytes, always);
+			if (r != 1 && r != 2)
 				return r;
-			may_splice = false;	/* out of pipes: read/write */
+			/* Dry, or out of pipes (then try at the next burst). */
+			burst = 0;
+			if (r == 1 && always)
+				may_splice = false;
 		}
 		if (!buf) {
 			/* Wait with no buffer held: idle costs nothing. */
@@ -445,11 +456,13 @@ pump(struct px_sess *s, int src, int dst, uint64_t *bytes)
 				return r;
 			}
 			*bytes += (uint64_t)n;
+			burst += (uint64_t)n;
 			touch(s);
 			if ((size_t)n < size) {
 				/* Drained, most likely: wait again. */
 				buf_put(buf);
 				buf = NULL;
+				burst = 0;
 			}
 			continue;
 		}
@@ -462,6 +475,7 @@ pump(struct px_sess *s, int src, int dst, uint64_t *bytes)
 		if (errno == EAGAIN) {
 			buf_put(buf);
 			buf = NULL;
+			burst = 0;
 			continue;
 		}
 		buf_put(buf);
