@@ -56,6 +56,13 @@
 #define PX_PIPES_MAX 256
 /* Retries are capped by the config at 16: servers tried at most. */
 #define PX_TRIES_MAX 17
+/*
+ * io_uring: a direction waits in a receive of this many bytes into its
+ * stack frame (one operation: no poll, then read), inside the stack page
+ * the parked task holds anyway.  A read that fills it is followed by
+ * reads of buffer_size from the heap until the source runs dry.
+ */
+#define PX_SMALL 512
 /* Bytes one splice call moves at most (the pipe's default capacity). */
 #define PX_SPLICE_CHUNK (64 << 10)
 
@@ -118,6 +125,13 @@ px_msg(const char *fmt, ...)
 }
 
 static struct px_state *g_st;	/* the worker process's one state */
+/*
+ * The backend completes operations (io_uring): wait in a receive.  Else
+ * (epoll) wait for readiness, then read: a receive there would try the
+ * read first, fail with EAGAIN, and read again once ready.  Set before
+ * serving; read-only after.
+ */
+static bool g_recv_op;
 
 /* How a direction ended. */
 enum dir_end {
@@ -422,6 +436,7 @@ pump(struct px_sess *s, int src, int dst, uint64_t *bytes)
 	bool always = cfg->splice == PX_SPLICE_ON;
 	uint64_t threshold = cfg->splice_threshold;
 	uint64_t burst = 0;	/* bytes since the source last ran dry */
+	char small[PX_SMALL];
 	char *buf = NULL;
 	int r;
 
@@ -439,7 +454,39 @@ pump(struct px_sess *s, int src, int dst, uint64_t *bytes)
 			if (r == 1 && always)
 				may_splice = false;
 		}
-		if (!buf) {
+		if (!buf && g_recv_op) {
+			/* Wait in a receive into the frame: no heap held. */
+			n = weft_recv(src, small, sizeof(small), 0,
+				      wait_deadline(s));
+			if (n > 0) {
+				r = send_all(s, dst, small, (size_t)n);
+				if (r)
+					return r;
+				*bytes += (uint64_t)n;
+				touch(s);
+				if ((size_t)n < sizeof(small)) {
+					burst = 0;
+					continue;
+				}
+				burst += (uint64_t)n;	/* more, likely */
+			} else if (n == 0) {
+				return DIR_EOF;
+			} else if (n == -ETIMEDOUT) {
+				r = timed_out(s);
+				if (r >= 0)
+					return r;
+				continue;
+			} else if (n == -ECANCELED) {
+				return DIR_CANCELLED;
+			} else if (n == -EAGAIN || n == -EINTR) {
+				continue;
+			} else {
+				return DIR_SRC_RESET;
+			}
+			buf = buf_get(size);
+			if (!buf)
+				return DIR_NOMEM;
+		} else if (!buf) {
 			/* Wait with no buffer held: idle costs nothing. */
 			r = wait_fd(s, src, POLLIN, true);
 			if (r)
@@ -1249,6 +1296,7 @@ px_serve(struct px_state *st)
 	int r;
 
 	st->started = weft_now();
+	g_recv_op = weft_io_backend() && !strcmp(weft_io_backend(), "uring");
 	args = calloc((size_t)n, sizeof(*args));
 	if (!args)
 		return -ENOMEM;
