@@ -106,7 +106,8 @@ v1_addr(struct v1_cur *c, int af, void *out)
 			return v1_more(c);
 		if (*c->p == ' ')
 			break;
-		if (n == max || !strchr(set, *c->p))
+		/* strchr() finds the terminator too: refuse NUL first. */
+		if (n == max || *c->p == '\0' || !strchr(set, *c->p))
 			return -EINVAL;
 		text[n++] = *c->p++;
 	}
