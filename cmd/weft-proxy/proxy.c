@@ -181,8 +181,25 @@ set_why(struct px_sess *s, enum px_end why)
 /* ---- buffers: a small per-thread cache over malloc ---- */
 
 #define BUF_CACHE 32
+/* Per worker thread; the key's destructor frees them when it exits. */
 static __thread void *buf_cache[BUF_CACHE];
 static __thread int buf_cached;
+static pthread_key_t buf_key;
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+
+static void
+buf_flush(void *unused)
+{
+	(void)unused;
+	while (buf_cached > 0)
+		free(buf_cache[--buf_cached]);
+}
+
+static void
+buf_key_make(void)
+{
+	pthread_key_create(&buf_key, buf_flush);
+}
 
 static void *
 buf_get(size_t size)
@@ -197,10 +214,16 @@ buf_put(void *b)
 {
 	if (!b)
 		return;
-	if (buf_cached < BUF_CACHE)
+	if (buf_cached < BUF_CACHE) {
+		if (!buf_cached) {
+			/* A non-NULL value makes the destructor run. */
+			pthread_once(&buf_once, buf_key_make);
+			pthread_setspecific(buf_key, buf_cache);
+		}
 		buf_cache[buf_cached++] = b;
-	else
+	} else {
 		free(b);
+	}
 }
 
 /* ---- pipes for splice ---- */
