@@ -75,7 +75,8 @@ same(const struct sockaddr_storage *x, const struct sockaddr_storage *y)
 {
 	struct norm a = norm(x), b = norm(y);
 
-	return memcmp(&a, &b, sizeof(a)) == 0;
+	return a.af == b.af && a.port == b.port &&
+	       memcmp(a.a, b.a, sizeof(a.a)) == 0;
 }
 
 /*
