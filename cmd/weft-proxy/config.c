@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cmd/weft-proxy/config.h"
+#include "config.h"
 
 #define NSEC	((int64_t)1000 * 1000 * 1000)
 #define MSEC	((int64_t)1000 * 1000)

@@ -49,8 +49,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmd/weft-proxy/pp.h"
-#include "cmd/weft-proxy/proxy.h"
+#include "pp.h"
+#include "proxy.h"
 
 /* Pipes a worker process may hold for splice at once (2 fds each). */
 #define PX_PIPES_MAX 256

@@ -22,7 +22,7 @@
 
 #include <weft.h>
 
-#include "cmd/weft-proxy/config.h"
+#include "config.h"
 
 /* Why a session ended: the access log's `end=` and a metrics label. */
 enum px_end {
