@@ -443,6 +443,7 @@ http_idle(struct bench_server *s, int n, double *fds_per_conn)
 					s->impl, i + 1, n, err);
 	}
 	bench_sleep_ms(250);
+	bench_tree_refresh(s);	/* a server that forks per connection */
 	rss = bench_tree_rss_kib(s);
 	fd1 = bench_tree_fds(s);
 	if (fds_per_conn)
