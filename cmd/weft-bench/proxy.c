@@ -149,7 +149,7 @@ static const char go_proxy[] =
 struct pimpl {
 	char *argv[16];
 	char *env[4];
-	int port;		/* fixed (nginx, haproxy), or 0: from its log */
+	int port;		/* fixed (nginx, haproxy); 0: from its log */
 	char store[6][PATH_MAX];	/* strings argv and env point to */
 };
 
@@ -373,7 +373,7 @@ proxy_run(const struct bench_cfg *cfg, enum bench_impl which)
 	bench_server_start(&backend, bargv, NULL, 0);
 	http_check(&backend);
 
-	/* A missing proxy skips the child: bench_cleanup() stops the backend. */
+	/* A missing proxy skips the child; the cleanup stops the backend. */
 	memset(&pi, 0, sizeof(pi));
 	switch (which) {
 	case IMPL_THREADS:
