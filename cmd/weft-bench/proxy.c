@@ -15,7 +15,8 @@
  *            buffer on its stack and carrying EOF on as shutdown(SHUT_WR).
  *   nginx    if installed with the stream module (Debian nginx-light and
  *            libnginx-mod-stream): `stream { server { proxy_pass } }`,
- *            worker_processes 1, no access log (master + 1 worker).
+ *            worker_processes 1, no access log, proxy_half_close on
+ *            where nginx has it (1.21.4 on; master + 1 worker).
  *   go       if Go is installed (Debian golang-1.19): go_proxy[] below,
  *            two goroutines per connection, each an io.Copy (splice(2) on
  *            Linux for TCP to TCP) then CloseWrite, GOMAXPROCS=1.
@@ -32,7 +33,9 @@
  *
  *   1. Start the backend, check it (http.c's pipelining and split-head
  *      check); start the proxy, wait for its "listening on" line (or its
- *      fixed port to accept), run the same check through it.
+ *      fixed port to accept), run the same check through it; then one
+ *      request followed by shutdown(SHUT_WR), whose answer and EOF must
+ *      come back (a note says so if not: the half-close is not carried).
  *   2. `wrk -t1 -c100` and `-c1000` through the proxy, as http does (8 s,
  *      2 s with --quick):
  *        req_per_s_cC, p99_ms_cC  as wrk saw them
@@ -55,12 +58,15 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -198,6 +204,9 @@ setup_nginx(struct pimpl *pi, int up, long nofile)
 	char bin[PATH_MAX], conf[PATH_MAX], log[PATH_MAX], load[PATH_MAX + 32];
 	char *vargv[] = { bin, "-V", NULL };
 	static char text[65536];
+	int major, minor, patch;
+	const char *half = "";
+	const char *p;
 	size_t i;
 
 	if (!bench_find_prog(NULL, "nginx", also, bin, sizeof(bin)))
@@ -221,6 +230,12 @@ setup_nginx(struct pimpl *pi, int up, long nofile)
 					"apt-get install libnginx-mod-stream)");
 		snprintf(load, sizeof(load), "load_module %s;\n", mods[i]);
 	}
+	/* proxy_half_close (1.21.4 on) carries a client's EOF on. */
+	p = strstr(text, "nginx/");
+	if (p && sscanf(p, "nginx/%d.%d.%d", &major, &minor, &patch) == 3 &&
+	    (major > 1 || (major == 1 && (minor > 21 ||
+					  (minor == 21 && patch >= 4)))))
+		half = "\t\tproxy_half_close on;\n";
 	pi->port = bench_free_port();
 	snprintf(conf, sizeof(conf), "%s/nginx.conf", bench_scratch_dir);
 	snprintf(text, sizeof(text),
@@ -240,9 +255,10 @@ setup_nginx(struct pimpl *pi, int up, long nofile)
 		 "\t\tlisten 127.0.0.1:%d;\n"
 		 "\t\tproxy_pass 127.0.0.1:%d;\n"
 		 "\t\tproxy_timeout 300s;\n"
+		 "%s"
 		 "\t}\n"
 		 "}\n", load, bench_scratch_dir, nofile,
-		 2 * (PROXY_IDLE + PROXY_CONNS_HI) + 1000, pi->port, up);
+		 2 * (PROXY_IDLE + PROXY_CONNS_HI) + 1000, pi->port, up, half);
 	if (bench_write_file(conf, text) < 0)
 		bench_proc_fail("%s: %s", conf, strerror(errno));
 	pi->argv[0] = pimpl_str(pi, 0, "%s", bin);
@@ -342,6 +358,65 @@ setup_haproxy(struct pimpl *pi, int up, long nofile)
 	pi->argv[3] = pimpl_str(pi, 1, "%s", conf);
 }
 
+/*
+ * A request, then shutdown(SHUT_WR): a proxy that carries the half-close
+ * on delivers the answer and then the backend's EOF (weft-httpd closes
+ * after answering a client that has finished sending).  NULL if so, else
+ * what went wrong, for a note: the load figures do not depend on it.
+ */
+static const char *
+halfclose_check(int port)
+{
+	static const char req[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+	int64_t deadline = bench_now() + 5 * (int64_t)1000000000;
+	static char buf[4096];
+	const char *what = NULL;
+	size_t len = 0;
+	int fd;
+
+	fd = bench_connect_port(port);
+	if (fd < 0)
+		return "connect failed";
+	if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) !=
+	    (ssize_t)(sizeof(req) - 1) || shutdown(fd, SHUT_WR) < 0) {
+		close(fd);
+		return "send or shutdown failed";
+	}
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int64_t left = deadline - bench_now();
+		ssize_t n;
+
+		if (left <= 0) {
+			what = "no EOF within 5 s";
+			break;
+		}
+		if (poll(&pfd, 1, (int)(left / 1000000 + 1)) <= 0)
+			continue;
+		n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			what = "connection reset before the answer's end";
+			break;
+		}
+		if (n == 0) {
+			buf[len] = '\0';
+			if (strncmp(buf, "HTTP/1.1 200 ", 13) ||
+			    !strstr(buf, "Hello, world"))
+				what = "EOF without the whole answer";
+			break;
+		}
+		len += (size_t)n;
+		if (len == sizeof(buf) - 1) {
+			what = "answer too long";
+			break;
+		}
+	}
+	close(fd);
+	return what;
+}
+
 static int
 proxy_run(const struct bench_cfg *cfg, enum bench_impl which)
 {
@@ -352,6 +427,7 @@ proxy_run(const struct bench_cfg *cfg, enum bench_impl which)
 	char *bargv[] = { dir, "--host", "127.0.0.1", "--port", "0",
 			  "--workers", "1", NULL };
 	int secs = cfg->quick ? 2 : 8;
+	const char *halfclose;
 	double idle, idle_fds;
 	struct rlimit rl;
 	long nidle;
@@ -401,6 +477,7 @@ proxy_run(const struct bench_cfg *cfg, enum bench_impl which)
 		 bench_scratch_dir);
 	bench_server_start(&proxy, pi.argv, pi.env, pi.port);
 	http_check(&proxy);
+	halfclose = halfclose_check(proxy.port);
 	http_run_wrk(wrk, &proxy, PROXY_CONNS_LO, secs, &load[0]);
 	bench_sleep_ms(300);
 	http_run_wrk(wrk, &proxy, PROXY_CONNS_HI, secs, &load[1]);
@@ -418,6 +495,8 @@ proxy_run(const struct bench_cfg *cfg, enum bench_impl which)
 	http_emit_load(&load[1], 1);
 	bench_emit("idle_kib_per_conn", KIND_MEMORY, idle, "KiB", nidle, 1);
 	bench_emit("idle_fds_per_conn", KIND_INFO, idle_fds, "fds", nidle, 1);
+	if (halfclose)
+		bench_note("half-close not carried through: %s", halfclose);
 	return 0;
 }
 
