@@ -37,7 +37,7 @@
  * The scenario table.  Names are part of the command line and of the JSON
  * output: do not rename them.  The time limits are per child (one run of
  * one implementation); --quick has to finish everything in two minutes,
- * plus about a minute for http.
+ * plus about a minute for http and 30-40 s for proxy.
  */
 struct scenario {
 	const char *name;
