@@ -652,8 +652,8 @@ mix64(uint64_t x)
 	return x;
 }
 
-static uint64_t
-addr_hash(const struct sockaddr_storage *ss)
+uint64_t
+px_addr_hash(const struct sockaddr_storage *ss)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ULL;
 	const unsigned char *p = NULL;
@@ -719,7 +719,8 @@ pick_locked(struct px_pool_rt *p, uint64_t h, const int *t, int nt,
 								 now))
 			primary_up = true;
 	{
-		uint64_t rot = p->rr++;
+		/* Ties in leastconn go round; the others keep config order. */
+		uint64_t rot = p->c->balance == PX_BAL_LEASTCONN ? p->rr++ : 0;
 		struct px_srv *c1 = NULL;
 		struct px_srv *c2 = NULL;
 		int cand = 0;
@@ -796,8 +797,19 @@ pick_locked(struct px_pool_rt *p, uint64_t h, const int *t, int nt,
 	return PICK_OK;
 }
 
-static void
-srv_release(struct px_srv *s)
+int
+px_pick(struct px_pool_rt *p, uint64_t hash, struct px_srv **out)
+{
+	enum pick r;
+
+	pthread_mutex_lock(&p->lock);
+	r = pick_locked(p, hash, NULL, 0, out);
+	pthread_mutex_unlock(&p->lock);
+	return r == PICK_OK ? 0 : r == PICK_FULL ? -EBUSY : -ENOENT;
+}
+
+void
+px_release(struct px_srv *s)
 {
 	struct px_pool_rt *p = s->pool;
 	bool post = false;
@@ -821,7 +833,7 @@ static int
 choose(struct px_sess *s, const int *t, int nt, struct px_srv **out)
 {
 	struct px_pool_rt *p = s->l->pool;
-	uint64_t h = s->has_peer ? addr_hash(&s->peer) : 0;
+	uint64_t h = s->has_peer ? px_addr_hash(&s->peer) : 0;
 	int64_t deadline = 0;
 
 	for (;;) {
@@ -930,13 +942,13 @@ connect_upstream(struct px_sess *s)
 			return 0;
 		}
 		if (fd == -ECANCELED) {
-			srv_release(srv);
+			px_release(srv);
 			return PX_END_DRAIN;
 		}
 		atomic_fetch_add_explicit(&srv->cerr[cerr_of(fd)], 1,
 					  memory_order_relaxed);
 		px_health_connect_failed(srv, fd);
-		srv_release(srv);
+		px_release(srv);
 		last = fd;
 		t[nt++] = srv->idx;
 	}
@@ -1179,7 +1191,7 @@ px_session(int fd, void *arg)
 		why = PX_END_DRAIN;
 out_connected:
 	weft_close(s->ufd, 0);
-	srv_release(s->srv);
+	px_release(s->srv);
 out_admitted:
 	unadmit(l);
 out_refused:
