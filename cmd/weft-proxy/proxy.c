@@ -945,6 +945,12 @@ connect_upstream(struct px_sess *s)
 			px_release(srv);
 			return PX_END_DRAIN;
 		}
+		if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS ||
+		    fd == -ENOMEM) {
+			/* Our own limit, not the server's fault: no retry. */
+			px_release(srv);
+			return PX_END_ERROR;
+		}
 		atomic_fetch_add_explicit(&srv->cerr[cerr_of(fd)], 1,
 					  memory_order_relaxed);
 		px_health_connect_failed(srv, fd);
