@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmd/weft-proxy/proxy.h"
+#include "proxy.h"
 
 #define LOG_BUF (256 << 10)
 
