@@ -17,8 +17,8 @@
  * A reset, a failed write, a timeout or a drain cut ends both at once: the
  * direction that sees it stops the other (the handler cancels the
  * server -> client task; that task cancels the handler, which then only
- * waits for it, with weft_join_for(.., WEFT_JOIN_CANCEL), which waits even
- * when cancelled), and a reset is passed on as a reset (SO_LINGER 0, then
+ * waits for it, with down_stop(), which waits even when the handler is
+ * cancelled), and a reset is passed on as a reset (SO_LINGER 0, then
  * close).
  *
  * Large transfers.  A burst (bytes read without the source running dry)
@@ -1096,6 +1096,29 @@ session_end(struct px_sess *s, int why)
 	log_session(s, why, end);
 }
 
+/*
+ * Stop the server -> client task and wait until it has returned, even when
+ * the caller has been cancelled (a drain's cut, or down_main's cancel on a
+ * reset): only then may the session and its fds go.  weft_join_for()'s
+ * WEFT_JOIN_CANCEL awaits the task only on its own timeout; to a caller
+ * already cancelled it returns -ECANCELED at once, the task still running.
+ * Cancelled, down_main returns at its next blocking call; until then this
+ * yields (a finished task is joined even by a cancelled caller).
+ * Must be called from the session's handler.
+ */
+static void
+down_stop(struct px_sess *s)
+{
+	int r = weft_join_for(s->down, NULL, 0, WEFT_JOIN_CANCEL);
+
+	while (r == -ECANCELED) {
+		weft_cancel(s->down);
+		weft_yield();
+		r = weft_join(s->down, NULL, WEFT_DEADLINE_NONE);
+	}
+	s->down = NULL;
+}
+
 void
 px_session(int fd, void *arg)
 {
@@ -1191,7 +1214,7 @@ px_session(int fd, void *arg)
 		}
 	}
 	if (s->down)
-		weft_join_for(s->down, NULL, 0, WEFT_JOIN_CANCEL);
+		down_stop(s);
 	why = atomic_load(&s->why);
 	if (why < 0)
 		why = PX_END_DRAIN;
