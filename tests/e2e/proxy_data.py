@@ -439,11 +439,38 @@ def half_close():
         if s.recv(1) != b"":
             die("server half-close: bytes after EOF")
         s.close()
+
+        # A half-closed session whose server never answers, cut by the
+        # stop (SIGTERM: 1 s of drain, then cancelled): both directions
+        # must end before the session goes (stop() checks the exit
+        # status and the sanitizers' reports).
+        got = threading.Event()
+        done = threading.Event()
+
+        def silent(c):
+            recv_hash(c)
+            got.set()
+            done.wait(30 * SLOW)	# open, silent, until the proxy is gone
+
+        b3 = Backend(silent)
+        px.stop()
+        px = Proxy([b3.port])
+        s = px.dial()
+        s.sendall(b"half")
+        s.shutdown(socket.SHUT_WR)
+        if not got.wait(10 * SLOW):
+            die("cut: the backend never saw the FIN")
         px.check()
+        px.stop()
+        done.set()
+        if s.recv(1) != b"":
+            die("cut: bytes from a silent server")
+        s.close()
     finally:
         px.stop()
     print("client FIN then answer, and server FIN then client data: all "
-          "bytes, EOF both ways; %.1fs" % (time.monotonic() - t0))
+          "bytes, EOF both ways; a half-closed session cut by SIGTERM "
+          "ends cleanly; %.1fs" % (time.monotonic() - t0))
 
 
 # ---- 3. upstream refused ----
