@@ -88,7 +88,8 @@ def fd_kinds(pid):
 
 
 class Proxy:
-    """A weft-proxy master (--procs 1) and its one child."""
+    """A weft-proxy master (--procs 1) and its one child; a `conf` text
+    must have `admin 127.0.0.1:0;` in its global block."""
 
     def __init__(self, upstreams=None, conf=None, log=False, extra=()):
         self.err = os.path.join(TMP, "err.%s" % CASE)
@@ -104,13 +105,14 @@ class Proxy:
                     "--procs", "1", "--workers", "1"]
             if log:
                 args += ["--access-log", self.log]
+            args += ["--admin", "127.0.0.1:0"]
         args += list(extra)
         self.errf = open(self.err, "w")
         self.p = subprocess.Popen(args, stdout=subprocess.PIPE,
                                   stderr=self.errf)
         self.pid = self.p.pid
-        r, _, _ = select.select([self.p.stdout], [], [], 10 * SLOW)
-        line = self.p.stdout.readline().decode() if r else ""
+        self.outbuf = b""
+        line = self.line()
         want = "weft-proxy: listening on "
         if not line.startswith(want):
             self.stop(check=False)
@@ -118,6 +120,13 @@ class Proxy:
                 % (line, open(self.err).read()))
         host, port = line[len(want):].strip().rsplit(":", 1)
         self.addr = (host, int(port))
+        line = self.line()
+        want = "weft-proxy: admin on "
+        if not line.startswith(want):
+            self.stop(check=False)
+            die("no 'admin on' line (got %r)" % line)
+        host, port = line[len(want):].strip().rsplit(":", 1)
+        self.admin = (host, int(port))
         wait_for(lambda: len(children(self.pid)) == 1, 10, "the child")
         self.child = children(self.pid)[0]
 
@@ -125,6 +134,37 @@ class Proxy:
         s = socket.create_connection(self.addr, timeout=timeout * SLOW)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return s
+
+    def line(self):
+        """The master's next stdout line ("" after 10 s or at EOF)."""
+        fd = self.p.stdout.fileno()
+        end = time.monotonic() + 10 * SLOW
+        while b"\n" not in self.outbuf:
+            left = end - time.monotonic()
+            r, _, _ = select.select([fd], [], [], max(left, 0))
+            b = os.read(fd, 4096) if r else b""
+            if not b:
+                return ""
+            self.outbuf += b
+        line, self.outbuf = self.outbuf.split(b"\n", 1)
+        return line.decode() + "\n"
+
+    def metric(self, name):
+        """The value of one Prometheus sample ('name{labels}') now."""
+        s = socket.create_connection(self.admin, timeout=10 * SLOW)
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n"
+                  b"Connection: close\r\n\r\n")
+        buf = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            buf += b
+        s.close()
+        for line in buf.decode().split("\n"):
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        die("no metric %s in: %s" % (name, buf[:2000]))
 
     def check(self):
         """Still running, same child, no sanitizer report."""
@@ -365,12 +405,18 @@ def payload():
         if mode == "auto":
             px = Proxy([b.port])
         else:
-            px = Proxy(conf="global { splice off; }\n"
+            px = Proxy(conf="global { splice off; admin 127.0.0.1:0; }\n"
                        "pool p { server a 127.0.0.1:%d; }\n"
                        "listen l { bind 127.0.0.1:0; pool p; }\n" % b.port)
         try:
             out = payload_run(px)
             b.join(len(sizes))
+            # Splice auto took pipes for the large transfers (they stay
+            # in the free list); splice off never does.
+            pipes = px.metric("weft_proxy_pipes")
+            if (pipes > 0) != (mode == "auto"):
+                die("splice %s: weft_proxy_pipes %d after the transfers"
+                    % (mode, pipes))
             px.check()
         finally:
             px.stop()
@@ -381,7 +427,7 @@ def payload():
         if cl != bk:
             die("splice %s: hashes differ:\nclient (sent, got) %r\n"
                 "backend (got, sent) %r" % (mode, cl, bk))
-        detail.append("splice %s" % mode)
+        detail.append("splice %s (%d pipes)" % (mode, pipes))
     print("sizes %s both ways at once, sha256 equal, %s; %.1fs"
           % ("/".join(str(n) for n in sizes), " and ".join(detail),
              time.monotonic() - t0))
@@ -502,6 +548,10 @@ def refused():
         ends = px.log_ends(5)
         if set(ends) != {"connect_failed"}:
             die("refused: access log ends %r" % ends)
+        n = px.metric('weft_proxy_server_connect_errors_total{pool="main",'
+                      'server="s1",cause="refused"}')
+        if n != 5:
+            die("refused: %d refused connects counted, want 5" % n)
         px.check()
     finally:
         px.stop()
@@ -520,7 +570,8 @@ def refused():
     finally:
         px.stop()
     dead.close()
-    print("dead upstream: client sees %s at once, end=connect_failed, "
+    print("dead upstream: client sees %s at once, end=connect_failed, 5 refused "
+          "connects counted, "
           "proxy alive; dead,live,dead: 30/30 connections served; %.1fs"
           % ("/".join(sorted(seen)), time.monotonic() - t0))
 
@@ -684,7 +735,7 @@ def blackhole():
             die("blackhole: the queue never filled")
     px = Proxy(conf="pool p { server a 127.0.0.1:%d; connect_timeout 300ms;"
                " retries 0; }\nlisten l { bind 127.0.0.1:0; pool p; }\n"
-               "global { access_log %s; }\n"
+               "global { access_log %s; admin 127.0.0.1:0; }\n"
                % (hport, os.path.join(TMP, "access.%s" % CASE)))
     px.log = os.path.join(TMP, "access.%s" % CASE)
     try:
@@ -704,6 +755,10 @@ def blackhole():
         ends = px.log_ends(1)
         if ends != ["connect_failed"]:
             die("blackhole: access log ends %r" % ends)
+        to = px.metric('weft_proxy_server_connect_errors_total{pool="p",'
+                       'server="a",cause="timeout"}')
+        if to != 1:
+            die("blackhole: %d connect timeouts counted, want 1" % to)
         px.check()
     finally:
         px.stop()
@@ -711,7 +766,7 @@ def blackhole():
             c.close()
         hole.close()
     print("SYNs dropped: client %s after %.0f ms (connect_timeout 300ms), "
-          "end=connect_failed; %.1fs" % (what, ms, time.monotonic() - t0))
+          "end=connect_failed, 1 timeout counted; %.1fs" % (what, ms, time.monotonic() - t0))
 
 
 # ---- 7. slowloris ----
