@@ -374,9 +374,16 @@ send_all(struct px_sess *s, int dst, const char *p, size_t len)
 }
 
 /*
+ * pump_splice()'s returns besides pump()'s: negative, so that they never
+ * collide with an enum dir_end (DIR_SRC_RESET is 1, DIR_DST_RESET 2).
+ */
+#define SPLICE_NO_PIPE	(-1)	/* out of pipes: go on with read and write */
+#define SPLICE_DRY	(-2)	/* the source ran dry (only when not `stay`) */
+
+/*
  * splice() from src to dst through a pipe (held only while bytes move).
- * Returns like pump(); 1: out of pipes, go on with read and write; 2:
- * the source ran dry (only when not `stay`: splice always waits itself).
+ * Returns like pump(), or SPLICE_NO_PIPE, or SPLICE_DRY (splice always,
+ * `stay`, waits itself).
  */
 static int
 pump_splice(struct px_sess *s, int src, int dst, uint64_t *bytes, bool stay)
@@ -390,7 +397,7 @@ pump_splice(struct px_sess *s, int src, int dst, uint64_t *bytes, bool stay)
 
 		if (!have) {
 			if (pipe_get(g_st, pfd) < 0)
-				return 1;
+				return SPLICE_NO_PIPE;
 			have = true;
 		}
 		n = splice(src, NULL, pfd[1], NULL, PX_SPLICE_CHUNK,
@@ -412,7 +419,7 @@ pump_splice(struct px_sess *s, int src, int dst, uint64_t *bytes, bool stay)
 			pipe_put(g_st, pfd, true);
 			have = false;
 			if (!stay)
-				return 2;
+				return SPLICE_DRY;
 			r = wait_fd(s, src, POLLIN, true);
 			if (r)
 				return r;
@@ -470,11 +477,11 @@ pump(struct px_sess *s, int src, int dst, uint64_t *bytes)
 			buf_put(buf);
 			buf = NULL;
 			r = pump_splice(s, src, dst, bytes, always);
-			if (r != 1 && r != 2)
+			if (r != SPLICE_NO_PIPE && r != SPLICE_DRY)
 				return r;
 			/* Dry, or out of pipes (then try at the next burst). */
 			burst = 0;
-			if (r == 1 && always)
+			if (r == SPLICE_NO_PIPE && always)
 				may_splice = false;
 		}
 		if (!buf && g_recv_op) {
