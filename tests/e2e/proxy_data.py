@@ -91,22 +91,25 @@ class Proxy:
     """A weft-proxy master (--procs 1) and its one child; a `conf` text
     must have `admin 127.0.0.1:0;` in its global block."""
 
-    def __init__(self, upstreams=None, conf=None, log=False, extra=()):
+    def __init__(self, upstreams=None, conf=None, log=False, extra=(),
+                 workers=1):
         self.err = os.path.join(TMP, "err.%s" % CASE)
         self.log = os.path.join(TMP, "access.%s" % CASE) if log else None
         if conf is not None:
             path = os.path.join(TMP, "%s.conf" % CASE)
             with open(path, "w") as f:
                 f.write(conf)
-            args = [BIN, "-c", path, "--procs", "1", "--workers", "1"]
+            args = [BIN, "-c", path, "--procs", "1", "--workers", str(workers)]
         else:
             args = [BIN, "--listen", "127.0.0.1:0", "--upstream",
                     ",".join("127.0.0.1:%d" % p for p in upstreams),
-                    "--procs", "1", "--workers", "1"]
+                    "--procs", "1", "--workers", str(workers)]
             if log:
                 args += ["--access-log", self.log]
             args += ["--admin", "127.0.0.1:0"]
         args += list(extra)
+        if log:
+            open(self.log, "w").close()
         self.errf = open(self.err, "w")
         self.p = subprocess.Popen(args, stdout=subprocess.PIPE,
                                   stderr=self.errf)
@@ -405,7 +408,9 @@ def payload():
         if mode == "auto":
             px = Proxy([b.port])
         else:
-            px = Proxy(conf="global { splice off; admin 127.0.0.1:0; }\n"
+            # Two worker threads this time.
+            px = Proxy(workers=2,
+                       conf="global { splice off; admin 127.0.0.1:0; }\n"
                        "pool p { server a 127.0.0.1:%d; }\n"
                        "listen l { bind 127.0.0.1:0; pool p; }\n" % b.port)
         try:
@@ -593,7 +598,9 @@ def reset():
             rst_close(c)
 
         b = Backend(server_resets)
-        px = Proxy([b.port], log=True)
+        # Two worker threads: the directions of a session may end on
+        # different threads (down_main cancels the handler on a reset).
+        px = Proxy([b.port], log=True, workers=2)
         try:
             s = px.dial()
             got = recv_exact(s, size)
@@ -630,14 +637,54 @@ def reset():
             if seen.get("r") != "reset":
                 die("client reset: the backend saw %s" % seen.get("r"))
             ends = px.log_ends(2)
-            if ends != ["server_reset", "client_reset"]:
+            if ends[:2] != ["server_reset", "client_reset"]:
                 die("reset: access log ends %r" % ends)
+
+            # 40 at once, unsynchronised: the backend writes and resets
+            # at once (the kernel may drop what it had not sent); every
+            # client must still end with a reset, never a clean EOF.
+            def quick_reset(c):
+                c.sendall(data)
+                rst_close(c)
+
+            b.handler = quick_reset
+            res = []
+
+            def client():
+                s = None
+                try:
+                    # The reset can come before connect() has returned.
+                    s = px.dial()
+                    while s.recv(1 << 16):
+                        pass
+                    res.append("EOF")
+                except ConnectionResetError:
+                    res.append("reset")
+                except Exception as e:
+                    res.append(repr(e))
+                if s:
+                    s.close()
+
+            ts = [threading.Thread(target=client) for _ in range(40)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(30 * SLOW)
+            if res != ["reset"] * 40:
+                die("reset: 40 quick resets ended %r" %
+                    {r: res.count(r) for r in set(res)})
+            b.join(42)
+            ends = px.log_ends(42)[2:]
+            if ends != ["server_reset"] * 40:
+                die("reset: 40 quick resets logged %r" %
+                    {r: ends.count(r) for r in set(ends)})
             px.check()
         finally:
             px.stop()
         detail.append("%d B" % size)
     print("after %s: client gets ECONNRESET, backend gets ECONNRESET; log "
-          "server_reset/client_reset; %.1fs"
+          "server_reset/client_reset; 40 quick resets at once all reach "
+          "their clients as resets (2 workers); %.1fs"
           % (" and ".join(detail), time.monotonic() - t0))
 
 
@@ -736,8 +783,7 @@ def blackhole():
     px = Proxy(conf="pool p { server a 127.0.0.1:%d; connect_timeout 300ms;"
                " retries 0; }\nlisten l { bind 127.0.0.1:0; pool p; }\n"
                "global { access_log %s; admin 127.0.0.1:0; }\n"
-               % (hport, os.path.join(TMP, "access.%s" % CASE)))
-    px.log = os.path.join(TMP, "access.%s" % CASE)
+               % (hport, os.path.join(TMP, "access.%s" % CASE)), log=True)
     try:
         s = px.dial()
         t = time.monotonic()
