@@ -690,70 +690,93 @@ def reset():
 
 # ---- 5. slow reader ----
 
+def stall(px, w, r, data, what):
+    """Write data on w while nobody reads r: w must block before the end
+    with the proxy child's RSS bounded; then r reads it all.  Returns
+    (MiB written when blocked, MiB the RSS grew)."""
+    total = len(data)
+    base = rss_kib(px.child)
+    w.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 << 10)
+    w.setblocking(False)
+    sent = 0
+    mv = memoryview(data)
+    # Until the writer is blocked: not writable for a whole second
+    # (nobody reads, so it cannot become writable again).
+    while True:
+        try:
+            sent += w.send(mv[sent:sent + (1 << 20)])
+            if sent == total:
+                die("%s: all %d MiB went in while nobody read"
+                    % (what, total >> 20))
+            continue
+        except BlockingIOError:
+            pass
+        _, ok, _ = select.select([], [w], [], 1.0)
+        if not ok:
+            break
+    peak = base
+    for _ in range(5):
+        peak = max(peak, rss_kib(px.child))
+    grown = (peak - base) / 1024
+    if grown > 16:
+        die("%s: proxy RSS grew %.1f MiB (%d -> %d KiB) while the writer "
+            "was blocked" % (what, grown, base, peak))
+    got = {}
+    t = threading.Thread(target=lambda: got.update(r=recv_hash(r)))
+    t.start()
+    w.setblocking(True)
+    w.settimeout(60 * SLOW)
+    w.sendall(mv[sent:])
+    w.shutdown(socket.SHUT_WR)
+    t.join(60 * SLOW)
+    if got.get("r") != (total, sha(data)):
+        die("%s: the reader got %r of %d bytes, hash %s" %
+            (what, got.get("r", (None,))[0], total,
+             "ok" if got.get("r", (0, ""))[1] == sha(data) else "differs"))
+    return sent / MIB, grown
+
+
 def slow_reader():
     t0 = time.monotonic()
     total = 64 * MIB
     data = os.urandom(total)
-    go = threading.Event()
-    seen = {}
+    held = {}
+    accepted = threading.Event()
+    done = threading.Event()
 
-    def lazy(c):
-        if not go.wait(60 * SLOW):
-            raise Fail("never told to read")
-        seen["r"] = recv_hash(c)
+    def hold(c):
+        held["c"] = c
+        accepted.set()
+        if not done.wait(120 * SLOW):
+            raise Fail("never finished")
 
-    b = Backend(lazy, rcvbuf=64 << 10)
+    b = Backend(hold, rcvbuf=64 << 10)
     px = Proxy([b.port])
+    detail = []
     try:
-        s = px.dial()
-        s.sendall(b"x" * 0)
-        base = rss_kib(px.child)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 << 10)
-        s.setblocking(False)
-        sent = 0
-        mv = memoryview(data)
-        # Send until the client is blocked: not writable for a whole
-        # second (nobody reads, so it cannot become writable).
-        while True:
-            try:
-                sent += s.send(mv[sent:sent + (1 << 20)])
-                if sent == total:
-                    die("backpressure: all %d MiB went in while the "
-                        "backend read nothing" % (total >> 20))
-                continue
-            except BlockingIOError:
-                pass
-            _, w, _ = select.select([], [s], [], 1.0)
-            if not w:
-                break
-        peak = base
-        for _ in range(5):
-            peak = max(peak, rss_kib(px.child))
-        grown = (peak - base) / 1024
-        if grown > 16:
-            die("backpressure: proxy RSS grew %.1f MiB (%d -> %d KiB) "
-                "while the client was blocked" % (grown, base, peak))
-        blocked_at = sent
-        go.set()
-        s.setblocking(True)
-        s.settimeout(60 * SLOW)
-        s.sendall(mv[sent:])
-        s.shutdown(socket.SHUT_WR)
-        if s.recv(1) != b"":
-            die("backpressure: bytes from a silent backend")
-        s.close()
-        b.join(1)
-        if seen["r"] != (total, sha(data)):
-            die("backpressure: backend got %d bytes, hash %s"
-                % (seen["r"][0], "ok" if seen["r"][1] == sha(data)
-                   else "differs"))
+        for what in ("client -> server", "server -> client"):
+            accepted.clear()
+            done.clear()
+            s = px.dial()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+            if not accepted.wait(10 * SLOW):
+                die("slow-reader: the backend got no connection")
+            c = held["c"]
+            if what == "client -> server":
+                blocked, grown = stall(px, s, c, data, what)
+            else:
+                blocked, grown = stall(px, c, s, data, what)
+            done.set()
+            s.close()
+            detail.append("%s blocked after %.1f of %d MiB, RSS +%.1f MiB"
+                          % (what, blocked, total >> 20, grown))
+        b.join(2)
         px.check()
     finally:
+        done.set()
         px.stop()
-    print("client blocked after %.1f of %d MiB, proxy RSS +%.1f MiB "
-          "(%d KiB at start), then all read, sha256 equal; %.1fs"
-          % (blocked_at / MIB, total >> 20, grown, base,
-             time.monotonic() - t0))
+    print("%s; then all read, sha256 equal; %.1fs"
+          % ("; ".join(detail), time.monotonic() - t0))
 
 
 # ---- 6. blackhole ----
