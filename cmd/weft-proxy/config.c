@@ -785,7 +785,7 @@ digits(const char *s, size_t n, uint64_t limit, uint64_t *v)
 
 		if (d > 9)
 			return -1;
-		if (x > (limit - d) / 10) {
+		if (x > limit / 10 || d > limit - x * 10) {
 			/* Still say "not digits" for "99999x". */
 			for (; i < n; i++)
 				if ((unsigned)((unsigned char)s[i] - '0') > 9)
@@ -1372,6 +1372,7 @@ static const bool queue_flags[] = { false };
 static void
 queue_opt(struct parser *ps, int key, struct word *val)
 {
+	(void)key;	/* "timeout", the only one */
 	get_duration(ps, "queue timeout", val, false,
 		     &cur_listener(ps)->queue_timeout);
 }
