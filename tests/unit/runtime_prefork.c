@@ -195,7 +195,10 @@ START_TEST(bad_options_are_refused)
 	o.mode = 7;
 	ck_assert_int_eq(weft_prefork(&o), -EINVAL);
 	o = base_opts(noop_main, 1);
-	o.reserved_[3] = 1;
+	o.reserved_[2] = 1;
+	ck_assert_int_eq(weft_prefork(&o), -EINVAL);
+	o = base_opts(noop_main, 1);
+	o.flags = WEFT_PREFORK_FORWARD_USR1 << 1;	/* an unknown flag */
 	ck_assert_int_eq(weft_prefork(&o), -EINVAL);
 	o = base_opts(noop_main, 1);
 	o.nlisten = 1;		/* and no specs */
