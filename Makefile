@@ -7,6 +7,8 @@
 #   make tsan       the whole suite under ThreadSanitizer (build/tsan)
 #   make faults     the fault-injection suite (tests/faults/run.sh)
 #   make bench      weft-bench --quick
+#   make fuzz       libFuzzer targets in tests/fuzz/ (clang), FUZZ_SECONDS
+#                   (300) each; not part of `make test`
 #   make install / uninstall / clean
 #                   prefix= (/usr/local), libdir= (multiarch: e.g.
 #                   libdir=/usr/lib/x86_64-linux-gnu), DESTDIR= (staging)
@@ -144,8 +146,8 @@ SHARED_LIB	:= $(BUILD)/lib$(NAME).so.$(VERSION_MAJOR)
 PROGRAMS	:= $(BUILD)/weft-bench $(BUILD)/weft-echo $(BUILD)/weft-httpd \
 		   $(BUILD)/weft-proxy
 
-.PHONY: all deps test all-tests asan tsan faults bench install uninstall \
-	clean check-aarch64
+.PHONY: all deps test all-tests asan tsan faults bench fuzz install \
+	uninstall clean check-aarch64
 # Test objects are not intermediates: keep them between runs.
 .SECONDARY:
 .DEFAULT_GOAL	:= all
@@ -265,6 +267,60 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(BUILD)/weft-bench --quick --json $(BUILD)/bench.json \
 		--csv $(BUILD)/bench.csv --svg $(BUILD)/bench.svg
+
+# libFuzzer targets (tests/fuzz/fuzz_NAME.c), built with clang into
+# build/fuzz/ and run for FUZZ_SECONDS each, one after the other.  Seeds
+# come from tests/fuzz/corpus/NAME/ (read only), tokens from
+# tests/fuzz/NAME.dict if present; what the fuzzer finds goes to
+# build/fuzz/corpus-NAME/, crash inputs to build/fuzz/.  Any crash,
+# sanitizer report or failed check stops the target with an error.  The
+# config target is built once both it and cmd/weft-proxy/config.c exist.
+FUZZ_CC		?= clang
+FUZZ_SECONDS	?= 300
+FUZZ_MAX_LEN	?= 4096
+FUZZ_DIR	:= build/fuzz
+FUZZ_CFLAGS	:= -g -O1 -fsanitize=fuzzer,address,undefined \
+		   -fno-sanitize-recover=undefined -D_GNU_SOURCE -Iinclude -I. \
+		   -std=gnu11 $(WARN)
+FUZZ_NAMES	:= pp
+ifneq ($(wildcard tests/fuzz/fuzz_config.c),)
+ifneq ($(wildcard cmd/weft-proxy/config.c),)
+FUZZ_NAMES	+= config
+endif
+endif
+
+$(FUZZ_DIR)/fuzz_pp: tests/fuzz/fuzz_pp.c cmd/weft-proxy/pp.c \
+		cmd/weft-proxy/pp.h
+	$(call msg,FUZZCC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_pp.c \
+		cmd/weft-proxy/pp.c
+
+$(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c cmd/weft-proxy/config.c \
+		cmd/weft-proxy/config.h
+	$(call msg,FUZZCC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_config.c \
+		cmd/weft-proxy/config.c
+
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { \
+		echo "make fuzz needs clang with libFuzzer:" \
+		     "apt-get install clang libclang-rt-14-dev" >&2; exit 1; }
+	$(Q)$(MAKE) --no-print-directory \
+		$(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_NAMES))
+	$(Q)for n in $(FUZZ_NAMES); do \
+		mkdir -p $(FUZZ_DIR)/corpus-$$n || exit 1; \
+		seeds=; [ -d tests/fuzz/corpus/$$n ] && \
+			seeds=tests/fuzz/corpus/$$n; \
+		dict=; [ -f tests/fuzz/$$n.dict ] && \
+			dict=-dict=tests/fuzz/$$n.dict; \
+		printf '  %-6s %s (%s s)\n' FUZZ $$n $(FUZZ_SECONDS); \
+		$(FUZZ_DIR)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) \
+			-max_len=$(FUZZ_MAX_LEN) -print_final_stats=1 $$dict \
+			-artifact_prefix=$(FUZZ_DIR)/crash-$$n- \
+			$(FUZZ_DIR)/corpus-$$n $$seeds || exit 1; \
+	done
 
 install: all
 	install -D -m 644 include/weft.h $(DESTDIR)$(includedir)/weft.h

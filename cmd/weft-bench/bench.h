@@ -36,6 +36,7 @@ enum bench_impl {
 	IMPL_WEFT,
 	IMPL_WEFT_PROCS,	/* http: weft-httpd --procs N --workers 1 */
 	IMPL_WEFT_PROCS_RP,	/* the same with --reuseport */
+	IMPL_HAPROXY,		/* proxy: HAProxy, mode tcp */
 	IMPL_MAX,
 };
 

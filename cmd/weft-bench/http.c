@@ -79,6 +79,7 @@
 
 #include "bench.h"
 #include "goprog.h"
+#include "httpload.h"
 #include "proc.h"
 #include "report.h"
 #include "scenarios.h"
@@ -294,8 +295,8 @@ read_response(struct reader *r, char *err, size_t errlen)
 }
 
 /* Pipelining and a split head, each answered in full: or the run fails. */
-static void
-server_check(struct bench_server *s)
+void
+http_check(struct bench_server *s)
 {
 	struct reader r = { .len = 0 };
 	char three[3 * sizeof(http_req)];
@@ -329,21 +330,9 @@ server_check(struct bench_server *s)
 	close(r.fd);
 }
 
-struct load {
-	int conns;
-	long requests;
-	double secs;
-	double p99_ms;
-	long errors;		/* socket errors and non-2xx/3xx answers */
-	char errwhat[96];
-	double cpu_us;		/* server CPU per request */
-	long rss_kib;		/* peak server RSS */
-	double steal;		/* the CPU time stolen meanwhile */
-};
-
-static void
-run_wrk(const char *wrk, struct bench_server *s, int conns, int secs,
-	struct load *l)
+void
+http_run_wrk(const char *wrk, struct bench_server *s, int conns, int secs,
+	     struct http_load *l)
 {
 	int64_t deadline = bench_now() + (int64_t)(secs + 30) * 1000000000;
 	long connect, rd, wr, status, timeout;
@@ -417,14 +406,15 @@ run_wrk(const char *wrk, struct bench_server *s, int conns, int secs,
 
 /*
  * RSS of the server per idle keep-alive connection, in KiB: n connections
- * opened one after the other, each answered once and kept open.
+ * opened one after the other, each answered once and kept open.  The
+ * growth of its open fds per connection into *fds_per_conn (unless NULL).
  */
-static double
-idle_rss(struct bench_server *s, int n)
+double
+http_idle(struct bench_server *s, int n, double *fds_per_conn)
 {
 	int *fds = calloc((size_t)n, sizeof(*fds));
+	long base, rss, fd0, fd1;
 	struct reader r;
-	long base, rss;
 	char err[128];
 	int i;
 
@@ -433,6 +423,7 @@ idle_rss(struct bench_server *s, int n)
 	bench_tree_refresh(s);
 	bench_sleep_ms(100);
 	base = bench_tree_rss_kib(s);
+	fd0 = bench_tree_fds(s);
 	for (i = 0; i < n; i++) {
 		int ret;
 
@@ -452,7 +443,11 @@ idle_rss(struct bench_server *s, int n)
 					s->impl, i + 1, n, err);
 	}
 	bench_sleep_ms(250);
+	bench_tree_refresh(s);	/* a server that forks per connection */
 	rss = bench_tree_rss_kib(s);
+	fd1 = bench_tree_fds(s);
+	if (fds_per_conn)
+		*fds_per_conn = (double)(fd1 - fd0) / n;
 	for (i = 0; i < n; i++)
 		close(fds[i]);
 	free(fds);
@@ -486,27 +481,12 @@ impl_str(struct impl *im, int i, const char *fmt, ...)
 	return im->store[i];
 }
 
-/* This executable (for --serve), or with `dir`, its directory. */
-static void
-self_path(char *out, size_t len, bool dir)
-{
-	ssize_t n = readlink("/proc/self/exe", out, len - 1);
-	char *slash;
-
-	if (n <= 0)
-		bench_proc_fail("readlink /proc/self/exe: %s", strerror(errno));
-	out[n] = '\0';
-	slash = strrchr(out, '/');
-	if (dir && slash)
-		*slash = '\0';
-}
-
 static void
 setup_serve(struct impl *im, const char *kind, int workers)
 {
 	char exe[PATH_MAX];
 
-	self_path(exe, sizeof(exe), false);
+	bench_self_path(exe, sizeof(exe), false);
 	im->argv[0] = impl_str(im, 0, "%s", exe);
 	im->argv[1] = "--serve";
 	im->argv[2] = (char *)kind;
@@ -522,7 +502,7 @@ setup_weft(struct impl *im, int workers)
 {
 	char dir[PATH_MAX];
 
-	self_path(dir, sizeof(dir), true);
+	bench_self_path(dir, sizeof(dir), true);
 	im->argv[0] = impl_str(im, 0, "%s/weft-httpd", dir);
 	if (access(im->argv[0], X_OK) < 0)
 		bench_proc_fail("%s: %s (make builds it)", im->argv[0],
@@ -644,8 +624,8 @@ setup_go(struct impl *im, int workers)
 	im->workers = workers;
 }
 
-static void
-emit_load(const struct load *l, int workers)
+void
+http_emit_load(const struct http_load *l, int workers)
 {
 	char m[32];
 
@@ -672,37 +652,33 @@ emit_load(const struct load *l, int workers)
 	}
 }
 
-static int
-http_run(const struct bench_cfg *cfg, enum bench_impl which)
+long
+http_client_setup(const struct bench_cfg *cfg, const char *name, long idle,
+		  int fds_per_idle, char *wrk, size_t len)
 {
-	static struct impl im;
-	struct bench_server srv;
-	struct load load[2];
+	long nidle = bench_size(cfg, idle, idle);
+	long need = nidle * fds_per_idle + 200;
 	struct rlimit rl;
-	char wrk[PATH_MAX], path[PATH_MAX];
-	int secs = cfg->quick ? 2 : 8;
-	long nidle = bench_size(cfg, IDLE_CONNS, IDLE_CONNS);
-	double idle;
+	char path[PATH_MAX];
 	int ret;
 
 	/* Orphans of a server (nginx workers) become ours to reap. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	if (!bench_find_prog(NULL, "wrk", NULL, wrk, sizeof(wrk)))
+	if (!bench_find_prog(NULL, "wrk", NULL, wrk, len))
 		bench_skip("wrk not installed (Debian package wrk)");
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-	    rl.rlim_cur < (rlim_t)nidle + 200) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)need) {
 		if (rl.rlim_cur < 1300)
 			bench_fail("RLIMIT_NOFILE is %lu: need 1,300 or more",
 				   (unsigned long)rl.rlim_cur);
-		nidle = (long)rl.rlim_cur - 200;
-		bench_note("RLIMIT_NOFILE %lu: %ld idle connections, not %d",
-			   (unsigned long)rl.rlim_cur, nidle, IDLE_CONNS);
+		nidle = ((long)rl.rlim_cur - 200) / fds_per_idle;
+		bench_note("RLIMIT_NOFILE %lu: %ld idle connections, not %ld",
+			   (unsigned long)rl.rlim_cur, nidle, idle);
 	}
-	ret = bench_scratch("http", bench_scratch_dir,
+	ret = bench_scratch(name, bench_scratch_dir,
 			    sizeof(bench_scratch_dir));
 	if (ret < 0) {
 		bench_scratch_dir[0] = '\0';
@@ -711,6 +687,24 @@ http_run(const struct bench_cfg *cfg, enum bench_impl which)
 	snprintf(path, sizeof(path), "%s/done.lua", bench_scratch_dir);
 	if (bench_write_file(path, wrk_script) < 0)
 		bench_proc_fail("%s: %s", path, strerror(errno));
+	return nidle;
+}
+
+static int
+http_run(const struct bench_cfg *cfg, enum bench_impl which)
+{
+	static struct impl im;
+	struct bench_server srv;
+	struct http_load load[2];
+	struct rlimit rl;
+	char wrk[PATH_MAX];
+	int secs = cfg->quick ? 2 : 8;
+	long nidle;
+	double idle;
+
+	nidle = http_client_setup(cfg, "http", IDLE_CONNS, 1, wrk,
+				  sizeof(wrk));
+	getrlimit(RLIMIT_NOFILE, &rl);
 
 	memset(&im, 0, sizeof(im));
 	switch (which) {
@@ -749,10 +743,10 @@ http_run(const struct bench_cfg *cfg, enum bench_impl which)
 	srv.impl = bench_impl_name(which);
 	snprintf(srv.log, sizeof(srv.log), "%s/server.log", bench_scratch_dir);
 	bench_server_start(&srv, im.argv, im.env, im.port);
-	server_check(&srv);
-	run_wrk(wrk, &srv, LOAD_CONNS_LO, secs, &load[0]);
+	http_check(&srv);
+	http_run_wrk(wrk, &srv, LOAD_CONNS_LO, secs, &load[0]);
 	bench_sleep_ms(300);
-	run_wrk(wrk, &srv, LOAD_CONNS_HI, secs, &load[1]);
+	http_run_wrk(wrk, &srv, LOAD_CONNS_HI, secs, &load[1]);
 	bench_server_stop(&srv);
 
 	/*
@@ -760,13 +754,13 @@ http_run(const struct bench_cfg *cfg, enum bench_impl which)
 	 * gets its port back: it sets SO_REUSEADDR.)
 	 */
 	bench_server_start(&srv, im.argv, im.env, im.port);
-	server_check(&srv);
-	idle = idle_rss(&srv, (int)nidle);
+	http_check(&srv);
+	idle = http_idle(&srv, (int)nidle, NULL);
 	bench_server_stop(&srv);
 	bench_cleanup();
 
-	emit_load(&load[0], im.workers);
-	emit_load(&load[1], im.workers);
+	http_emit_load(&load[0], im.workers);
+	http_emit_load(&load[1], im.workers);
 	bench_emit("idle_kib_per_conn", KIND_MEMORY, idle, "KiB", nidle,
 		   im.workers);
 	return 0;

@@ -37,7 +37,7 @@
  * The scenario table.  Names are part of the command line and of the JSON
  * output: do not rename them.  The time limits are per child (one run of
  * one implementation); --quick has to finish everything in two minutes,
- * plus about a minute for http.
+ * plus about a minute for http and 30-40 s for proxy.
  */
 struct scenario {
 	const char *name;
@@ -134,6 +134,27 @@ static const struct scenario scenarios[] = {
 		.limit_quick = 60,
 		.limit_full = 150,
 		.baseline = IMPL_EPOLL,
+		.runs_quick = 1,
+		.runs_full = 3,
+		.interleave = true,
+	},
+	{
+		/*
+		 * wrk -> proxy -> weft-httpd: like http, two wrk runs and
+		 * 2,000 idle connections per child, plus the backend.
+		 */
+		.name = "proxy",
+		.what = "TCP proxies in front of weft-httpd under wrk "
+			"(needs wrk)",
+		.fn = {
+			[IMPL_THREADS] = proxy_threads,
+			[IMPL_NGINX] = proxy_nginx,
+			[IMPL_GO] = proxy_go,
+			[IMPL_WEFT] = proxy_weft,
+			[IMPL_HAPROXY] = proxy_haproxy,
+		},
+		.limit_quick = 60,
+		.limit_full = 150,
 		.runs_quick = 1,
 		.runs_full = 3,
 		.interleave = true,
@@ -680,17 +701,22 @@ usage(FILE *f)
 		" [--runs K]\n"
 		"                  [--timeout SEC]\n"
 		"       weft-bench --serve threads|epoll [--host ADDR]"
-		" [--port P] [--workers N]\n\n"
+		" [--port P] [--workers N]\n"
+		"       weft-bench --serve-proxy threads --upstream HOST:PORT"
+		" [--host ADDR] [--port P]\n\n"
 		"Runs each workload with OS threads, processes and weft tasks"
 		" and prints the\nmedian of K runs (default 5, --quick 3;"
-		" http: 3 and 1).  Scenarios:\n");
+		" http and proxy: 3 and 1).  Scenarios:\n");
 	for (i = 0; i < NSCENARIOS; i++)
 		fprintf(f, "  %-8s %s\n", scenarios[i].name,
 			scenarios[i].what);
 	fprintf(f, "\n--serve runs one of the http scenario's comparison"
 		" servers in the foreground\n(default 127.0.0.1, port 0 = any"
 		" free port; epoll with N workers: N threads,\n"
-		"each with its own epoll and SO_REUSEPORT listener).\n");
+		"each with its own epoll and SO_REUSEPORT listener).\n"
+		"--serve-proxy runs the proxy scenario's thread-per-direction"
+		" TCP proxy\n(to the IPv4 HOST:PORT of --upstream) the same"
+		" way.\n");
 }
 
 /* Mark the scenarios named in a comma-separated list; -1 on a bad name. */
@@ -753,11 +779,14 @@ main(int argc, char **argv)
 		{ "serve", required_argument, NULL, 'S' },
 		{ "host", required_argument, NULL, 'H' },
 		{ "port", required_argument, NULL, 'P' },
+		{ "serve-proxy", required_argument, NULL, 'X' },
+		{ "upstream", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *json = NULL, *csv = NULL, *svg = NULL;
 	const char *serve = NULL, *host = "127.0.0.1";
+	const char *serve_proxy = NULL, *upstream = NULL;
 	int port = 0;
 	bool selected[NSCENARIOS] = { false };
 	bool any_selected = false;
@@ -822,6 +851,12 @@ main(int argc, char **argv)
 		case 'P':
 			port = parse_int(optarg, "--port", 0, 65535);
 			break;
+		case 'X':
+			serve_proxy = optarg;
+			break;
+		case 'U':
+			upstream = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -837,6 +872,8 @@ main(int argc, char **argv)
 	if (serve)
 		return http_serve(serve, host, port, cfg.workers ?
 				  cfg.workers : 1);
+	if (serve_proxy)
+		return proxy_serve(serve_proxy, host, port, upstream);
 	if (!cfg.workers)
 		cfg.workers = cfg.ncpus;
 

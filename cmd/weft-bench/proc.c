@@ -29,8 +29,24 @@
 
 /* Everything the child must undo before it exits, whatever happens. */
 char bench_scratch_dir[256];		/* mkdtemp()ed; "" when none */
-static struct bench_server *running;
+static struct bench_server *running[BENCH_MAX_RUNNING];	/* NULL: free */
 pid_t bench_wrk_pid;
+
+/* Keep s in (or take it out of) the servers bench_cleanup() kills. */
+static void
+running_set(struct bench_server *s, bool on)
+{
+	int i;
+
+	for (i = 0; i < BENCH_MAX_RUNNING; i++) {
+		if (running[i] == (on ? NULL : s)) {
+			running[i] = on ? s : NULL;
+			return;
+		}
+	}
+	if (on)
+		bench_fail("more than %d servers at once", BENCH_MAX_RUNNING);
+}
 
 void
 bench_sleep_ms(long ms)
@@ -105,17 +121,19 @@ void
 bench_cleanup(void)
 {
 	int status;
+	int i;
 
 	if (bench_wrk_pid > 0) {
 		kill(bench_wrk_pid, SIGKILL);
 		waitpid(bench_wrk_pid, &status, 0);
 		bench_wrk_pid = 0;
 	}
-	if (running) {
-		struct bench_server *s = running;
+	/* The last one started first: a proxy before its backend. */
+	for (i = BENCH_MAX_RUNNING - 1; i >= 0; i--) {
+		struct bench_server *s = running[i];
 
-		running = NULL;
-		if (s->pid > 0) {
+		running[i] = NULL;
+		if (s && s->pid > 0) {
 			kill(s->pid, SIGKILL);
 			waitpid(s->pid, &status, 0);
 			s->pid = 0;
@@ -295,6 +313,46 @@ bench_tree_rss_kib(const struct bench_server *s)
 	return kib;
 }
 
+/* Open file descriptors of the tree (/proc/PID/fd entries). */
+long
+bench_tree_fds(const struct bench_server *s)
+{
+	long n = 0;
+	int i;
+
+	for (i = 0; i < s->ntree; i++) {
+		char path[64];
+		struct dirent *e;
+		DIR *d;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd", (int)s->tree[i]);
+		d = opendir(path);
+		if (!d)
+			continue;
+		while ((e = readdir(d))) {
+			if (e->d_name[0] != '.')
+				n++;
+		}
+		closedir(d);
+	}
+	return n;
+}
+
+/* This executable, or with `dir`, its directory. */
+void
+bench_self_path(char *out, size_t len, bool dir)
+{
+	ssize_t n = readlink("/proc/self/exe", out, len - 1);
+	char *slash;
+
+	if (n <= 0)
+		bench_proc_fail("readlink /proc/self/exe: %s", strerror(errno));
+	out[n] = '\0';
+	slash = strrchr(out, '/');
+	if (dir && slash)
+		*slash = '\0';
+}
+
 /* ---- starting and stopping processes ---- */
 
 /*
@@ -453,7 +511,7 @@ bench_server_start(struct bench_server *s, char *const argv[],
 
 	s->pid = bench_spawn(argv, env, s->log);
 	s->port = 0;
-	running = s;
+	running_set(s, true);
 	for (;;) {
 		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
 			s->pid = 0;
@@ -523,5 +581,5 @@ bench_server_stop(struct bench_server *s)
 		}
 	}
 	s->pid = 0;
-	running = NULL;
+	running_set(s, false);
 }

@@ -41,6 +41,7 @@ void bench_sleep_ms(long ms);
 pid_t bench_spawn(char *const argv[], char *const env[], const char *log);
 
 #define BENCH_MAX_TREE 64
+#define BENCH_MAX_RUNNING 4	/* servers up at once (proxy: 2) */
 
 /* A server process the child started, and its process tree. */
 struct bench_server {
@@ -54,7 +55,9 @@ struct bench_server {
 };
 
 /*
- * Start a server and wait (10 s at most) until it listens: until its log
+ * Start a server and wait (10 s at most) until it listens (up to
+ * BENCH_MAX_RUNNING at once: the proxy scenario runs a backend and a
+ * proxy): until its log
  * has a "listening on HOST:PORT" line if port is 0, else until port
  * accepts a connection.  bench_server_stop(): SIGTERM, then SIGKILL after
  * 3 s; reap it and what is left of its tree.  Both fail the child if the
@@ -71,10 +74,15 @@ void bench_server_stop(struct bench_server *s);
 void bench_tree_refresh(struct bench_server *s);
 double bench_tree_cpu_s(const struct bench_server *s);
 long bench_tree_rss_kib(const struct bench_server *s);
+/* The tree's open file descriptors (entries of /proc/PID/fd). */
+long bench_tree_fds(const struct bench_server *s);
+
+/* This executable's path, or with `dir`, its directory (fails the child). */
+void bench_self_path(char *out, size_t len, bool dir);
 
 /*
  * Everything the child must undo before it exits, whatever happens: its
- * scratch directory ("" when none), the server bench_server_start() left
+ * scratch directory ("" when none), the servers bench_server_start() left
  * running, and bench_wrk_pid (0 when none).  bench_cleanup() undoes them;
  * bench_proc_fail() and bench_proc_skip() do so, then bench_fail() or
  * bench_skip() with their message.

@@ -25,6 +25,7 @@ static const char *const impl_names[IMPL_MAX] = {
 	[IMPL_WEFT] = "weft",
 	[IMPL_WEFT_PROCS] = "weft-procs",
 	[IMPL_WEFT_PROCS_RP] = "weft-procs-rp",
+	[IMPL_HAPROXY] = "haproxy",
 };
 
 const char *
@@ -498,6 +499,7 @@ static const char *const impl_colors[IMPL_MAX] = {
 	[IMPL_WEFT] = "#59a14f",
 	[IMPL_WEFT_PROCS] = "#8cd17d",
 	[IMPL_WEFT_PROCS_RP] = "#b6992d",
+	[IMPL_HAPROXY] = "#9c755f",
 };
 
 static void

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The scenario bodies (spawn.c, yield.c, park.c, sleep.c, fanout.c,
- * http.c, chan.c, skynet.c, mutex.c), for main.c's scenario table.
+ * http.c, proxy.c, chan.c, skynet.c, mutex.c), for main.c's scenario
+ * table.
  * Includes bench.h only.
  */
 #ifndef WEFT_BENCH_SCENARIOS_H
@@ -34,6 +35,11 @@ int http_go(const struct bench_cfg *cfg);
 int http_weft(const struct bench_cfg *cfg);
 int http_weft_procs(const struct bench_cfg *cfg);
 int http_weft_procs_rp(const struct bench_cfg *cfg);
+int proxy_threads(const struct bench_cfg *cfg);
+int proxy_nginx(const struct bench_cfg *cfg);
+int proxy_go(const struct bench_cfg *cfg);
+int proxy_weft(const struct bench_cfg *cfg);
+int proxy_haproxy(const struct bench_cfg *cfg);
 int chan_threads(const struct bench_cfg *cfg);
 int chan_go(const struct bench_cfg *cfg);
 int chan_weft(const struct bench_cfg *cfg);

@@ -3,13 +3,17 @@
  * The http scenario's comparison servers, `weft-bench --serve threads` and
  * `weft-bench --serve epoll [--workers N]` (described in http.c): the same
  * "Hello, world" answer to every complete request head, from a thread per
- * connection or from N edge-triggered epoll loops.
+ * connection or from N edge-triggered epoll loops.  And the proxy
+ * scenario's thread-per-direction TCP proxy, `weft-bench --serve-proxy
+ * threads --upstream HOST:PORT` (described in proxy.c).
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -365,5 +369,209 @@ http_serve(const char *kind, const char *host, int port, int workers)
 		}
 	}
 	epoll_loop((void *)(intptr_t)lfd[0]);
+	return 1;
+}
+
+/* ---- the proxy scenario's thread proxy (weft-bench --serve-proxy) ---- */
+
+#define PROXY_BUF	16384	/* per direction, on the thread's stack */
+
+/*
+ * One proxied connection: two blocking sockets and one thread per
+ * direction.  The last of the two threads to finish closes both sockets
+ * and frees it.
+ */
+struct pconn {
+	int client;
+	int upstream;
+	atomic_int refs;	/* threads still using it: 2, then 1, then 0 */
+};
+
+struct pdir {
+	struct pconn *c;
+	int from;
+	int to;
+};
+
+static struct sockaddr_in proxy_upstream;
+
+static void
+pconn_put(struct pconn *c)
+{
+	/* The last thread out sees 1; the other's writes are done. */
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	close(c->client);
+	close(c->upstream);
+	free(c);
+}
+
+/*
+ * Copy from -> to until EOF, then carry the half-close on (shutdown
+ * SHUT_WR) and leave the other direction running.  On an error, shut
+ * both sockets down both ways so that the other thread's read() or
+ * write() ends too.
+ */
+static void
+pdir_copy(int from, int to)
+{
+	char buf[PROXY_BUF];
+
+	for (;;) {
+		ssize_t r = read(from, buf, sizeof(buf));
+		char *p = buf;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0) {
+			shutdown(to, SHUT_WR);
+			return;
+		}
+		if (r < 0)
+			goto out_reset;
+		while (r > 0) {
+			ssize_t w = send(to, p, (size_t)r, MSG_NOSIGNAL);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				goto out_reset;
+			p += w;
+			r -= w;
+		}
+	}
+
+out_reset:
+	shutdown(from, SHUT_RDWR);
+	shutdown(to, SHUT_RDWR);
+}
+
+static void *
+pdir_thread(void *arg)
+{
+	struct pconn *c = arg;
+
+	pdir_copy(c->upstream, c->client);
+	pconn_put(c);
+	return NULL;
+}
+
+/*
+ * A new client connection's first thread: connect to the upstream (so
+ * the accept loop never waits for it), start the upstream -> client
+ * thread, then copy client -> upstream itself.
+ */
+static void *
+pconn_thread(void *arg)
+{
+	struct pconn *c = arg;
+	pthread_attr_t attr;
+	pthread_t t;
+	int ret;
+
+	c->upstream = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->upstream < 0) {
+		accept_trouble("socket", errno);
+		goto out_close;
+	}
+	while (connect(c->upstream, (struct sockaddr *)&proxy_upstream,
+		       sizeof(proxy_upstream)) < 0) {
+		if (errno != EINTR) {
+			accept_trouble("connect upstream", errno);
+			close(c->upstream);
+			goto out_close;
+		}
+	}
+	set_nodelay(c->upstream);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ret = pthread_create(&t, &attr, pdir_thread, c);
+	pthread_attr_destroy(&attr);
+	if (ret) {
+		accept_trouble("pthread_create", ret);
+		close(c->upstream);
+		goto out_close;
+	}
+	pdir_copy(c->client, c->upstream);
+	pconn_put(c);
+	return NULL;
+
+out_close:
+	close(c->client);
+	free(c);
+	return NULL;
+}
+
+int
+proxy_serve(const char *kind, const char *host, int port,
+	    const char *upstream)
+{
+	char uhost[64];
+	const char *colon = upstream ? strrchr(upstream, ':') : NULL;
+	pthread_attr_t attr;
+	pthread_t t;
+	int lfd;
+
+	if (strcmp(kind, "threads")) {
+		fprintf(stderr, "weft-bench: --serve-proxy takes threads, "
+			"not '%s'\n", kind);
+		return 2;
+	}
+	if (!colon || colon == upstream ||
+	    (size_t)(colon - upstream) >= sizeof(uhost) ||
+	    atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535) {
+		fprintf(stderr, "weft-bench: --serve-proxy needs --upstream "
+			"HOST:PORT\n");
+		return 2;
+	}
+	snprintf(uhost, sizeof(uhost), "%.*s", (int)(colon - upstream),
+		 upstream);
+	proxy_upstream.sin_family = AF_INET;
+	proxy_upstream.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, uhost, &proxy_upstream.sin_addr) != 1) {
+		fprintf(stderr, "weft-bench: --upstream: '%s' is not an IPv4 "
+			"address\n", uhost);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	lfd = bench_listen(host, port, false, 0);
+	if (lfd < 0) {
+		fprintf(stderr, "weft-bench: listen on %s:%d: %s\n", host,
+			port, strerror(-lfd));
+		return 1;
+	}
+	printf("weft-bench-proxy-threads: listening on %s:%d\n", host,
+	       bench_local_port(lfd));
+	fflush(stdout);
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	for (;;) {
+		struct pconn *c;
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		int ret;
+
+		if (fd < 0) {
+			if (errno != EINTR && errno != ECONNABORTED)
+				accept_trouble("accept", errno);
+			continue;
+		}
+		set_nodelay(fd);
+		c = malloc(sizeof(*c));
+		if (!c) {
+			close(fd);
+			accept_trouble("malloc", ENOMEM);
+			continue;
+		}
+		c->client = fd;
+		c->upstream = -1;
+		atomic_init(&c->refs, 2);
+		ret = pthread_create(&t, &attr, pconn_thread, c);
+		if (ret) {
+			close(fd);
+			free(c);
+			accept_trouble("pthread_create", ret);
+		}
+	}
 	return 1;
 }

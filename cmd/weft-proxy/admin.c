@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cmd/weft-proxy/proxy.h"
+#include "proxy.h"
 
 #define HEAD_MAX 4096
 

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmd/weft-proxy/proxy.h"
+#include "proxy.h"
 
 #define LOG_BUF (256 << 10)
 
@@ -33,7 +33,7 @@ static struct {
 	char *spare;		/* writer only: the buffer being written */
 	bool stop;		/* under lock */
 	bool reopen;		/* under lock */
-	bool on;		/* set before the thread starts, then read */
+	atomic_bool on;		/* the writer runs; any thread reads it */
 	int fd;			/* writer only (and open/close) */
 	char path[4096];
 	pthread_t thread;

@@ -25,7 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cmd/weft-proxy/proxy.h"
+#include "proxy.h"
 
 bool
 px_srv_usable_locked(struct px_srv *s, int64_t now)

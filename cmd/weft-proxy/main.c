@@ -40,8 +40,8 @@
 
 #include <weft.h>
 
-#include "cmd/weft-proxy/config.h"
-#include "cmd/weft-proxy/proxy.h"
+#include "config.h"
+#include "proxy.h"
 
 /* The configuration in force; the master replaces it on a reload. */
 static struct px_config *g_cfg;

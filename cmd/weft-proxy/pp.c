@@ -35,7 +35,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cmd/weft-proxy/pp.h"
+#include "pp.h"
 
 static const unsigned char v2_sig[12] = {
 	0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a
@@ -106,7 +106,8 @@ v1_addr(struct v1_cur *c, int af, void *out)
 			return v1_more(c);
 		if (*c->p == ' ')
 			break;
-		if (n == max || !strchr(set, *c->p))
+		/* strchr() finds the terminator too: refuse NUL first. */
+		if (n == max || *c->p == '\0' || !strchr(set, *c->p))
 			return -EINVAL;
 		text[n++] = *c->p++;
 	}

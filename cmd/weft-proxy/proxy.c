@@ -21,11 +21,15 @@
  * when cancelled), and a reset is passed on as a reset (SO_LINGER 0, then
  * close).
  *
- * Large transfers.  Past splice_threshold bytes in one direction (splice
- * auto), the direction moves data with splice(2) through a pipe taken from
- * a bounded per-process count (PX_PIPES_MAX): the bytes go socket -> pipe
- * -> socket in the kernel, never through user memory.  Out of pipes, it
- * goes on with read and write.  README.md has the figures.
+ * Large transfers.  A burst (bytes read without the source running dry)
+ * longer than splice_threshold is bulk data: with splice auto the rest of
+ * that burst moves with splice(2) through a pipe taken from a bounded
+ * per-process count (PX_PIPES_MAX), socket -> pipe -> socket inside the
+ * kernel, never through user memory; when the source runs dry the pipe
+ * goes back and the direction waits as before.  Small request/response
+ * traffic never reaches the threshold, so it never pays for the pipe.
+ * Out of pipes, a direction goes on with read and write.  README.md has
+ * the figures.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,13 +49,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmd/weft-proxy/pp.h"
-#include "cmd/weft-proxy/proxy.h"
+#include "pp.h"
+#include "proxy.h"
 
 /* Pipes a worker process may hold for splice at once (2 fds each). */
 #define PX_PIPES_MAX 256
 /* Retries are capped by the config at 16: servers tried at most. */
 #define PX_TRIES_MAX 17
+/*
+ * io_uring: a direction waits in a receive of this many bytes into its
+ * stack frame (one operation: no poll, then read), inside the stack page
+ * the parked task holds anyway.  A read that fills it is followed by
+ * reads of buffer_size from the heap until the source runs dry.
+ */
+#define PX_SMALL 512
 /* Bytes one splice call moves at most (the pipe's default capacity). */
 #define PX_SPLICE_CHUNK (64 << 10)
 
@@ -114,6 +125,13 @@ px_msg(const char *fmt, ...)
 }
 
 static struct px_state *g_st;	/* the worker process's one state */
+/*
+ * The backend completes operations (io_uring): wait in a receive.  Else
+ * (epoll) wait for readiness, then read: a receive there would try the
+ * read first, fail with EAGAIN, and read again once ready.  Set before
+ * serving; read-only after.
+ */
+static bool g_recv_op;
 
 /* How a direction ended. */
 enum dir_end {
@@ -163,8 +181,25 @@ set_why(struct px_sess *s, enum px_end why)
 /* ---- buffers: a small per-thread cache over malloc ---- */
 
 #define BUF_CACHE 32
+/* Per worker thread; the key's destructor frees them when it exits. */
 static __thread void *buf_cache[BUF_CACHE];
 static __thread int buf_cached;
+static pthread_key_t buf_key;
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+
+static void
+buf_flush(void *unused)
+{
+	(void)unused;
+	while (buf_cached > 0)
+		free(buf_cache[--buf_cached]);
+}
+
+static void
+buf_key_make(void)
+{
+	pthread_key_create(&buf_key, buf_flush);
+}
 
 static void *
 buf_get(size_t size)
@@ -179,10 +214,16 @@ buf_put(void *b)
 {
 	if (!b)
 		return;
-	if (buf_cached < BUF_CACHE)
+	if (buf_cached < BUF_CACHE) {
+		if (!buf_cached) {
+			/* A non-NULL value makes the destructor run. */
+			pthread_once(&buf_once, buf_key_make);
+			pthread_setspecific(buf_key, buf_cache);
+		}
 		buf_cache[buf_cached++] = b;
-	else
+	} else {
 		free(b);
+	}
 }
 
 /* ---- pipes for splice ---- */
@@ -334,10 +375,11 @@ send_all(struct px_sess *s, int dst, const char *p, size_t len)
 
 /*
  * splice() from src to dst through a pipe (held only while bytes move).
- * Returns like pump(); 1: out of pipes, go on with read and write.
+ * Returns like pump(); 1: out of pipes, go on with read and write; 2:
+ * the source ran dry (only when not `stay`: splice always waits itself).
  */
 static int
-pump_splice(struct px_sess *s, int src, int dst, uint64_t *bytes)
+pump_splice(struct px_sess *s, int src, int dst, uint64_t *bytes, bool stay)
 {
 	int pfd[2];
 	bool have = false;
@@ -369,6 +411,8 @@ pump_splice(struct px_sess *s, int src, int dst, uint64_t *bytes)
 			/* Nothing to read: give the (empty) pipe back. */
 			pipe_put(g_st, pfd, true);
 			have = false;
+			if (!stay)
+				return 2;
 			r = wait_fd(s, src, POLLIN, true);
 			if (r)
 				return r;
@@ -412,23 +456,60 @@ pump(struct px_sess *s, int src, int dst, uint64_t *bytes)
 	const struct px_config *cfg = g_st->cfg;
 	size_t size = cfg->buffer_size;
 	bool may_splice = cfg->splice != PX_SPLICE_OFF;
-	uint64_t threshold = cfg->splice == PX_SPLICE_ON ? 0 :
-			     cfg->splice_threshold;
+	bool always = cfg->splice == PX_SPLICE_ON;
+	uint64_t threshold = cfg->splice_threshold;
+	uint64_t burst = 0;	/* bytes since the source last ran dry */
+	char small[PX_SMALL];
 	char *buf = NULL;
 	int r;
 
 	for (;;) {
 		ssize_t n;
 
-		if (may_splice && *bytes >= threshold) {
+		if (may_splice && (always || burst >= threshold)) {
 			buf_put(buf);
 			buf = NULL;
-			r = pump_splice(s, src, dst, bytes);
-			if (r != 1)
+			r = pump_splice(s, src, dst, bytes, always);
+			if (r != 1 && r != 2)
 				return r;
-			may_splice = false;	/* out of pipes: read/write */
+			/* Dry, or out of pipes (then try at the next burst). */
+			burst = 0;
+			if (r == 1 && always)
+				may_splice = false;
 		}
-		if (!buf) {
+		if (!buf && g_recv_op) {
+			/* Wait in a receive into the frame: no heap held. */
+			n = weft_recv(src, small, sizeof(small), 0,
+				      wait_deadline(s));
+			if (n > 0) {
+				r = send_all(s, dst, small, (size_t)n);
+				if (r)
+					return r;
+				*bytes += (uint64_t)n;
+				touch(s);
+				if ((size_t)n < sizeof(small)) {
+					burst = 0;
+					continue;
+				}
+				burst += (uint64_t)n;	/* more, likely */
+			} else if (n == 0) {
+				return DIR_EOF;
+			} else if (n == -ETIMEDOUT) {
+				r = timed_out(s);
+				if (r >= 0)
+					return r;
+				continue;
+			} else if (n == -ECANCELED) {
+				return DIR_CANCELLED;
+			} else if (n == -EAGAIN || n == -EINTR) {
+				continue;
+			} else {
+				return DIR_SRC_RESET;
+			}
+			buf = buf_get(size);
+			if (!buf)
+				return DIR_NOMEM;
+		} else if (!buf) {
 			/* Wait with no buffer held: idle costs nothing. */
 			r = wait_fd(s, src, POLLIN, true);
 			if (r)
@@ -445,11 +526,13 @@ pump(struct px_sess *s, int src, int dst, uint64_t *bytes)
 				return r;
 			}
 			*bytes += (uint64_t)n;
+			burst += (uint64_t)n;
 			touch(s);
 			if ((size_t)n < size) {
 				/* Drained, most likely: wait again. */
 				buf_put(buf);
 				buf = NULL;
+				burst = 0;
 			}
 			continue;
 		}
@@ -462,6 +545,7 @@ pump(struct px_sess *s, int src, int dst, uint64_t *bytes)
 		if (errno == EAGAIN) {
 			buf_put(buf);
 			buf = NULL;
+			burst = 0;
 			continue;
 		}
 		buf_put(buf);
@@ -568,8 +652,8 @@ mix64(uint64_t x)
 	return x;
 }
 
-static uint64_t
-addr_hash(const struct sockaddr_storage *ss)
+uint64_t
+px_addr_hash(const struct sockaddr_storage *ss)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ULL;
 	const unsigned char *p = NULL;
@@ -635,7 +719,8 @@ pick_locked(struct px_pool_rt *p, uint64_t h, const int *t, int nt,
 								 now))
 			primary_up = true;
 	{
-		uint64_t rot = p->rr++;
+		/* Ties in leastconn go round; the others keep config order. */
+		uint64_t rot = p->c->balance == PX_BAL_LEASTCONN ? p->rr++ : 0;
 		struct px_srv *c1 = NULL;
 		struct px_srv *c2 = NULL;
 		int cand = 0;
@@ -712,8 +797,19 @@ pick_locked(struct px_pool_rt *p, uint64_t h, const int *t, int nt,
 	return PICK_OK;
 }
 
-static void
-srv_release(struct px_srv *s)
+int
+px_pick(struct px_pool_rt *p, uint64_t hash, struct px_srv **out)
+{
+	enum pick r;
+
+	pthread_mutex_lock(&p->lock);
+	r = pick_locked(p, hash, NULL, 0, out);
+	pthread_mutex_unlock(&p->lock);
+	return r == PICK_OK ? 0 : r == PICK_FULL ? -EBUSY : -ENOENT;
+}
+
+void
+px_release(struct px_srv *s)
 {
 	struct px_pool_rt *p = s->pool;
 	bool post = false;
@@ -737,7 +833,7 @@ static int
 choose(struct px_sess *s, const int *t, int nt, struct px_srv **out)
 {
 	struct px_pool_rt *p = s->l->pool;
-	uint64_t h = s->has_peer ? addr_hash(&s->peer) : 0;
+	uint64_t h = s->has_peer ? px_addr_hash(&s->peer) : 0;
 	int64_t deadline = 0;
 
 	for (;;) {
@@ -846,13 +942,19 @@ connect_upstream(struct px_sess *s)
 			return 0;
 		}
 		if (fd == -ECANCELED) {
-			srv_release(srv);
+			px_release(srv);
 			return PX_END_DRAIN;
+		}
+		if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS ||
+		    fd == -ENOMEM) {
+			/* Our own limit, not the server's fault: no retry. */
+			px_release(srv);
+			return PX_END_ERROR;
 		}
 		atomic_fetch_add_explicit(&srv->cerr[cerr_of(fd)], 1,
 					  memory_order_relaxed);
 		px_health_connect_failed(srv, fd);
-		srv_release(srv);
+		px_release(srv);
 		last = fd;
 		t[nt++] = srv->idx;
 	}
@@ -1095,7 +1197,7 @@ px_session(int fd, void *arg)
 		why = PX_END_DRAIN;
 out_connected:
 	weft_close(s->ufd, 0);
-	srv_release(s->srv);
+	px_release(s->srv);
 out_admitted:
 	unadmit(l);
 out_refused:
@@ -1235,6 +1337,7 @@ px_serve(struct px_state *st)
 	int r;
 
 	st->started = weft_now();
+	g_recv_op = weft_io_backend() && !strcmp(weft_io_backend(), "uring");
 	args = calloc((size_t)n, sizeof(*args));
 	if (!args)
 		return -ENOMEM;

@@ -22,7 +22,7 @@
 
 #include <weft.h>
 
-#include "cmd/weft-proxy/config.h"
+#include "config.h"
 
 /* Why a session ended: the access log's `end=` and a metrics label. */
 enum px_end {
@@ -150,6 +150,16 @@ void px_state_free(struct px_state *st);
  * health checks.  Coroutine context.  0 or a negative errno.
  */
 int px_serve(struct px_state *st);
+
+/*
+ * Choose a server of `p` as a session does, for a client whose address
+ * hashes to `hash` (px_addr_hash), and count it active: 0 with *out,
+ * -EBUSY (every usable server is at its max_conns), -ENOENT (none is in
+ * service).  px_release() undoes the count.  Any thread.
+ */
+int px_pick(struct px_pool_rt *p, uint64_t hash, struct px_srv **out);
+void px_release(struct px_srv *s);
+uint64_t px_addr_hash(const struct sockaddr_storage *ss);
 
 /* One session, as weft_serve()'s handler; `arg` is a struct px_lis_rt. */
 void px_session(int fd, void *arg);
