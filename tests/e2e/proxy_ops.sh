@@ -38,7 +38,9 @@
 #                   at the path, old ones stay, none lost;
 #   drain           drain_timeout 1s, SIGQUIT: the session works until cut
 #                   at the deadline (end=drain), new connections are
-#                   refused, the master exits 0.
+#                   refused, the master exits 0;
+#   timeouts        idle_timeout cuts a silent session (end=idle_timeout)
+#                   and spares a busy one; session_timeout cuts a busy one.
 # `sh tests/e2e/proxy_ops.sh CASE...` runs only those cases.  BUILD picks
 # the build (build/asan, build/tsan with SAN=address/thread: the time
 # bounds stretch, never the behaviour).  Exit 77 only without python3.
@@ -53,7 +55,7 @@ export ROOT
 . "$(dirname "$0")/lib/server.sh"
 
 all="reload worker-kill health queue proxy-protocol config metrics
-log-reopen drain"
+log-reopen drain timeouts"
 cases=${*:-$all}
 for c in $cases; do
 	case " $(echo $all) " in

@@ -629,6 +629,12 @@ def case_reload():
             die("after a refused bind change: %r" % got)
         if not px.alive():
             die("the master died")
+        # The old generations drained (their keep-alive sessions ended
+        # with the load) and exited; none had to be killed.
+        wait_for(lambda: len(px.children()) == 1, 10,
+                 "the old generations to exit")
+        if "killed" in px.log() or "restarting" in px.log():
+            die("a child was killed or died: %s" % px.log()[-600:])
         return ("%d round trips, %d reloads, 0 failed; bad file and bind "
                 "change refused" % (stats["ok"], hups))
     finally:
@@ -1118,6 +1124,50 @@ def case_metrics():
         for what, (got, want) in checks.items():
             if got != want:
                 die("%s: %g, want %d" % (what, got, want))
+        # Past the splice threshold (64 KiB) both ways: still exact.
+        s = dial(addr)
+        big = b"b" * (700 << 10)
+        threading.Thread(target=s.sendall, args=(big + b"\n",),
+                         daemon=True).start()
+        got = b""
+        while not got.endswith(b"\n"):
+            b = s.recv(1 << 16)
+            if not b:
+                die("EOF inside the big answer")
+            got += b
+        s.close()
+        if got != b"E:" + big + b"\n":
+            die("the big answer was %d bytes, want %d"
+                % (len(got), len(big) + 3))
+        n += 1
+        sent += len(big) + 1
+        recv += len(got)
+        ms = wait_for(lambda: (lambda m: m if sum(
+            v for (k, _), v in m.items()
+            if k == "weft_proxy_sessions_ended_total") == n else None)(
+                px.metrics()), 3, "the big session to end")
+        for what, got_v, want in (
+                ("bytes in", metric(ms, "weft_proxy_bytes_total",
+                                    direction="in"), sent),
+                ("bytes out", metric(ms, "weft_proxy_bytes_total",
+                                     direction="out"), recv),
+                ("server bytes out",
+                 metric(ms, "weft_proxy_server_bytes_total",
+                        direction="out"), recv)):
+            if got_v != want:
+                die("after a spliced session, %s: %d, want %d"
+                    % (what, got_v, want))
+        if metric(ms, "weft_proxy_pipes") < 0:
+            die("negative pipes")
+        # The admin listener's refusals.
+        for req, want in ((b"GET /nope HTTP/1.0\r\n\r\n", b" 404 "),
+                          (b"POST /metrics HTTP/1.0\r\n\r\n", b" 405 ")):
+            a = socket.create_connection(px.admin, timeout=5 * SLOW)
+            a.sendall(req)
+            head = a.recv(100)
+            a.close()
+            if want not in head.split(b"\r\n")[0]:
+                die("admin %r answered %r" % (req[:14], head[:40]))
         st = px.status()
         l0 = st["listeners"][0]
         if (l0["total"], l0["bytes_in"], l0["bytes_out"], l0["active"]) != \
@@ -1263,6 +1313,67 @@ listen main { bind 127.0.0.1:0; pool p; }
         px.stop()
 
 
+def case_timeouts():
+    e = Backend("E")
+    alog = os.path.join(TMP, "timeouts.log")
+    conf = os.path.join(TMP, "timeouts.conf")
+    write_file(conf, """global { procs 1; workers 1; access_log %s; }
+pool p { server e 127.0.0.1:%d; }
+listen idle { bind 127.0.0.1:0; pool p; idle_timeout 300ms; }
+listen whole { bind 127.0.0.1:0; pool p; session_timeout 500ms;
+    idle_timeout off; }
+""" % (alog, e.port))
+    px = Proxy(["-c", conf], "timeouts")
+    try:
+        idle, whole = px.listen
+        # A busy session outlives idle_timeout; a silent one is cut at it.
+        busy = dial(idle)
+        quiet = dial(idle)
+        ask(busy)
+        ask(quiet)
+        t0 = time.monotonic()
+        q_ms = None
+        while time.monotonic() - t0 < 0.6 * SLOW or q_ms is None:
+            if time.monotonic() - t0 > 2 * SLOW:
+                die("an idle session outlived idle_timeout")
+            ask(busy)
+            # Pacing the busy one, and watching the quiet one end.
+            r, _, _ = select.select([quiet], [], [], 0.05)
+            if r and q_ms is None:
+                q_ms = (time.monotonic() - t0) * 1000
+                if not closed_at_once(quiet, 1):
+                    die("the idle session got bytes")
+        if q_ms < 250 or q_ms > 1000 * SLOW:
+            die("idle_timeout 300 ms cut at %.0f ms" % q_ms)
+        ask(busy)
+        busy.close()
+        quiet.close()
+        # session_timeout cuts even a busy one.
+        s = dial(whole)
+        t0 = time.monotonic()
+        try:
+            while time.monotonic() - t0 < 3 * SLOW:
+                ask(s)
+                time.sleep(0.02)
+            die("a session outlived session_timeout")
+        except (EOFError, ConnectionResetError, BrokenPipeError):
+            pass
+        w_ms = (time.monotonic() - t0) * 1000
+        s.close()
+        if w_ms < 450 or w_ms > 1500 * SLOW:
+            die("session_timeout 500 ms cut at %.0f ms" % w_ms)
+        ends = wait_for(lambda: (lambda l: l if len(l) == 3 else None)(
+            sorted((x[1], x[5]) for x in log_parsed(alog))), 2,
+            "three log lines")
+        if ends != [("idle", "client_close"), ("idle", "idle_timeout"),
+                    ("whole", "session_timeout")]:
+            die("log ends %r" % ends)
+        return ("idle one cut at %.0f ms (idle_timeout 300), busy one "
+                "kept; session_timeout 500 cut at %.0f ms" % (q_ms, w_ms))
+    finally:
+        px.stop()
+
+
 CASES = {
     "reload": case_reload,
     "worker-kill": case_worker_kill,
@@ -1273,6 +1384,7 @@ CASES = {
     "metrics": case_metrics,
     "log-reopen": case_log_reopen,
     "drain": case_drain,
+    "timeouts": case_timeouts,
 }
 
 
