@@ -1202,8 +1202,10 @@ WEFT_EXPORT struct weft_future *weft_task_future(struct weft_task *t);
  * the deadline passes the task is cancelled and awaited (without a
  * deadline: its blocking calls return -ECANCELED at once; the caller waits
  * for it even if it is cancelled itself meanwhile, and stays cancelled),
- * its handle is released, and -ETIMEDOUT is returned.  Same codes as
- * weft_join(), plus -EINVAL for unknown flags.  Coroutine context only; a
+ * its handle is released, and -ETIMEDOUT is returned.  A caller that is
+ * cancelled (before the call or during the wait) also cancels and awaits
+ * t under the flag: the handle is released and -ECANCELED is returned.
+ * Same codes as weft_join(), plus -EINVAL for unknown flags.  Coroutine context only; a
  * cancellation point.
  */
 WEFT_EXPORT int weft_join_for(struct weft_task *t, void **result,

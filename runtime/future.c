@@ -900,8 +900,24 @@ weft_join_for(struct weft_task *t, void **result, int64_t deadline,
 		return -EINVAL;
 	weft__wait_note(self, WAIT_JOIN, t);
 	ret = weft_join(t, result, deadline);
-	if (ret != -ETIMEDOUT || !(flags & WEFT_JOIN_CANCEL))
+	/*
+	 * A caller cancelled before or during the first wait gets -ECANCELED
+	 * from weft_join() with t still running: with the flag, t must not
+	 * escape this call either (its caller is about to free what t uses).
+	 */
+	if ((ret != -ETIMEDOUT && ret != -ECANCELED) ||
+	    !(flags & WEFT_JOIN_CANCEL))
 		return ret;
+	if (ret == -ECANCELED) {
+		weft_cancel(t);
+		cancelled = weft__shield_begin(self);
+		scope = weft__scope_suspend(self);
+		while (weft_join(t, NULL, WEFT_DEADLINE_NONE) == -ECANCELED)
+			cancelled |= weft__shield_hit(self);
+		weft__scope_resume(self, scope);
+		weft__shield_end(self, cancelled);
+		return -ECANCELED;
+	}
 	weft_cancel(t);
 	/*
 	 * Await it without a deadline, even if the caller is cancelled

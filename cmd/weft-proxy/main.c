@@ -239,7 +239,11 @@ child_main(const struct weft_prefork_child *c)
 	r = px_serve(&st);
 	px_log_close();
 	px_state_free(&st);
-	return r < 0 ? 1 : 0;
+	/*
+	 * -ECANCELED: the supervisor cancelled this task at the drain
+	 * deadline, the ordinary end of a drain that had sessions left.
+	 */
+	return r < 0 && r != -ECANCELED ? 1 : 0;
 }
 
 static int

@@ -478,6 +478,18 @@ join_for_main(void *arg)
 	T_EXPECT_INT(weft_join_for(t, &res, weft_now() + t_stall_ns(),
 				   WEFT_JOIN_CANCEL), ==, 0);
 	T_EXPECT(res == t_ptr(12), "join_for result %p", res);
+
+	/* A cancelled caller: the task is still cancelled and awaited. */
+	s.started = 0;
+	atomic_store(&s.ret, 0);
+	T_EXPECT_INT(weft_spawn(&t, sleep_long, &s, NULL), ==, 0);
+	while (!atomic_load(&s.started))
+		weft_yield();
+	T_EXPECT_INT(weft_cancel(weft_self()), ==, 0);
+	T_EXPECT_INT(weft_join_for(t, &res, WEFT_DEADLINE_NONE,
+				   WEFT_JOIN_CANCEL), ==, -ECANCELED);
+	T_EXPECT_INT(atomic_load(&s.ret), ==, -ECANCELED);
+	T_EXPECT(weft_task_is_cancelled(weft_self()), "the caller uncancelled");
 	return NULL;
 }
 
