@@ -131,7 +131,11 @@ state_final(uint32_t st)
 static struct {
 	pthread_mutex_t lock;
 	struct weft_future *head;	/* under lock; each holds a ref */
-	struct weft_future *deferred;	/* under lock; each holds a ref */
+	/*
+	 * Under lock; each holds a ref.  Also read without it, by
+	 * deferred_take()'s emptiness check: every store is ck_pr_store.
+	 */
+	struct weft_future *deferred;
 } orphans = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -273,7 +277,7 @@ deferred_take(void)
 	weft__mutex_lock(&orphans.lock, WEFT_RANK_ORPHANS);
 	f = orphans.deferred;
 	if (f)
-		orphans.deferred = f->orphan_next;
+		ck_pr_store_ptr(&orphans.deferred, f->orphan_next);
 	weft__mutex_unlock(&orphans.lock);
 	if (f)
 		f->orphan_next = NULL;
