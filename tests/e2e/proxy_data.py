@@ -19,6 +19,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from procfs import alive, children  # noqa: E402
+
 CASE, BIN, TMP = sys.argv[1], sys.argv[2], sys.argv[3]
 SAN = os.environ.get("SAN", "")
 MIB = 1 << 20
@@ -40,31 +43,6 @@ def wait_for(cond, secs, what):
         if time.monotonic() > end:
             die("timed out waiting for " + what)
         time.sleep(0.005)
-
-
-def children(ppid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-        except OSError:
-            continue
-        rest = st[st.rindex(")") + 2:].split()
-        if rest[0] != "Z" and int(rest[1]) == ppid:
-            out.append(int(d))
-    return sorted(out)
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            st = f.read()
-    except OSError:
-        return False
-    return st[st.rindex(")") + 2] != "Z"
 
 
 def rss_kib(pid):

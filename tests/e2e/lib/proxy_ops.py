@@ -17,6 +17,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from procfs import alive, children  # noqa: E402
+
 SAN = os.environ.get("SAN", "")
 # Time bounds stretch under the sanitizers (never the behaviour asked).
 SLOW = 4.0 if SAN else 1.0
@@ -222,31 +225,6 @@ class Proxy:
 
     def status(self):
         return json.loads(http_get(self.admin, "/status"))
-
-
-def children(ppid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-        except OSError:
-            continue
-        rest = st[st.rindex(")") + 2:].split()
-        if rest[0] != "Z" and int(rest[1]) == ppid:
-            out.append(int(d))
-    return sorted(out)
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            st = f.read()
-    except OSError:
-        return False
-    return st[st.rindex(")") + 2] != "Z"
 
 
 def sockets_of(pid):
