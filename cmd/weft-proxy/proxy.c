@@ -955,6 +955,16 @@ connect_upstream(struct px_sess *s)
 			px_release(srv);
 			return PX_END_DRAIN;
 		}
+		if (fd == -ECONNRESET) {
+			/*
+			 * The server accepted and reset before the connect
+			 * was seen complete (what it wrote is lost): a
+			 * server reset, passed on as one, not a connect
+			 * failure to retry or hold against its health.
+			 */
+			s->srv = srv;
+			return PX_END_SERVER_RESET;
+		}
 		if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS ||
 		    fd == -ENOMEM) {
 			/* Our own limit, not the server's fault: no retry. */
@@ -1174,6 +1184,11 @@ px_session(int fd, void *arg)
 			goto out_admitted;
 	}
 	why = connect_upstream(s);
+	if (why == PX_END_SERVER_RESET) {
+		close_reset(fd);
+		px_release(s->srv);
+		goto out_admitted;
+	}
 	if (why)
 		goto out_admitted;
 	if (l->pool->c->send_proxy) {
